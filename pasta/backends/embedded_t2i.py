@@ -1,0 +1,203 @@
+"""The embedded text-to-image model: a small diffusers `UNet2DConditionModel` trained by the project
+(models/train_t2i.py) on the Fashion-MNIST attribute world, conditioned on MiniLM token states and the pooled
+sentence embedding, sampled with DPM-Solver++ and classifier-free guidance on a 2-core CPU.
+
+The UNet works on a 2x2 space-to-depth view of the image (32x32x3 <-> 16x16x12, `pixel_unshuffle`): the same
+pixels, rearranged, so the network runs at 16x16 and a turn of 16 images stays within a few seconds on CPU.
+Weights live in the diffusers folder layout (`unet/`, `scheduler/`), so `from_pretrained` and peft LoRA
+adapters work on it as on any diffusers UNet.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from pasta.backends.minilm import MAX_TOKENS, TEXT_DIM, MiniLM, shared_minilm
+from pasta.paths import EMBEDDED_DIR
+
+DEFAULT_MODEL_DIR = EMBEDDED_DIR / "t2i"
+
+
+@dataclass
+class EmbeddedT2IConfig:
+    """Sampling settings saved beside the weights as `pasta_t2i.json`."""
+
+    image_size: int = 32
+    """Side of the generated image in pixels."""
+    patch_size: int = 2
+    """Space-to-depth factor between the image and the UNet's sample."""
+    max_tokens: int = MAX_TOKENS
+    """MiniLM token states given to cross-attention."""
+    num_inference_steps: int = 15
+    """DPM-Solver++ steps; 15 keeps a 16-image turn within the CPU budget."""
+    guidance_scale: float = 3.0
+    """Classifier-free guidance weight."""
+    display_size: int = 256
+    """Images are upscaled (nearest) to this side for people to look at."""
+
+    @classmethod
+    def load(cls, folder: Path) -> EmbeddedT2IConfig:
+        path = Path(folder) / "pasta_t2i.json"
+        return cls(**json.loads(path.read_text())) if path.exists() else cls()
+
+    def save(self, folder: Path) -> None:
+        (Path(folder) / "pasta_t2i.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+
+def build_unet(config: EmbeddedT2IConfig | None = None):
+    """The architecture trained by models/train_t2i.py (11.6M parameters)."""
+    from diffusers import UNet2DConditionModel
+
+    config = config or EmbeddedT2IConfig()
+    channels = 3 * config.patch_size**2
+    return UNet2DConditionModel(
+        sample_size=config.image_size // config.patch_size,
+        in_channels=channels,
+        out_channels=channels,
+        block_out_channels=(64, 128, 192),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        layers_per_block=1,
+        cross_attention_dim=TEXT_DIM,
+        attention_head_dim=32,
+        class_embed_type="projection",
+        projection_class_embeddings_input_dim=TEXT_DIM,
+        norm_num_groups=32,
+    )
+
+
+def build_train_scheduler():
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="epsilon")
+
+
+def to_patches(images: torch.Tensor, patch_size: int) -> torch.Tensor:
+    return F.pixel_unshuffle(images, patch_size)
+
+
+def from_patches(sample: torch.Tensor, patch_size: int) -> torch.Tensor:
+    return F.pixel_shuffle(sample, patch_size)
+
+
+def images_to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 [N,H,W,3] -> float [N,3,H,W] in [-1, 1]."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def tensor_to_images(x: torch.Tensor) -> np.ndarray:
+    """float [N,3,H,W] in [-1, 1] -> uint8 [N,H,W,3]."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+def initial_noise(seeds: list[int], n_per_seed: int, shape: tuple[int, int, int]) -> torch.Tensor:
+    """Noise for each (seed, image index): a column's images depend only on its seed, never on batching."""
+    out = []
+    for seed in seeds:
+        g = torch.Generator().manual_seed(int(seed))
+        out.append(torch.randn((n_per_seed, *shape), generator=g))
+    return torch.cat(out)
+
+
+@torch.inference_mode()
+def denoise(
+    unet,
+    scheduler,
+    noise: torch.Tensor,
+    cond: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    uncond: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    num_inference_steps: int,
+    guidance_scale: float,
+) -> torch.Tensor:
+    """The sampling loop, visible: classifier-free guided epsilon, one scheduler step per timestep."""
+    pooled, tokens, mask = (torch.cat([u, c]) for u, c in zip(uncond, cond))
+    scheduler.set_timesteps(num_inference_steps)
+    x = noise * scheduler.init_noise_sigma
+    for t in scheduler.timesteps:
+        model_in = scheduler.scale_model_input(torch.cat([x, x]), t)
+        eps = unet(model_in, t, encoder_hidden_states=tokens, class_labels=pooled, encoder_attention_mask=mask).sample
+        eps_uncond, eps_cond = eps.chunk(2)
+        eps = eps_uncond + guidance_scale * (eps_cond - eps_uncond)
+        x = scheduler.step(eps, t, x).prev_sample
+    return x
+
+
+class EmbeddedTextToImage:
+    """`TextToImage` on the project's own weights; deterministic for a seed, loads an optional LoRA adapter."""
+
+    name = "embedded"
+
+    def __init__(
+        self,
+        model_dir: str | Path | None = None,
+        *,
+        adapter: str | Path | None = None,
+        text: MiniLM | None = None,
+        device: str = "cpu",
+    ) -> None:
+        from diffusers import DPMSolverMultistepScheduler, UNet2DConditionModel
+
+        folder = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
+        if not (folder / "unet" / "config.json").exists():
+            raise FileNotFoundError(
+                f"no embedded text-to-image weights at {folder}/unet: train them with "
+                "`python models/train_t2i.py` or point --t2i-model-dir at a folder that has them"
+            )
+        self.folder = folder
+        self.config = EmbeddedT2IConfig.load(folder)
+        self.device = torch.device(device)
+        self.unet = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=torch.float32)
+        self.unet.to(self.device).eval()
+        self.scheduler = DPMSolverMultistepScheduler.from_pretrained(folder / "scheduler")
+        self.text = text or shared_minilm(device)
+        self._uncond = None
+        self.adapter = None
+        if adapter:
+            self.load_adapter(adapter)
+
+    def load_adapter(self, path: str | Path) -> None:
+        """Attach a peft LoRA adapter (e.g. an aligned model from `pasta align`) saved with `save_pretrained`."""
+        from peft import PeftModel
+
+        path = Path(path)
+        if not (path / "adapter_config.json").exists():
+            raise FileNotFoundError(f"{path} is not a LoRA adapter folder (no adapter_config.json)")
+        self.unet = PeftModel.from_pretrained(self.unet, str(path)).eval()
+        self.adapter = str(path)
+
+    def condition(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return tuple(t.to(self.device) for t in self.text.encode(prompts, self.config.max_tokens))
+
+    def unconditional(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self._uncond is None:
+            self._uncond = self.condition([""])
+        return tuple(t.expand(n, *t.shape[1:]) for t in self._uncond)
+
+    def sample_tensor(self, prompts: list[str], seeds: list[int], n_per_prompt: int = 1) -> torch.Tensor:
+        """float [len(prompts)*n_per_prompt, 3, H, W] in [-1, 1], grouped by prompt."""
+        if len(prompts) != len(seeds):
+            raise ValueError(f"got {len(prompts)} prompts but {len(seeds)} seeds: give one seed per prompt")
+        c = self.config
+        side = c.image_size // c.patch_size
+        noise = initial_noise(seeds, n_per_prompt, (3 * c.patch_size**2, side, side)).to(self.device)
+        cond = tuple(t.repeat_interleave(n_per_prompt, 0) for t in self.condition(prompts))
+        x = denoise(
+            self.unet, self.scheduler, noise, cond, self.unconditional(len(noise)), c.num_inference_steps,
+            c.guidance_scale,
+        )
+        return from_patches(x, c.patch_size)
+
+    def generate(self, prompts: list[str], seeds: list[int], n_per_prompt: int = 4) -> list[list[Image.Image]]:
+        if not prompts:
+            return []
+        pixels = tensor_to_images(self.sample_tensor(prompts, seeds, n_per_prompt))
+        size = self.config.display_size
+        images = [Image.fromarray(p).resize((size, size), Image.NEAREST) for p in pixels]
+        return [images[i * n_per_prompt : (i + 1) * n_per_prompt] for i in range(len(prompts))]

@@ -1,0 +1,138 @@
+"""One typed settings object for the whole app and CLI.
+
+Precedence: defaults < environment variables (PASTA_*) < command-line flags. Every value is validated once, at
+start-up, and a bad one stops the program with a message naming the setting and what it may be.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+Tier = Literal["auto", "embedded", "hub"]
+Generator = Literal["lmm", "retrieval"]
+Device = Literal["auto", "cpu", "cuda", "mps"]
+
+
+class SettingsError(ValueError):
+    """A setting has a value it may not have; the message names it and the allowed values."""
+
+
+def default_log_db() -> Path:
+    return Path(os.environ.get("PASTA_HOME", Path.home() / ".pasta")) / "logs.sqlite"
+
+
+@dataclass
+class Settings:
+    tier: Tier = "auto"
+    """Model tier: `embedded` (offline, CPU, shipped weights), `hub` (model ids on a GPU), or `auto` (hub only
+    when a GPU is present and hub access is configured, else embedded)."""
+    generator: Generator = "lmm"
+    """Candidate generator on the embedded tier: the small LMM (with retrieval top-up) or retrieval alone."""
+    device: Device = "auto"
+    """Torch device for the models; `auto` picks cuda when present."""
+    t2i_model: str = "stabilityai/sd-turbo"
+    """Hub tier: diffusers text-to-image pipeline id or local folder."""
+    t2i_model_dir: str = ""
+    """Embedded tier: folder with the project's diffusion weights (default: models/embedded/t2i)."""
+    adapter: str = ""
+    """Optional LoRA adapter folder for the text-to-image model (the aligned model)."""
+    embedder_model: str = "openai/clip-vit-base-patch32"
+    """Hub tier: CLIP or SigLIP model id or local folder."""
+    lmm_model: str = "HuggingFaceTB/SmolLM2-1.7B-Instruct"
+    """Hub tier: transformers chat model id or local folder (ignored when lmm_endpoint is set)."""
+    lmm_endpoint: str = ""
+    """OpenAI-compatible chat endpoint base URL (vLLM, Ollama, TGI, hosted APIs), e.g. http://localhost:8000/v1."""
+    lmm_api_key: str = ""
+    """API key for lmm_endpoint (read from PASTA_LMM_API_KEY; never logged)."""
+    log_db: str = field(default_factory=lambda: str(default_log_db()))
+    """SQLite log store path."""
+    n_candidates: int = 25
+    """L_C: candidate expansions proposed per turn (PASTA paper)."""
+    slate_size: int = 4
+    """L: prompts shown per turn, at most one per category (PASTA paper)."""
+    images_per_prompt: int = 4
+    """M: images rendered per slate prompt (PASTA paper)."""
+    turns: int = 5
+    """H: turns per session (PASTA paper)."""
+    host: str = "127.0.0.1"
+    port: int = 7860
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        for name, allowed in _CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise SettingsError(f"{name}={getattr(self, name)!r} is not allowed: choose one of {', '.join(allowed)}")
+        for name, low, high in (("n_candidates", 5, 200), ("slate_size", 1, 5), ("images_per_prompt", 1, 16),
+                                ("turns", 1, 50), ("port", 1, 65535)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not low <= value <= high:
+                raise SettingsError(f"{name}={value!r} is not allowed: use a whole number from {low} to {high}")
+        if self.slate_size > self.n_candidates:
+            raise SettingsError(f"slate_size={self.slate_size} exceeds n_candidates={self.n_candidates}")
+        if self.lmm_endpoint and not self.lmm_endpoint.startswith(("http://", "https://")):
+            raise SettingsError(f"lmm_endpoint={self.lmm_endpoint!r} is not allowed: give an http:// or https:// URL")
+        if not self.log_db:
+            raise SettingsError("log_db is empty: give a path for the SQLite log store")
+
+    def resolved_tier(self) -> Literal["embedded", "hub"]:
+        """`auto` means hub only when a GPU is present and hub access is configured (a token or a Space)."""
+        if self.tier != "auto":
+            return self.tier
+        import torch
+
+        hub_access = bool(os.environ.get("HF_TOKEN") or os.environ.get("SPACE_ID"))
+        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0")
+        return "hub" if torch.cuda.is_available() and hub_access and not offline else "embedded"
+
+    def resolved_device(self) -> str:
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def public(self) -> dict[str, Any]:
+        """Settings safe to print or log (no secrets)."""
+        out = asdict(self)
+        out["lmm_api_key"] = "***" if self.lmm_api_key else ""
+        return out
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then PASTA_<NAME> environment variables, then keyword overrides (CLI flags)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            key = f"PASTA_{f.name.upper()}"
+            if key in environ:
+                values[f.name] = _parse(f.name, environ[key], key)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise SettingsError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "tier": get_args(Tier),
+    "generator": get_args(Generator),
+    "device": get_args(Device),
+}
+_INT_FIELDS = {"n_candidates", "slate_size", "images_per_prompt", "turns", "port"}
+
+
+def _parse(name: str, raw: str, source: str) -> Any:
+    if name in _INT_FIELDS:
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"{source}={raw!r} is not allowed: {name} must be a whole number") from None
+    return raw.strip()

@@ -1,0 +1,45 @@
+import pytest
+
+from pasta.config import Settings, SettingsError
+
+
+def test_defaults_are_the_paper_sizes():
+    s = Settings.from_env({})
+    assert (s.n_candidates, s.slate_size, s.images_per_prompt, s.turns) == (25, 4, 4, 5)
+    assert s.tier == "auto" and s.generator == "lmm"
+
+
+def test_auto_tier_is_embedded_without_gpu_or_hub(monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert Settings.from_env({}).resolved_tier() == "embedded"
+
+
+def test_environment_then_flags_take_precedence():
+    env = {"PASTA_TIER": "hub", "PASTA_LOG_DB": "/tmp/a.sqlite", "PASTA_TURNS": "7"}
+    s = Settings.from_env(env)
+    assert (s.tier, s.log_db, s.turns) == ("hub", "/tmp/a.sqlite", 7)
+    s = Settings.from_env(env, tier="embedded", log_db=None)
+    assert s.tier == "embedded" and s.log_db == "/tmp/a.sqlite"
+
+
+@pytest.mark.parametrize(
+    ("env", "overrides", "message"),
+    [
+        ({"PASTA_TIER": "gpu"}, {}, "tier='gpu' is not allowed: choose one of auto, embedded, hub"),
+        ({}, {"generator": "gpt"}, "generator='gpt' is not allowed: choose one of lmm, retrieval"),
+        ({"PASTA_TURNS": "five"}, {}, "PASTA_TURNS='five' is not allowed: turns must be a whole number"),
+        ({}, {"slate_size": 9}, "slate_size=9 is not allowed: use a whole number from 1 to 5"),
+        ({}, {"lmm_endpoint": "localhost:8000"}, "lmm_endpoint='localhost:8000' is not allowed"),
+        ({}, {"device": "tpu"}, "device='tpu' is not allowed: choose one of auto, cpu, cuda, mps"),
+    ],
+)
+def test_invalid_settings_name_the_setting_and_allowed_values(env, overrides, message):
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Settings.from_env(env, **overrides)
+
+
+def test_api_key_is_never_printed():
+    s = Settings.from_env({"PASTA_LMM_API_KEY": "sk-secret"})
+    assert s.lmm_api_key == "sk-secret"
+    assert "sk-secret" not in str(s.public())
