@@ -155,7 +155,11 @@ class EmbeddedTextToImage:
         self.device = torch.device(device)
         self.unet = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=torch.float32)
         self.unet.to(self.device).eval()
-        self.scheduler = DPMSolverMultistepScheduler.from_pretrained(folder / "scheduler")
+        # Pixel-space sampling: threshold x0 to the image range (else the cosine schedule's first steps divide
+        # by ~0 and blow up), and start from t = T where the model was trained on pure noise.
+        self.scheduler = DPMSolverMultistepScheduler.from_pretrained(
+            folder / "scheduler", thresholding=True, sample_max_value=1.0, timestep_spacing="trailing"
+        )
         self.text = text or shared_minilm(device)
         self._uncond = None
         self.adapter = None
