@@ -36,11 +36,10 @@ def _column_updates(session: Session | None, slate_size: int) -> list:
     turn = session.current if session else None
     for column in range(slate_size):
         if turn is None or column >= len(turn.slate):
-            out += [gr.update(value=""), gr.update(value=None)]
+            out += ["", None]
             continue
         candidate = turn.slate_prompts[column]
-        out += [gr.update(value=f"**{column + 1}. {candidate.category}**  \n{candidate.text}"),
-                gr.update(value=turn.images[column])]
+        out += [f"**{column + 1}. {candidate.category}**  \n{candidate.text}", turn.images[column]]
     return out
 
 

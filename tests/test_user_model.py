@@ -1,0 +1,77 @@
+"""EM user-type model on planted linear types: recovery, posterior, K selection, save/load, bad data."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from pasta.user_model import ChoiceData, UserModel, UserModelConfig, select_k
+
+
+def planted(n_users=600, turns=5, k=3, d=16, columns=4, temperature=0.15, seed=0):
+    rng = np.random.default_rng(seed)
+    W = rng.normal(size=(k, d))
+    W /= np.linalg.norm(W, axis=1, keepdims=True)
+    types = rng.integers(0, k, n_users)
+    X = rng.normal(size=(n_users * turns, columns, d)) / np.sqrt(d) * 3
+    user = np.repeat(np.arange(n_users), turns)
+    u = np.einsum("tld,td->tl", X, W[types[user]]) / temperature
+    p = np.exp(u - u.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    choice = np.array([rng.choice(columns, p=row) for row in p])
+    return ChoiceData(X, choice, user), types
+
+
+def test_em_recovers_planted_types_and_predicts_choices():
+    data, types = planted()
+    train, test = data.subset_users(np.arange(450)), data.subset_users(np.arange(450, 600))
+    model = UserModel(16, UserModelConfig(n_types=3, hidden=16))
+    trace = model.fit(train)["log_likelihood_per_turn"]
+    assert trace[-1] > trace[0] - 1e-6  # EM does not go backwards overall
+    posterior = model.posterior(test)
+    assert posterior.shape == (150, 3) and np.allclose(posterior.sum(1), 1, atol=1e-5)
+    assert adjusted_rand_score(types[450:], posterior.argmax(1)) > 0.8
+    probs = model.predict_choice(test.X, posterior[test.user])
+    assert probs.shape == (len(test.X), 4) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert (probs.argmax(1) == test.choice).mean() > 0.6
+
+
+def test_live_posterior_sharpens_with_each_choice():
+    data, types = planted(seed=1)
+    model = UserModel(16, UserModelConfig(n_types=3, hidden=16))
+    model.fit(data)
+    rows = np.where(data.user == 0)[0]
+    entropies = []
+    for t in range(len(rows) + 1):
+        post = model.live_posterior([(data.X[r], data.choice[r]) for r in rows[:t]])
+        entropies.append(-(post * np.log(post + 1e-12)).sum())
+    assert entropies[-1] < entropies[0]
+
+
+def test_select_k_prefers_the_planted_number_over_one():
+    data, _ = planted(n_users=500, seed=2)
+    best, table, _ = select_k(data.subset_users(np.arange(400)), data.subset_users(np.arange(400, 500)), [1, 3],
+                              UserModelConfig(hidden=16))
+    assert best == 3 and [row["k"] for row in table] == [1, 3]
+
+
+def test_save_load_round_trip(tmp_path):
+    data, _ = planted(n_users=100, seed=3)
+    model = UserModel(16, UserModelConfig(n_types=2, hidden=8, em_iters=2))
+    model.fit(data)
+    model.save(tmp_path / "um", metrics={"note": "test"})
+    loaded = UserModel.load(tmp_path / "um")
+    assert np.allclose(loaded.posterior(data), model.posterior(data))
+    with pytest.raises(FileNotFoundError, match="pasta train user-model"):
+        UserModel.load(tmp_path / "missing")
+
+
+def test_bad_choice_data_is_rejected_clearly():
+    X = np.zeros((2, 4, 3))
+    with pytest.raises(ValueError, match="outside its slate"):
+        ChoiceData(X, np.array([0, 4]), np.array([0, 0]))
+    with pytest.raises(ValueError, match=r"\[turns, columns, features\]"):
+        ChoiceData(np.zeros((2, 3)), np.array([0, 0]), np.array([0, 0]))
+    mask = np.ones((2, 4), bool)
+    mask[1, 3] = False
+    with pytest.raises(ValueError, match="padded"):
+        ChoiceData(X, np.array([0, 3]), np.array([0, 0]), mask)
