@@ -1,0 +1,74 @@
+"""Simulated users and rollouts on the real embedding world (shipped MiniLM embeddings of every tuple)."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from pasta.contracts import CATEGORIES
+from pasta.slate import LMMOrderPolicy, RandomPolicy
+from user_sim.rollout import map_episodes, run_episode
+from user_sim.users import make_users, planted_population
+from user_sim.world import AXES, CATEGORY_AXES, EmbeddingWorld
+
+
+@pytest.fixture(scope="module")
+def world():
+    return EmbeddingWorld()
+
+
+def test_world_covers_every_tuple_with_unit_embeddings(world):
+    assert len(world) == 10 * 10 * 4 * 7 * 4
+    assert np.allclose(np.linalg.norm(world.embeddings, axis=1), 1, atol=1e-2)
+    i = world.index_of((3, 0, 1, 4, 0))  # dress, red, striped, sky, photo
+    assert world.captions[i] == "a photo of a red striped dress against a blue sky"
+    assert world.attributes(i) == {"garment": "dress", "colour": "red", "pattern": "striped", "background": "sky",
+                                   "style": "photo"}
+
+
+def test_proposals_edit_the_attributes_their_category_names(world):
+    rng = np.random.default_rng(0)
+    current = world.index_of((0, 1, 0, 0, 0))
+    out = world.propose(current, rng)
+    assert len(out) == 25 and [c.candidate.category for c in out] == [c for c in CATEGORIES for _ in range(5)]
+    for c in out:
+        changed = {AXES[a] for a in np.nonzero(world.tuples[c.index] != world.tuples[current])[0]}
+        axes = set(CATEGORY_AXES[c.candidate.category])
+        if not axes:
+            assert not changed
+        else:
+            assert changed & axes and len(changed - axes) <= 1
+
+
+def test_users_choose_by_planted_utility(world):
+    types = planted_population(2, seed=0)
+    user = make_users(world, types, 1, seed=0, temperature=0.05)[0]
+    columns = [0, 1, 2, 3]
+    best = int(np.argmax(user.utilities[columns]))
+    rng = np.random.default_rng(0)
+    picks = [user.choose(columns, rng) for _ in range(200)]
+    assert np.mean(np.array(picks) == best) > 0.8
+    assert 1 <= user.rate(columns[best], rng) <= 5
+
+
+def test_rollouts_are_pure_and_run_through_an_executor(world):
+    users = make_users(world, planted_population(4, seed=0), 6, seed=1)
+    jobs = [(LMMOrderPolicy(), u, world, i) for i, u in enumerate(users)]
+    local = map_episodes(run_episode, jobs)
+    with ThreadPoolExecutor(2) as pool:
+        remote = map_episodes(run_episode, jobs, pool)
+    for a, b in zip(local, remote, strict=True):
+        assert [s.choice for s in a.steps] == [s.choice for s in b.steps]
+        assert np.array_equal(a.utilities(), b.utilities())
+    episode = local[0]
+    assert len(episode.steps) == 5
+    assert all(len(s.slate) == 4 and len({s.candidates[i].candidate.category for i in s.slate}) == 4
+               for s in episode.steps)
+    # each turn expands the prompt chosen in the turn before
+    assert all(b.prompt_index == a.chosen_index for a, b in zip(episode.steps, episode.steps[1:], strict=False))
+
+
+def test_choosing_raises_utility_over_turns(world):
+    users = make_users(world, planted_population(4, seed=0), 200, seed=2)
+    utilities = np.stack([run_episode(RandomPolicy(), u, world, i).utilities() for i, u in enumerate(users)])
+    assert utilities[:, -1].mean() > utilities[:, 0].mean()
