@@ -11,6 +11,7 @@ adapters work on it as on any diffusers UNet.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -153,28 +154,34 @@ class EmbeddedTextToImage:
         self.folder = folder
         self.config = EmbeddedT2IConfig.load(folder)
         self.device = torch.device(device)
-        self.unet = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=torch.float32)
-        self.unet.to(self.device).eval()
+        self.base_unet = UNet2DConditionModel.from_pretrained(folder / "unet", dtype=torch.float32)
+        self.base_unet.to(self.device).eval()
+        self.unet = self.base_unet
         # Pixel-space sampling: threshold x0 to the image range (else the cosine schedule's first steps divide
         # by ~0 and blow up), and start from t = T where the model was trained on pure noise.
         self.scheduler = DPMSolverMultistepScheduler.from_pretrained(
             folder / "scheduler", thresholding=True, sample_max_value=1.0, timestep_spacing="trailing"
         )
         self.text = text or shared_minilm(device)
+        self._lock = threading.Lock()  # the scheduler's timestep state is shared: one sampling loop at a time
         self._uncond = None
         self.adapter = None
         if adapter:
             self.load_adapter(adapter)
 
     def load_adapter(self, path: str | Path) -> None:
-        """Attach a peft LoRA adapter (e.g. an aligned model from `pasta align`) saved with `save_pretrained`."""
+        """Attach a peft LoRA adapter (e.g. an aligned model from `pasta align`) saved with `save_pretrained`;
+        a second call replaces the first adapter rather than stacking on it."""
         from peft import PeftModel
 
         path = Path(path)
         if not (path / "adapter_config.json").exists():
             raise FileNotFoundError(f"{path} is not a LoRA adapter folder (no adapter_config.json)")
-        self.unet = PeftModel.from_pretrained(self.unet, str(path)).eval()
-        self.adapter = str(path)
+        with self._lock:
+            if self.unet is not self.base_unet:
+                self.base_unet = self.unet.unload()  # peft: the base model without the LoRA layers
+            self.unet = PeftModel.from_pretrained(self.base_unet, str(path)).eval()
+            self.adapter = str(path)
 
     def condition(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return tuple(t.to(self.device) for t in self.text.encode(prompts, self.config.max_tokens))
@@ -192,10 +199,9 @@ class EmbeddedTextToImage:
         side = c.image_size // c.patch_size
         noise = initial_noise(seeds, n_per_prompt, (3 * c.patch_size**2, side, side)).to(self.device)
         cond = tuple(t.repeat_interleave(n_per_prompt, 0) for t in self.condition(prompts))
-        x = denoise(
-            self.unet, self.scheduler, noise, cond, self.unconditional(len(noise)), c.num_inference_steps,
-            c.guidance_scale,
-        )
+        with self._lock:
+            x = denoise(self.unet, self.scheduler, noise, cond, self.unconditional(len(noise)),
+                        c.num_inference_steps, c.guidance_scale)
         return from_patches(x, c.patch_size)
 
     def generate(self, prompts: list[str], seeds: list[int], n_per_prompt: int = 4) -> list[list[Image.Image]]:

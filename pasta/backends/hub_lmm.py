@@ -1,0 +1,190 @@
+"""Chat models behind the LMM candidate generator: a local transformers model or an OpenAI-compatible endpoint.
+
+Both turn conversations in the OpenAI chat format ([{"role": ..., "content": ...}, ...]) into reply texts, so
+`LMMGenerator` works the same on a GGUF SmolLM2 on a laptop CPU, a chat model on a Space's GPU, or a vLLM, Ollama,
+TGI or hosted-API server. Failures surface as exceptions (`LMMError` for endpoints); the generator upstream falls
+back to retrieval candidates, so a broken model never reaches the user.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol, runtime_checkable
+
+import torch
+
+from pasta.backends.hub_t2i import cannot_load, default_dtype
+
+Messages = list[dict[str, str]]
+
+
+class LMMError(RuntimeError):
+    """A chat model or endpoint failed (unreachable, timed out, HTTP error, unreadable reply)."""
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    def complete(self, messages: Messages, max_new_tokens: int, n: int = 1) -> list[str]:
+        """n sampled replies to one conversation."""
+        ...
+
+    def complete_batch(self, conversations: list[Messages], max_new_tokens: int) -> list[str]:
+        """One reply per conversation, in order."""
+        ...
+
+
+class TransformersChatModel:
+    """A local causal LM with a chat template: by id, by folder, or from a GGUF file in a folder (`gguf_file`).
+
+    Conversations are batched with left padding, so every reply starts right after its own prompt, and only the
+    new tokens are decoded. `temperature=0` gives greedy, reproducible replies.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        device: str = "cpu",
+        dtype: torch.dtype | None = None,
+        gguf_file: str | None = None,
+        temperature: float = 0.8,
+        top_p: float = 0.95,
+    ) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.model_name = str(model)
+        self.device = torch.device(device)
+        self.dtype = dtype or default_dtype(self.device)
+        self.temperature = temperature
+        self.top_p = top_p
+        extra = {"gguf_file": gguf_file} if gguf_file else {}
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.model_name, **extra)
+            self.model = AutoModelForCausalLM.from_pretrained(self.model_name, dtype=self.dtype, **extra)
+        except OSError as error:
+            raise OSError(cannot_load("chat model", self.model_name, error)) from error
+        if not self.tokenizer.chat_template:
+            raise ValueError(f"{self.model_name!r} has no chat template: use an instruct/chat model")
+        self.tokenizer.padding_side = "left"  # generation continues at the right end of every row
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model.to(self.device).eval()
+        self._lock = threading.Lock()  # the tokenizer's padding state and the model serve one batch at a time
+
+    def complete(self, messages: Messages, max_new_tokens: int, n: int = 1) -> list[str]:
+        return self._generate([messages] * n, max_new_tokens)
+
+    def complete_batch(self, conversations: list[Messages], max_new_tokens: int) -> list[str]:
+        return self._generate(conversations, max_new_tokens)
+
+    @torch.inference_mode()
+    def _generate(self, conversations: list[Messages], max_new_tokens: int) -> list[str]:
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens={max_new_tokens} must be at least 1")
+        if not conversations:
+            return []
+        sampling = {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p}
+        with self._lock:
+            inputs = self.tokenizer.apply_chat_template(
+                conversations,
+                add_generation_prompt=True,
+                padding=True,
+                return_tensors="pt",
+                return_dict=True,
+                sanitize_control_tokens=True,  # "<|im_end|>" typed by a user is text, not a turn boundary
+            ).to(self.device)
+            output = self.model.generate(
+                **inputs,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=self.tokenizer.pad_token_id,
+                **(sampling if self.temperature > 0 else {"do_sample": False}),
+            )
+            new_tokens = output[:, inputs["input_ids"].shape[1] :]
+            return [text.strip() for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+
+
+def _content(choice: dict) -> str:
+    content = choice["message"]["content"]
+    if content is None:  # e.g. a refusal or a tool call: no text
+        return ""
+    if not isinstance(content, str):
+        raise TypeError(f"message content is a {type(content).__name__}, not text")
+    return content
+
+
+class OpenAIChatModel:
+    """Any OpenAI-compatible `/chat/completions` endpoint (vLLM, Ollama, TGI, hosted APIs) over plain HTTP."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str = "",
+        timeout: float = 30.0,
+        temperature: float = 0.8,
+        max_workers: int = 8,
+    ) -> None:
+        import httpx
+
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url={base_url!r} must be an http:// or https:// URL")
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model = model
+        self.timeout = timeout
+        self.temperature = temperature
+        self.max_workers = max_workers
+        self._api_key = api_key
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(headers=headers, timeout=timeout)
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"OpenAIChatModel(url={self.url!r}, model={self.model!r}, api_key={'***' if self._api_key else ''!r})"
+
+    def complete(self, messages: Messages, max_new_tokens: int, n: int = 1) -> list[str]:
+        """n replies; servers that ignore `n` (e.g. Ollama) are asked again for the rest."""
+        replies: list[str] = []
+        while len(replies) < n:
+            more = self._request(messages, max_new_tokens, n - len(replies))
+            if not more:
+                raise LMMError(f"{self.url} returned no choices")
+            replies += more
+        return replies[:n]
+
+    def complete_batch(self, conversations: list[Messages], max_new_tokens: int) -> list[str]:
+        """One reply per conversation; requests run concurrently, as the server batches them anyway."""
+        if not conversations:
+            return []
+        workers = max(1, min(self.max_workers, len(conversations)))
+        with ThreadPoolExecutor(workers) as pool:
+            return [r[0] for r in pool.map(lambda m: self.complete(m, max_new_tokens), conversations)]
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _request(self, messages: Messages, max_new_tokens: int, n: int) -> list[str]:
+        import httpx
+
+        body = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": max_new_tokens,
+            "temperature": self.temperature,
+            "n": n,
+        }
+        try:
+            response = self._client.post(self.url, json=body)
+        except httpx.TimeoutException as error:
+            raise LMMError(f"{self.url} did not answer within {self.timeout} s") from error
+        except httpx.HTTPError as error:
+            raise LMMError(f"could not reach {self.url}: {type(error).__name__}: {error}") from error
+        if not response.is_success:
+            raise LMMError(f"{self.url} answered HTTP {response.status_code}: {self._excerpt(response.text)}")
+        try:
+            return [_content(choice) for choice in response.json()["choices"]]
+        except (ValueError, KeyError, TypeError) as error:
+            raise LMMError(f"{self.url} sent an unreadable reply: {self._excerpt(response.text)}") from error
+
+    def _excerpt(self, text: str, limit: int = 200) -> str:
+        text = " ".join(text.split())[:limit]
+        return text.replace(self._api_key, "***") if self._api_key else text
