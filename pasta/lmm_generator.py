@@ -55,7 +55,9 @@ def plausible(category: str, phrase: str) -> bool:
         return False
     if max(tokens.count(t) for t in set(tokens)) >= 3:  # "cat cat cat", "matching matching matching"
         return False
-    return phrase not in EXAMPLE_REPLY[category]  # copied the example
+    # A copied example is a prompt about the example's subject: wrong as a rephrasing or new subject, fine as an
+    # added detail, style or setting.
+    return category not in ("rephrase", "subject") or phrase not in EXAMPLE_REPLY[category].split(" | ")
 
 
 def combine(category: str, prompt: str, phrase: str) -> str:
