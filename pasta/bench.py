@@ -60,13 +60,16 @@ def _propose_worker(generator: str, settings: dict, prompts: list[str], repeats:
     })
 
 
-def bench_propose(argv: list[str], settings: Settings) -> int:
-    p = argparse.ArgumentParser(prog="pasta bench propose")
+def main(argv: list[str]) -> int:
+    from pasta.config import settings_arguments, settings_from_args
+
+    p = argparse.ArgumentParser(prog="pasta bench propose", parents=[settings_arguments()])
     p.add_argument("--prompts", type=Path, default=DATA_DIR / "prompts" / "bench_prompts.txt")
     p.add_argument("--generators", default="retrieval,lmm", help="comma-separated: retrieval,lmm")
     p.add_argument("--repeats", type=int, default=3, help="passes over the prompt set (retrieval); lmm does 1")
     p.add_argument("--out", type=Path, default=Path("bench-results/propose.json"))
     args = p.parse_args(argv)
+    settings = settings_from_args(args)
     prompts = read_prompts(args.prompts)
     ctx = mp.get_context("spawn")
     rows = []
@@ -91,9 +94,3 @@ def bench_propose(argv: list[str], settings: Settings) -> int:
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
-
-
-def main(what: str, argv: list[str], settings: Settings) -> int:
-    if what == "propose":
-        return bench_propose(argv, settings)
-    raise SystemExit(f"unknown benchmark {what!r}")

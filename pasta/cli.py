@@ -7,32 +7,7 @@ import json
 import sys
 import time
 
-from pasta.config import Settings, SettingsError
-
-
-def _settings_parent() -> argparse.ArgumentParser:
-    """Flags that override PASTA_* environment variables; every subcommand takes them."""
-    p = argparse.ArgumentParser(add_help=False)
-    g = p.add_argument_group("model settings (override PASTA_* environment variables)")
-    g.add_argument("--tier", help="auto | embedded | hub (env PASTA_TIER)")
-    g.add_argument("--generator", help="lmm | retrieval: embedded-tier candidate generator (env PASTA_GENERATOR)")
-    g.add_argument("--device", help="auto | cpu | cuda | mps (env PASTA_DEVICE)")
-    g.add_argument("--t2i-model", help="hub tier: diffusers pipeline id or folder (env PASTA_T2I_MODEL)")
-    g.add_argument("--t2i-model-dir", help="embedded tier: diffusion weights folder (env PASTA_T2I_MODEL_DIR)")
-    g.add_argument("--adapter", help="LoRA adapter folder for the text-to-image model (env PASTA_ADAPTER)")
-    g.add_argument("--embedder-model", help="hub tier: CLIP/SigLIP id or folder (env PASTA_EMBEDDER_MODEL)")
-    g.add_argument("--lmm-model", help="hub tier or endpoint: chat model id (env PASTA_LMM_MODEL)")
-    g.add_argument("--lmm-endpoint", help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1")
-    g.add_argument("--log-db", help="SQLite log store path (env PASTA_LOG_DB)")
-    return p
-
-
-_SETTING_FLAGS = ("tier", "generator", "device", "t2i_model", "t2i_model_dir", "adapter", "embedder_model",
-                  "lmm_model", "lmm_endpoint", "log_db")
-
-
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(**{k: getattr(args, k, None) for k in _SETTING_FLAGS})
+from pasta.config import SettingsError, settings_arguments, settings_from_args
 
 
 def cmd_app(args: argparse.Namespace) -> int:
@@ -65,22 +40,29 @@ def cmd_propose(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from pasta import bench
+def _delegate(module: str):
+    """Subcommands with their own typed options: they parse the rest of the command line themselves."""
 
-    return bench.main(args.what, args.rest, settings_from_args(args))
+    def run(argv: list[str]) -> int:
+        import importlib
+
+        return importlib.import_module(module).main(argv) or 0
+
+    return run
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    if args.what == "t2i":
-        from pasta.eval_t2i import main as eval_t2i
-
-        return eval_t2i(args.rest) or 0
-    raise SystemExit(f"unknown evaluation {args.what!r}")
+# (words of the command line) -> the function that parses the rest of it.
+DELEGATES = {
+    ("bench", "propose"): _delegate("pasta.bench"),
+    ("eval", "t2i"): _delegate("pasta.eval_t2i"),
+    ("eval", "user-model"): _delegate("user_sim.evaluate_user_model"),
+    ("train", "user-model"): _delegate("pasta.train_user_model"),
+    ("simulate",): _delegate("user_sim.simulate"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parent = _settings_parent()
+    parent = settings_arguments()
     parser = argparse.ArgumentParser(
         prog="pasta", description="PASTA: personalized, sequential text-to-image co-creation.",
         epilog="Settings may also come from PASTA_* environment variables; flags win.",
@@ -99,22 +81,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_propose)
 
-    p = sub.add_parser("bench", parents=[parent], help="benchmarks that print a table and write JSON")
-    p.add_argument("what", choices=["propose"], help="what to measure")
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="options of that benchmark (see `pasta bench X --help`)")
-    p.set_defaults(func=cmd_bench)
-
-    p = sub.add_parser("eval", parents=[parent], help="evaluations that write JSON and plots")
-    p.add_argument("what", choices=["t2i"], help="t2i: the embedded text-to-image model on held-out prompts")
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="options of that evaluation (see `pasta eval X --help`)")
-    p.set_defaults(func=cmd_eval)
+    # Listed for `pasta --help`; run through DELEGATES, so `pasta eval t2i --help` shows that command's options.
+    for name, what, text in (
+        ("bench", "propose", "benchmarks that print a table and write JSON: propose"),
+        ("eval", "t2i | user-model", "evaluations that write JSON and plots: t2i (embedded image model), "
+                                     "user-model (EM on planted simulated users)"),
+        ("train", "user-model", "train a model from a log store: user-model"),
+        ("simulate", "", "run a slate policy against simulated users and log the sessions"),
+    ):
+        p = sub.add_parser(name, help=text, add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER, metavar=what or "options")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        for words, run in DELEGATES.items():
+            if tuple(argv[: len(words)]) == words:
+                return int(run(argv[len(words) :]))
+        if argv and argv[0] in ("bench", "eval", "train"):
+            choices = sorted(" ".join(w) for w in DELEGATES if w[0] == argv[0])
+            parser.error(f"{argv[0]} needs one of: {', '.join(choices)}")
+        args = parser.parse_args(argv)
         return int(args.func(args) or 0)
     except SettingsError as error:
         print(f"pasta: error: {error}", file=sys.stderr)

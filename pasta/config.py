@@ -6,6 +6,7 @@ start-up, and a bad one stops the program with a message naming the setting and 
 
 from __future__ import annotations
 
+import argparse
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -136,3 +137,28 @@ def _parse(name: str, raw: str, source: str) -> Any:
         except ValueError:
             raise SettingsError(f"{source}={raw!r} is not allowed: {name} must be a whole number") from None
     return raw.strip()
+
+
+def settings_arguments() -> argparse.ArgumentParser:
+    """Flags that override PASTA_* environment variables; every subcommand takes them."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("model settings (override PASTA_* environment variables)")
+    g.add_argument("--tier", help="auto | embedded | hub (env PASTA_TIER)")
+    g.add_argument("--generator", help="lmm | retrieval: embedded-tier candidate generator (env PASTA_GENERATOR)")
+    g.add_argument("--device", help="auto | cpu | cuda | mps (env PASTA_DEVICE)")
+    g.add_argument("--t2i-model", help="hub tier: diffusers pipeline id or folder (env PASTA_T2I_MODEL)")
+    g.add_argument("--t2i-model-dir", help="embedded tier: diffusion weights folder (env PASTA_T2I_MODEL_DIR)")
+    g.add_argument("--adapter", help="LoRA adapter folder for the text-to-image model (env PASTA_ADAPTER)")
+    g.add_argument("--embedder-model", help="hub tier: CLIP/SigLIP id or folder (env PASTA_EMBEDDER_MODEL)")
+    g.add_argument("--lmm-model", help="hub tier or endpoint: chat model id (env PASTA_LMM_MODEL)")
+    g.add_argument("--lmm-endpoint", help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1")
+    g.add_argument("--log-db", help="SQLite log store path (env PASTA_LOG_DB)")
+    return p
+
+
+_SETTING_FLAGS = ("tier", "generator", "device", "t2i_model", "t2i_model_dir", "adapter", "embedder_model",
+                  "lmm_model", "lmm_endpoint", "log_db")
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(**{k: getattr(args, k, None) for k in _SETTING_FLAGS})

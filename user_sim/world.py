@@ -72,6 +72,15 @@ class EmbeddingWorld:
             tmp.replace(cache)
         self._strides = np.cumprod((1,) + SIZES[::-1])[:-1][::-1]
 
+    def known_text_embeddings(self, versions: int = 5) -> dict[str, np.ndarray]:
+        """Caption (and rephrase-variant) text -> embedding, to seed a TextEmbeddingCache for simulator logs."""
+        out = {}
+        for caption, vector in zip(self.captions, self.embeddings, strict=True):
+            out[caption] = vector
+            for v in range(versions):
+                out[f"{caption}, version {v + 1}"] = vector
+        return out
+
     def __len__(self) -> int:
         return len(self.tuples)
 
