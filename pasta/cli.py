@@ -56,6 +56,7 @@ DELEGATES = {
     ("bench", "propose"): _delegate("pasta.bench"),
     ("eval", "t2i"): _delegate("pasta.eval_t2i"),
     ("eval", "user-model"): _delegate("user_sim.evaluate_user_model"),
+    ("eval", "agents"): _delegate("user_sim.evaluate_agents"),
     ("train", "user-model"): _delegate("pasta.train_user_model"),
     ("simulate",): _delegate("user_sim.simulate"),
 }
@@ -84,8 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     # Listed for `pasta --help`; run through DELEGATES, so `pasta eval t2i --help` shows that command's options.
     for name, what, text in (
         ("bench", "propose", "benchmarks that print a table and write JSON: propose"),
-        ("eval", "t2i | user-model", "evaluations that write JSON and plots: t2i (embedded image model), "
-                                     "user-model (EM on planted simulated users)"),
+        ("eval", "t2i | user-model | agents", "evaluations that write JSON and plots: t2i (embedded image model), "
+                                     "user-model (EM on planted simulated users), agents (slate policies)"),
         ("train", "user-model", "train a model from a log store: user-model"),
         ("simulate", "", "run a slate policy against simulated users and log the sessions"),
     ):

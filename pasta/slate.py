@@ -53,3 +53,60 @@ class RandomPolicy:
         rng = np.random.default_rng([self.seed, int(state.get("turn", 0)), int(state.get("seed", 0))])
         scores = rng.random(len(candidates)).astype(np.float32)
         return top_per_category(scores, candidates, slate_size), scores
+
+
+def posterior_from_state(user_model, state: dict) -> np.ndarray:
+    """The EM posterior over user types after this session's choices so far (uniform prior before any)."""
+    return user_model.live_posterior(state.get("history_slates", []))
+
+
+def candidate_column_features(state: dict) -> np.ndarray:
+    """Before rendering, a candidate's text embedding stands in for its images (both live in one space)."""
+    from pasta.user_model import column_features
+
+    return column_features(state["candidate_embeddings"], None)
+
+
+class GreedyMyopicPolicy:
+    """Baseline: the candidates with the highest expected immediate utility under the user-type posterior."""
+
+    name = "greedy"
+
+    def __init__(self, user_model) -> None:
+        self.user_model = user_model
+
+    def select(self, state: dict, candidates: Sequence[Candidate], slate_size: int) -> tuple[list[int], np.ndarray]:
+        import torch
+
+        posterior = posterior_from_state(self.user_model, state)
+        with torch.no_grad():
+            u = self.user_model.utilities(torch.as_tensor(candidate_column_features(state))).numpy()
+        scores = (u @ posterior).astype(np.float32)
+        return top_per_category(scores, candidates, slate_size), scores
+
+
+class QPolicy:
+    """The PASTA agent: per category the candidate with the highest Q(state, candidate), trained by IQL."""
+
+    name = "iql"
+
+    def __init__(self, q, user_model) -> None:
+        self.q, self.user_model = q, user_model
+
+    def state_vector(self, state: dict) -> np.ndarray:
+        from pasta.qnet import state_features
+
+        return state_features(self.q.config, state["initial_embedding"], state["current_embedding"],
+                              state["chosen_image_embeddings"], state["turn"],
+                              posterior_from_state(self.user_model, state))
+
+    def select(self, state: dict, candidates: Sequence[Candidate], slate_size: int) -> tuple[list[int], np.ndarray]:
+        import torch
+
+        from pasta.qnet import action_features
+
+        with torch.no_grad():
+            u = self.user_model.utilities(torch.as_tensor(candidate_column_features(state))).numpy()
+        actions = action_features(state["candidate_embeddings"], [c.category for c in candidates], u)
+        scores = self.q.q(self.state_vector(state), actions)
+        return top_per_category(scores, candidates, slate_size), scores

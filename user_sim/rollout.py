@@ -53,16 +53,23 @@ class Episode:
 
 
 def policy_state(world: EmbeddingWorld, user: SimulatedUser, seed: int, history: list[int],
-                 candidates: list[SimCandidate], turn: int) -> dict:
-    """What a policy sees. `planted_utilities` is the simulator's secret: only the oracle baseline reads it."""
+                 candidates: list[SimCandidate], turn: int, steps: list[Step]) -> dict:
+    """What a policy sees, in the same keys the live agent provides. `planted_utilities` is the simulator's
+    secret: only the oracle baseline reads it."""
+    from pasta.user_model import column_features
+
     indices = np.array([c.index for c in candidates])
+    E = world.embeddings
+    chosen = np.array([s.chosen_index for s in steps], np.int64)
     return {
         "turn": turn,
         "seed": seed,
-        "history_indices": list(history),
-        "history_embeddings": world.embeddings[np.array(history)],
-        "candidate_indices": indices,
-        "candidate_embeddings": world.embeddings[indices],
+        "initial_embedding": E[history[0]],
+        "current_embedding": E[history[-1]],
+        "chosen_image_embeddings": E[chosen] if len(chosen) else np.zeros((0, E.shape[1]), np.float32),
+        "history_slates": [(column_features(E[cols], E[cols][:, None, :]), s.choice)
+                           for s in steps for cols in [np.array([s.candidates[i].index for i in s.slate])]],
+        "candidate_embeddings": E[indices],
         "candidate_categories": [c.candidate.category for c in candidates],
         "planted_utilities": user.utilities[indices],
     }
@@ -76,7 +83,7 @@ def run_episode(policy: SlatePolicy, user: SimulatedUser, world: EmbeddingWorld,
     history, steps = [prompt], []
     for turn in range(turns):
         candidates = world.propose(history[-1], rng, n_candidates)
-        state = policy_state(world, user, seed, history, candidates, turn)
+        state = policy_state(world, user, seed, history, candidates, turn, steps)
         slate, scores = policy.select(state, [c.candidate for c in candidates], slate_size)
         columns = [candidates[i].index for i in slate]
         choice = user.choose(columns, rng)

@@ -1,0 +1,221 @@
+"""Implicit Q-Learning (Kostrikov et al. 2022) for the PASTA slate agent, offline, from logged sessions.
+
+Each logged turn is one transition (SlateQ decomposition: the slate's value is carried by the item the person
+consumed): state s_t, action = the chosen column's candidate, reward r_t = the chosen column's utility under the
+EM user model (posterior-weighted) or the person's rating when they gave one, next state s_{t+1}.
+
+    V   <- expectile_tau( min(Q1', Q2')(s, a) - V(s) )              (tau = 0.7)
+    Qi  <- ( r + gamma * (1 - done) * V(s') - Qi(s, a) )^2           (gamma = 0.99)
+    Qi' <- (1 - 0.005) Qi' + 0.005 Qi                                (Polyak)
+
+The agent then acts greedily: per category the candidate with the highest min(Q1, Q2), top slate_size
+categories. Defaults follow the IQL paper.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from pasta.qnet import QNetConfig, QNetwork, ValueNetwork, action_features, state_features
+from pasta.user_model import UserModel, column_features
+
+
+@dataclass
+class IQLConfig:
+    expectile: float = 0.7
+    """tau of the expectile regression for V (IQL paper)."""
+    discount: float = 0.99
+    """gamma (IQL paper)."""
+    polyak: float = 0.005
+    """Target-network update rate (IQL paper)."""
+    lr: float = 3e-4
+    batch_size: int = 256
+    steps: int = 10_000
+    rating_scale: float = 1.0
+    """Ratings 1..5 become rewards (rating - 3) * rating_scale, so they sit on the utilities' scale."""
+    seed: int = 0
+    qnet: QNetConfig = field(default_factory=QNetConfig)
+
+
+# ---------------------------------------------------------------------------------------------------- data
+
+
+@dataclass
+class LoggedTurn:
+    text_embeddings: np.ndarray
+    """[L, D] the slate's prompt embeddings."""
+    image_embeddings: np.ndarray
+    """[L, D] mean image embedding per column."""
+    categories: list[str]
+    choice: int
+    rating: int | None = None
+
+
+@dataclass
+class LoggedEpisode:
+    initial_embedding: np.ndarray
+    turns: list[LoggedTurn]
+
+
+@dataclass
+class Transitions:
+    states: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    next_states: np.ndarray
+    dones: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rewards)
+
+    @classmethod
+    def concat(cls, parts: list[Transitions]) -> Transitions:
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in
+                     ("states", "actions", "rewards", "next_states", "dones")))
+
+
+def episode_states(episode: LoggedEpisode, user_model: UserModel, qnet: QNetConfig) -> list[np.ndarray]:
+    """The state before each turn and after the last one (len = turns + 1)."""
+    history: list[tuple[np.ndarray, int]] = []
+    chosen_images: list[np.ndarray] = []
+    current = episode.initial_embedding
+    states = []
+    for t, turn in enumerate(episode.turns + [None]):
+        posterior = user_model.live_posterior(history)
+        images = np.stack(chosen_images) if chosen_images else np.zeros((0, qnet.embedding_dim), np.float32)
+        states.append(state_features(qnet, episode.initial_embedding, current, images, t, posterior))
+        if turn is None:
+            break
+        history.append((column_features(turn.text_embeddings, turn.image_embeddings[:, None, :]), turn.choice))
+        chosen_images.append(turn.image_embeddings[turn.choice])
+        current = turn.text_embeddings[turn.choice]
+    return states
+
+
+def transitions(episodes: list[LoggedEpisode], user_model: UserModel, cfg: IQLConfig) -> Transitions:
+    """One transition per logged turn; rewards from ratings when present, else the user model's utility of the
+    chosen column under the posterior after that choice."""
+    parts = []
+    for episode in episodes:
+        if not episode.turns:
+            continue
+        states = episode_states(episode, user_model, cfg.qnet)
+        history = []
+        S, A, R = [], [], []
+        for t, turn in enumerate(episode.turns):
+            x = column_features(turn.text_embeddings, turn.image_embeddings[:, None, :])
+            history.append((x, turn.choice))
+            if turn.rating is not None:
+                reward = (turn.rating - 3) * cfg.rating_scale
+            else:
+                posterior = user_model.live_posterior(history)
+                with torch.no_grad():
+                    u = user_model.utilities(torch.as_tensor(x[turn.choice]))  # [K]
+                reward = float(u.numpy() @ posterior)
+            with torch.no_grad():
+                u_action = user_model.utilities(torch.as_tensor(column_features(
+                    turn.text_embeddings[[turn.choice]], None))).numpy()  # as the policy sees it: before rendering
+            S.append(states[t])
+            A.append(action_features(turn.text_embeddings[[turn.choice]], [turn.categories[turn.choice]], u_action)[0])
+            R.append(reward)
+        n = len(episode.turns)
+        parts.append(Transitions(np.stack(S), np.stack(A), np.array(R, np.float32), np.stack(states[1 : n + 1]),
+                                 np.array([0.0] * (n - 1) + [1.0], np.float32)))
+    return Transitions.concat(parts)
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+
+class TwinQ(nn.Module):
+    """Two Q-networks; the agent scores with their minimum (clipped double-Q)."""
+
+    def __init__(self, config: QNetConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.q1, self.q2 = QNetwork(config), QNetwork(config)
+
+    def forward(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return torch.minimum(self.q1(state, action), self.q2(state, action))
+
+    @torch.no_grad()
+    def q(self, state: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """One state [S], candidates [N, A] -> [N] values: `QNetwork.q` of the DESIGN contract."""
+        s = torch.as_tensor(state, dtype=torch.float32).expand(len(candidates), -1)
+        return self.forward(s, torch.as_tensor(candidates, dtype=torch.float32)).numpy()
+
+    def save(self, folder: str | Path, metrics: dict | None = None) -> None:
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, folder / "qnet.safetensors")
+        meta = {"qnet": asdict(self.config), "metrics": metrics or {}}
+        (folder / "qnet.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, folder: str | Path) -> TwinQ:
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        if not (folder / "qnet.json").exists():
+            raise FileNotFoundError(f"no Q-network in {folder}: train one with `pasta train q`")
+        model = cls(QNetConfig(**json.loads((folder / "qnet.json").read_text())["qnet"]))
+        model.load_state_dict(load_file(folder / "qnet.safetensors"))
+        return model.eval()
+
+
+def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
+    weight = torch.where(diff > 0, expectile, 1 - expectile)
+    return (weight * diff.pow(2)).mean()
+
+
+def train_iql(data: Transitions, cfg: IQLConfig, progress: bool = False) -> tuple[TwinQ, dict]:
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    q = TwinQ(cfg.qnet)
+    q_target = copy.deepcopy(q).requires_grad_(False)
+    v = ValueNetwork(cfg.qnet)
+    q_opt = torch.optim.Adam(q.parameters(), lr=cfg.lr)
+    v_opt = torch.optim.Adam(v.parameters(), lr=cfg.lr)
+    tensors = [torch.as_tensor(x, dtype=torch.float32) for x in
+               (data.states, data.actions, data.rewards, data.next_states, data.dones)]
+    log: dict[str, list[float]] = {"q_loss": [], "v_loss": []}
+    steps = range(cfg.steps)
+    if progress:
+        from tqdm import tqdm
+
+        steps = tqdm(steps, desc="IQL")
+    t0 = time.perf_counter()
+    for step in steps:
+        idx = torch.as_tensor(rng.integers(0, len(data), cfg.batch_size))
+        s, a, r, s2, done = (x[idx] for x in tensors)
+        with torch.no_grad():
+            target_q = q_target(s, a)
+            next_v = v(s2)
+        v_loss = expectile_loss(target_q - v(s), cfg.expectile)
+        v_opt.zero_grad(set_to_none=True)
+        v_loss.backward()
+        v_opt.step()
+        target = r + cfg.discount * (1 - done) * next_v
+        q_loss = (q.q1(s, a) - target).pow(2).mean() + (q.q2(s, a) - target).pow(2).mean()
+        q_opt.zero_grad(set_to_none=True)
+        q_loss.backward()
+        q_opt.step()
+        with torch.no_grad():
+            for p, p_target in zip(q.parameters(), q_target.parameters(), strict=True):
+                p_target.lerp_(p, cfg.polyak)
+        if step % 100 == 0:
+            log["q_loss"].append(q_loss.item())
+            log["v_loss"].append(v_loss.item())
+    stats = {"transitions": len(data), "steps": cfg.steps, "seconds": time.perf_counter() - t0,
+             "final_q_loss": float(np.mean(log["q_loss"][-5:])), "final_v_loss": float(np.mean(log["v_loss"][-5:]))}
+    return q.eval(), stats

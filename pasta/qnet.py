@@ -1,0 +1,98 @@
+"""The Q-network of the PASTA agent: how good is it to show candidate a in state s?
+
+State features (from the interaction so far): the initial prompt's embedding, the current prompt's embedding,
+the mean embedding of the images chosen so far, the turn index (one-hot) and the EM user-type posterior.
+Action features: the candidate's text embedding, its category (one-hot) and its utility under each EM user type.
+Candidate sets change every turn, so Q scores (state, candidate) pairs rather than a fixed action list (RL over
+changing action spaces).
+
+Q is a residual on the user model's myopic value: Q(s, a) = posterior(s) . u(a) + f(s, a), so the network only has
+to learn what a choice is worth beyond its immediate utility (where it leads, what it reveals about the user). With
+`myopic_residual=False` Q is the plain MLP f.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from pasta.contracts import CATEGORIES
+
+
+@dataclass
+class QNetConfig:
+    embedding_dim: int = 384
+    n_types: int = 4
+    """Size of the user-type posterior in the state."""
+    horizon: int = 5
+    """Turns per session (turn index one-hot)."""
+    hidden: int = 256
+    myopic_residual: bool = True
+    """Q = posterior . per-type utilities + MLP (see the module docstring)."""
+
+
+def state_dim(c: QNetConfig) -> int:
+    return 3 * c.embedding_dim + c.horizon + c.n_types
+
+
+def action_dim(c: QNetConfig) -> int:
+    return c.embedding_dim + len(CATEGORIES) + c.n_types
+
+
+def state_features(c: QNetConfig, initial: np.ndarray, current: np.ndarray, chosen_images: np.ndarray,
+                   turn: int, posterior: np.ndarray) -> np.ndarray:
+    """[state_dim]: chosen_images [n_chosen, D] (empty at the first turn -> zeros)."""
+    mean_chosen = chosen_images.mean(0) if len(chosen_images) else np.zeros(c.embedding_dim, np.float32)
+    turn_one_hot = np.eye(c.horizon, dtype=np.float32)[min(turn, c.horizon - 1)]
+    return np.concatenate([initial, current, mean_chosen, turn_one_hot, posterior]).astype(np.float32)
+
+
+def action_features(embeddings: np.ndarray, categories: list[str], utilities: np.ndarray) -> np.ndarray:
+    """[N, action_dim]: candidate embeddings [N, D], category one-hots and per-type utilities [N, K]."""
+    one_hot = np.zeros((len(categories), len(CATEGORIES)), np.float32)
+    one_hot[np.arange(len(categories)), [CATEGORIES.index(c) for c in categories]] = 1
+    return np.concatenate([embeddings.astype(np.float32), one_hot, utilities.astype(np.float32)], axis=1)
+
+
+def mlp(n_in: int, hidden: int, n_out: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                         nn.Linear(hidden, n_out))
+
+
+class QNetwork(nn.Module):
+    """q(state, candidates) -> one value per candidate."""
+
+    def __init__(self, config: QNetConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.net = mlp(state_dim(config) + action_dim(config), config.hidden)
+
+    def forward(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """state [B, S], action [B, A] -> [B]."""
+        q = self.net(torch.cat([state, action], dim=-1)).squeeze(-1)
+        if self.config.myopic_residual:
+            k = self.config.n_types
+            q = q + (state[..., -k:] * action[..., -k:]).sum(-1)  # posterior . u(a)
+        return q
+
+    @torch.no_grad()
+    def q(self, state: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """One state [S], candidates [N, A] -> [N] values."""
+        s = torch.as_tensor(state, dtype=torch.float32).expand(len(candidates), -1)
+        return self.forward(s, torch.as_tensor(candidates, dtype=torch.float32)).numpy()
+
+
+class ValueNetwork(nn.Module):
+    def __init__(self, config: QNetConfig) -> None:
+        super().__init__()
+        self.net = mlp(state_dim(config), config.hidden)
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        return self.net(state).squeeze(-1)
+
+
+def config_dict(c: QNetConfig) -> dict:
+    return asdict(c)

@@ -1,0 +1,177 @@
+"""`pasta eval agents`: does the value-based agent help? Every policy against the same held-out simulated users
+with the same seeds.
+
+1. log behaviour sessions (random slates) of training users with planted types;
+2. fit the EM user model on those logs, build IQL transitions (model-based rewards), train the Q-network;
+3. run LMM-order, random, greedy-myopic, IQL and the oracle (knows the planted type) on held-out users;
+4. report mean final-turn utility, cumulative utility, improvement over turn 0 and a per-type breakdown, with
+   bootstrap 95% confidence intervals; write JSON and a plot of utility by turn per policy.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pasta.iql import IQLConfig, LoggedEpisode, LoggedTurn, train_iql, transitions
+from pasta.qnet import QNetConfig
+from pasta.slate import GreedyMyopicPolicy, QPolicy
+from pasta.user_model import ChoiceData, UserModel, UserModelConfig, column_features
+from user_sim.policies import make_policy
+from user_sim.rollout import Episode, run_episode
+from user_sim.users import make_users, planted_population
+from user_sim.world import EmbeddingWorld
+
+TARGETS = {"iql_vs_lmm_order_relative_final": 0.15, "iql_minus_greedy_final": 0.0, "iql_share_of_oracle_improvement": 0.8}
+
+
+@dataclass
+class EvalAgentsConfig:
+    train_users: int = 10_000
+    """Behaviour sessions to learn from (x turns = transitions; 10,000 x 5 = 50,000)."""
+    eval_users: int = 1000
+    """Held-out users every policy plays against (same users, same seeds)."""
+    turns: int = 5
+    types: int = 4
+    temperature: float = 0.3
+    behaviour: str = "random"
+    """Policy that chose the logged slates."""
+    user_model: UserModelConfig = field(default_factory=lambda: UserModelConfig(n_types=4))
+    iql: IQLConfig = field(default_factory=IQLConfig)
+    policies: tuple[str, ...] = ("lmm-order", "random", "greedy", "iql", "oracle")
+    bootstrap: int = 1000
+    out: Path = Path("runs/eval_agents")
+    seed: int = 0
+
+
+def logged_episode(world: EmbeddingWorld, episode: Episode) -> LoggedEpisode:
+    turns = []
+    for step in episode.steps:
+        columns = np.array([step.candidates[i].index for i in step.slate])
+        turns.append(LoggedTurn(world.embeddings[columns], world.embeddings[columns],
+                                [step.candidates[i].candidate.category for i in step.slate], step.choice, step.rating))
+    return LoggedEpisode(world.embeddings[episode.initial_index], turns)
+
+
+def choice_data(world: EmbeddingWorld, episodes: list[Episode]) -> ChoiceData:
+    X, choice, user = [], [], []
+    for u, episode in enumerate(episodes):
+        for step in episode.steps:
+            E = world.embeddings[np.array([step.candidates[i].index for i in step.slate])]
+            X.append(column_features(E, E[:, None, :]))
+            choice.append(step.choice)
+            user.append(u)
+    return ChoiceData(np.stack(X), np.array(choice), np.array(user))
+
+
+def bootstrap_ci(values: np.ndarray, n: int, rng: np.random.Generator) -> list[float]:
+    means = values[rng.integers(0, len(values), (n, len(values)))].mean(1)
+    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+
+
+def evaluate_agents(cfg: EvalAgentsConfig, progress: bool = True) -> dict:
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    world = EmbeddingWorld()
+    types = planted_population(cfg.types, seed=cfg.seed)
+    timings = {}
+
+    t0 = time.perf_counter()
+    behaviour = make_policy(cfg.behaviour, cfg.seed)
+    train_users = make_users(world, types, cfg.train_users, seed=cfg.seed + 1, temperature=cfg.temperature)
+    logs = [run_episode(behaviour, u, world, seed=cfg.seed * 10_000_019 + i, turns=cfg.turns)
+            for i, u in enumerate(train_users)]
+    timings["behaviour_rollouts_s"] = time.perf_counter() - t0
+    timings["episodes_per_second"] = len(logs) / timings["behaviour_rollouts_s"]
+
+    t0 = time.perf_counter()
+    data = choice_data(world, logs)
+    user_model = UserModel(data.X.shape[2], cfg.user_model)
+    user_model.fit(data, progress=progress)
+    timings["user_model_fit_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    iql_cfg = IQLConfig(**{**asdict(cfg.iql), "qnet": QNetConfig(**{**asdict(cfg.iql.qnet),
+                                                                     "n_types": cfg.user_model.n_types,
+                                                                     "horizon": cfg.turns})})
+    dataset = transitions([logged_episode(world, e) for e in logs], user_model, iql_cfg)
+    timings["transitions_s"] = time.perf_counter() - t0
+    q, iql_stats = train_iql(dataset, iql_cfg, progress=progress)
+    timings["iql_train_s"] = iql_stats["seconds"]
+
+    policies = {"greedy": GreedyMyopicPolicy(user_model), "iql": QPolicy(q, user_model)}
+    eval_users = make_users(world, types, cfg.eval_users, seed=cfg.seed + 2, temperature=cfg.temperature)
+    rng = np.random.default_rng(cfg.seed)
+    results, curves = {}, {}
+    for name in cfg.policies:
+        policy = policies.get(name) or make_policy(name, cfg.seed)
+        t0 = time.perf_counter()
+        episodes = [run_episode(policy, u, world, seed=cfg.seed * 7_000_003 + i, turns=cfg.turns)
+                    for i, u in enumerate(eval_users)]
+        U = np.stack([e.utilities() for e in episodes])  # [users, turns]
+        planted = np.array([e.type_index for e in episodes])
+        curves[name] = U.mean(0).tolist()
+        results[name] = {
+            "final_turn_utility": float(U[:, -1].mean()), "final_turn_ci95": bootstrap_ci(U[:, -1], cfg.bootstrap, rng),
+            "cumulative_utility": float(U.sum(1).mean()), "cumulative_ci95": bootstrap_ci(U.sum(1), cfg.bootstrap, rng),
+            "improvement_over_turn0": float((U[:, -1] - U[:, 0]).mean()),
+            "improvement_ci95": bootstrap_ci(U[:, -1] - U[:, 0], cfg.bootstrap, rng),
+            "final_turn_by_type": {types[k].name: float(U[planted == k, -1].mean()) for k in range(cfg.types)},
+            "episodes_per_second": len(episodes) / (time.perf_counter() - t0),
+        }
+    summary = {}
+    if {"iql", "lmm-order", "greedy", "oracle"} <= set(results):
+        iql, base = results["iql"], results["lmm-order"]
+        summary = {
+            "iql_vs_lmm_order_relative_final": (iql["final_turn_utility"] - base["final_turn_utility"])
+            / abs(base["final_turn_utility"]),
+            "iql_minus_greedy_final": iql["final_turn_utility"] - results["greedy"]["final_turn_utility"],
+            "iql_share_of_oracle_improvement": (iql["final_turn_utility"] - base["final_turn_utility"])
+            / (results["oracle"]["final_turn_utility"] - base["final_turn_utility"]),
+        }
+    out = {"config": json.loads(json.dumps(asdict(cfg), default=str)), "policies": results, "utility_by_turn": curves,
+           "summary": summary, "iql": iql_stats, "timings": timings,
+           "targets": {k: {"target": t, "value": summary.get(k), "met": summary.get(k) is not None
+                           and summary[k] >= t} for k, t in TARGETS.items()}}
+    (cfg.out / "metrics.json").write_text(json.dumps(out, indent=2) + "\n")
+    q.save(cfg.out / "qnet", metrics=summary)
+    user_model.save(cfg.out / "user_model")
+    plot(curves, cfg.out / "utility_by_turn.png")
+    return out
+
+
+def plot(curves: dict[str, list[float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, curve in curves.items():
+        ax.plot(range(1, len(curve) + 1), curve, "o-", label=name)
+    ax.set(xlabel="turn", ylabel="mean utility of the chosen column", title="Utility by turn (held-out users)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str]) -> int:
+    import tyro
+
+    cfg = tyro.cli(EvalAgentsConfig, args=argv, prog="pasta eval agents")
+    r = evaluate_agents(cfg)
+    print(f"{'policy':<10} {'final':>7} {'95% CI':>17} {'cumulative':>11} {'gain vs t0':>11}")
+    for name, m in r["policies"].items():
+        lo, hi = m["final_turn_ci95"]
+        print(f"{name:<10} {m['final_turn_utility']:>7.3f} [{lo:>6.3f}, {hi:>6.3f}] {m['cumulative_utility']:>11.3f} "
+              f"{m['improvement_over_turn0']:>11.3f}")
+    for name, t in r["targets"].items():
+        value = "n/a" if t["value"] is None else f"{t['value']:.3f}"
+        print(f"{name:<36} {value:>8} (target {t['target']}) {'met' if t['met'] else 'NOT met'}")
+    print(f"wrote {cfg.out / 'metrics.json'} and {cfg.out / 'utility_by_turn.png'}")
+    return 0
