@@ -41,8 +41,22 @@ class IQLConfig:
     steps: int = 10_000
     rating_scale: float = 1.0
     """Ratings 1..5 become rewards (rating - 3) * rating_scale, so they sit on the utilities' scale."""
+    reward_posterior: str = "before"
+    """Which posterior over types weighs the per-type utilities of a model-based reward: "before" the choice
+    (what the agent knew when it showed the slate), "after" it, or "final" (after the whole logged session).
+    The person chose this column because they like it, so posteriors that have seen the choice inflate its reward
+    by how much it reveals the type (polarizing candidates look good): the Q-network would learn to chase that
+    selection effect. "before" keeps the reward on the same footing as the candidates the agent compares."""
     seed: int = 0
     qnet: QNetConfig = field(default_factory=QNetConfig)
+
+    def __post_init__(self) -> None:
+        if self.reward_posterior not in ("before", "after", "final"):
+            raise ValueError(f"reward_posterior must be 'before', 'after' or 'final', not {self.reward_posterior!r}")
+        if not 0 < self.expectile < 1:
+            raise ValueError(f"expectile must be in (0, 1), got {self.expectile}")
+        if not 0 <= self.discount <= 1 or not 0 < self.polyak <= 1:
+            raise ValueError("discount must be in [0, 1] and polyak in (0, 1]")
 
 
 # ---------------------------------------------------------------------------------------------------- data
@@ -102,21 +116,22 @@ def episode_states(episode: LoggedEpisode, user_model: UserModel, qnet: QNetConf
 
 def transitions(episodes: list[LoggedEpisode], user_model: UserModel, cfg: IQLConfig) -> Transitions:
     """One transition per logged turn; rewards from ratings when present, else the user model's utility of the
-    chosen column under the posterior after that choice."""
+    chosen column under the posterior over types (see `IQLConfig.hindsight_posterior`)."""
     parts = []
     for episode in episodes:
         if not episode.turns:
             continue
         states = episode_states(episode, user_model, cfg.qnet)
-        history = []
+        slates = [(column_features(t.text_embeddings, t.image_embeddings[:, None, :]), t.choice) for t in episode.turns]
+        posteriors = {"final": user_model.live_posterior(slates)}
         S, A, R = [], [], []
         for t, turn in enumerate(episode.turns):
-            x = column_features(turn.text_embeddings, turn.image_embeddings[:, None, :])
-            history.append((x, turn.choice))
+            x = slates[t][0]
             if turn.rating is not None:
                 reward = (turn.rating - 3) * cfg.rating_scale
             else:
-                posterior = user_model.live_posterior(history)
+                seen = {"before": t, "after": t + 1}.get(cfg.reward_posterior)
+                posterior = posteriors["final"] if seen is None else user_model.live_posterior(slates[:seen])
                 with torch.no_grad():
                     u = user_model.utilities(torch.as_tensor(x[turn.choice]))  # [K]
                 reward = float(u.numpy() @ posterior)

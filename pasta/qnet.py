@@ -30,6 +30,10 @@ class QNetConfig:
     horizon: int = 5
     """Turns per session (turn index one-hot)."""
     hidden: int = 256
+    projection: int = 32
+    """Every 384-d embedding in the state and the action goes through one shared linear map to this many
+    dimensions before the MLP: four embeddings of raw width would let the network chase noise in directions the
+    logged choices say nothing about."""
     myopic_residual: bool = True
     """Q = posterior . per-type utilities + MLP (see the module docstring)."""
 
@@ -62,17 +66,39 @@ def mlp(n_in: int, hidden: int, n_out: int = 1) -> nn.Sequential:
                          nn.Linear(hidden, n_out))
 
 
+class EmbeddingProjection(nn.Module):
+    """Maps a feature vector whose first `n_embeddings` blocks are D-d embeddings: each block through one shared
+    linear map to `projection` dims, the remaining features passed through."""
+
+    def __init__(self, config: QNetConfig, n_embeddings: int) -> None:
+        super().__init__()
+        self.d, self.n = config.embedding_dim, n_embeddings
+        self.linear = nn.Linear(config.embedding_dim, config.projection, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cut = self.d * self.n
+        blocks = x[..., :cut].unflatten(-1, (self.n, self.d))
+        return torch.cat([self.linear(blocks).flatten(-2), x[..., cut:]], dim=-1)
+
+    def out_dim(self, in_dim: int) -> int:
+        return in_dim - self.n * (self.d - self.linear.out_features)
+
+
 class QNetwork(nn.Module):
     """q(state, candidates) -> one value per candidate."""
 
     def __init__(self, config: QNetConfig) -> None:
         super().__init__()
         self.config = config
-        self.net = mlp(state_dim(config) + action_dim(config), config.hidden)
+        self.state_projection = EmbeddingProjection(config, 3)  # initial, current, mean chosen image (one shared map)
+        self.action_projection = EmbeddingProjection(config, 1)
+        n_in = self.state_projection.out_dim(state_dim(config)) + self.action_projection.out_dim(action_dim(config))
+        self.net = mlp(n_in, config.hidden)
 
     def forward(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """state [B, S], action [B, A] -> [B]."""
-        q = self.net(torch.cat([state, action], dim=-1)).squeeze(-1)
+        features = torch.cat([self.state_projection(state), self.action_projection(action)], dim=-1)
+        q = self.net(features).squeeze(-1)
         if self.config.myopic_residual:
             k = self.config.n_types
             q = q + (state[..., -k:] * action[..., -k:]).sum(-1)  # posterior . u(a)
@@ -88,10 +114,11 @@ class QNetwork(nn.Module):
 class ValueNetwork(nn.Module):
     def __init__(self, config: QNetConfig) -> None:
         super().__init__()
-        self.net = mlp(state_dim(config), config.hidden)
+        self.projection = EmbeddingProjection(config, 3)
+        self.net = mlp(self.projection.out_dim(state_dim(config)), config.hidden)
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
-        return self.net(state).squeeze(-1)
+        return self.net(self.projection(state)).squeeze(-1)
 
 
 def config_dict(c: QNetConfig) -> dict:

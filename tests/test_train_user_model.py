@@ -54,3 +54,34 @@ def test_training_on_a_missing_or_tiny_store_fails_clearly(tmp_path):
     LogStore(tmp_path / "empty.sqlite").close()
     with pytest.raises(ValueError, match="too few"):
         train_user_model(TrainUserModelConfig(db=tmp_path / "empty.sqlite"))
+
+
+def test_train_q_and_retrain_from_a_log_store(world, tmp_path):
+    """The closed loop: logs -> user model -> Q-network, versions recorded, real/simulated mixture honoured."""
+    from pasta.iql import IQLConfig, TwinQ
+    from pasta.qnet import QNetConfig
+    from pasta.train_q import TrainQConfig, logged_episodes, mixture, train_q
+
+    db = tmp_path / "sim.sqlite"
+    assert pasta(["simulate", "--db", str(db), "--users", "60", "--types", "2", "--policy", "random"]) == 0
+    embed = TextEmbeddingCache(None, known=world.known_text_embeddings())
+    train_user_model(TrainUserModelConfig(db=db, out=tmp_path / "agent" / "user_model", ks=(2,),
+                                          model=UserModelConfig(em_iters=3)), known_texts=world.known_text_embeddings())
+    small = IQLConfig(steps=30, batch_size=32, qnet=QNetConfig(hidden=16))
+    metrics = train_q(TrainQConfig(db=db, user_model=tmp_path / "agent" / "user_model", out=tmp_path / "agent" / "qnet",
+                                   iql=small), embed_text=embed)
+    assert metrics["transitions"] == 300 and metrics["simulated_sessions"] == 60 and metrics["real_sessions"] == 0
+    q = TwinQ.load(tmp_path / "agent" / "qnet")
+    assert q.config.n_types == 2
+    with LogStore(db, create=False) as store:
+        assert store.latest_model_version("qnet")["path"] == str(tmp_path / "agent" / "qnet")
+        episodes = logged_episodes(store.episodes(), embed)
+    assert len(episodes) == 60 and episodes[0].turns[0].text_embeddings.shape == (4, 384)
+    rng = np.random.default_rng(0)
+    assert len(mixture(episodes[:10], episodes[10:], 0.5, rng)) == 20  # 10 real + 10 simulated
+    with pytest.raises(ValueError, match="real_fraction"):
+        mixture(episodes[:10], episodes[10:], 1.5, rng)
+    with pytest.raises(ValueError, match="nothing to learn"):
+        LogStore(tmp_path / "empty.sqlite").close()
+        train_q(TrainQConfig(db=tmp_path / "empty.sqlite", user_model=tmp_path / "agent" / "user_model",
+                             iql=small), embed_text=embed)

@@ -68,6 +68,19 @@ def choice_data(world: EmbeddingWorld, episodes: list[Episode]) -> ChoiceData:
     return ChoiceData(np.stack(X), np.array(choice), np.array(user))
 
 
+class TimedPolicy:
+    """Records the wall time of every `select` (the agent's scoring of a turn's candidates)."""
+
+    def __init__(self, policy) -> None:
+        self.policy, self.name, self.seconds = policy, policy.name, []
+
+    def select(self, state, candidates, slate_size):
+        t0 = time.perf_counter()
+        out = self.policy.select(state, candidates, slate_size)
+        self.seconds.append(time.perf_counter() - t0)
+        return out
+
+
 def bootstrap_ci(values: np.ndarray, n: int, rng: np.random.Generator) -> list[float]:
     means = values[rng.integers(0, len(values), (n, len(values)))].mean(1)
     return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
@@ -107,7 +120,7 @@ def evaluate_agents(cfg: EvalAgentsConfig, progress: bool = True) -> dict:
     rng = np.random.default_rng(cfg.seed)
     results, curves = {}, {}
     for name in cfg.policies:
-        policy = policies.get(name) or make_policy(name, cfg.seed)
+        policy = TimedPolicy(policies.get(name) or make_policy(name, cfg.seed))
         t0 = time.perf_counter()
         episodes = [run_episode(policy, u, world, seed=cfg.seed * 7_000_003 + i, turns=cfg.turns)
                     for i, u in enumerate(eval_users)]
@@ -121,6 +134,7 @@ def evaluate_agents(cfg: EvalAgentsConfig, progress: bool = True) -> dict:
             "improvement_ci95": bootstrap_ci(U[:, -1] - U[:, 0], cfg.bootstrap, rng),
             "final_turn_by_type": {types[k].name: float(U[planted == k, -1].mean()) for k in range(cfg.types)},
             "episodes_per_second": len(episodes) / (time.perf_counter() - t0),
+            "select_ms_median": 1000 * float(np.median(policy.seconds)),
         }
     summary = {}
     if {"iql", "lmm-order", "greedy", "oracle"} <= set(results):
@@ -132,6 +146,7 @@ def evaluate_agents(cfg: EvalAgentsConfig, progress: bool = True) -> dict:
             "iql_share_of_oracle_improvement": (iql["final_turn_utility"] - base["final_turn_utility"])
             / (results["oracle"]["final_turn_utility"] - base["final_turn_utility"]),
         }
+    timings["iql_select_25_candidates_ms_median"] = results.get("iql", {}).get("select_ms_median")
     out = {"config": json.loads(json.dumps(asdict(cfg), default=str)), "policies": results, "utility_by_turn": curves,
            "summary": summary, "iql": iql_stats, "timings": timings,
            "targets": {k: {"target": t, "value": summary.get(k), "met": summary.get(k) is not None
@@ -165,11 +180,15 @@ def main(argv: list[str]) -> int:
 
     cfg = tyro.cli(EvalAgentsConfig, args=argv, prog="pasta eval agents")
     r = evaluate_agents(cfg)
-    print(f"{'policy':<10} {'final':>7} {'95% CI':>17} {'cumulative':>11} {'gain vs t0':>11}")
+    print(f"{'policy':<10} {'final':>7} {'95% CI':>17} {'cumulative':>11} {'gain vs t0':>11} {'select ms':>10} "
+          f"{'episodes/s':>11}")
     for name, m in r["policies"].items():
         lo, hi = m["final_turn_ci95"]
         print(f"{name:<10} {m['final_turn_utility']:>7.3f} [{lo:>6.3f}, {hi:>6.3f}] {m['cumulative_utility']:>11.3f} "
-              f"{m['improvement_over_turn0']:>11.3f}")
+              f"{m['improvement_over_turn0']:>11.3f} {m['select_ms_median']:>10.3f} {m['episodes_per_second']:>11.1f}")
+    t = r["timings"]
+    print(f"IQL on {r['iql']['transitions']} transitions: {r['iql']['seconds']:.1f} s for {r['iql']['steps']} steps; "
+          f"behaviour simulator {t['episodes_per_second']:.0f} episodes/s")
     for name, t in r["targets"].items():
         value = "n/a" if t["value"] is None else f"{t['value']:.3f}"
         print(f"{name:<36} {value:>8} (target {t['target']}) {'met' if t['met'] else 'NOT met'}")
