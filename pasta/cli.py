@@ -55,6 +55,8 @@ def _delegate(module: str):
 DELEGATES = {
     ("bench", "propose"): _delegate("pasta.bench"),
     ("eval", "t2i"): _delegate("pasta.eval_t2i"),
+    ("eval", "align"): _delegate("pasta.align.eval_align"),
+    ("align",): _delegate("pasta.align.cli"),
     ("eval", "user-model"): _delegate("user_sim.evaluate_user_model"),
     ("eval", "agents"): _delegate("user_sim.evaluate_agents"),
     ("train", "user-model"): _delegate("pasta.train_user_model"),
@@ -85,8 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     # Listed for `pasta --help`; run through DELEGATES, so `pasta eval t2i --help` shows that command's options.
     for name, what, text in (
         ("bench", "propose", "benchmarks that print a table and write JSON: propose"),
-        ("eval", "t2i | user-model | agents", "evaluations that write JSON and plots: t2i (embedded image model), "
-                                     "user-model (EM on planted simulated users), agents (slate policies)"),
+        ("eval", "t2i | user-model | agents | align", "evaluations that write JSON and plots: t2i (embedded image "
+         "model), user-model (EM on planted simulated users), agents (slate policies), align (aligned adapters)"),
+        ("align", "dpok | rwr | focus | reward", "train an aligned LoRA adapter (DPOK, reward-weighted, "
+                                                 "Focus-N-Fix) or the alignment reward"),
         ("train", "user-model", "train a model from a log store: user-model"),
         ("simulate", "", "run a slate policy against simulated users and log the sessions"),
     ):

@@ -1,0 +1,171 @@
+"""The text-to-image model as the alignment algorithms see it: a diffusers `UNet2DConditionModel`, its noise
+schedule, text conditioning, the classifier-free-guided epsilon, and the map from the UNet's sample to pixels.
+
+The embedded model (pasta.backends.embedded_t2i) denoises a 2x2 space-to-depth view of 32x32 RGB pixels, so "pixels"
+is a reshape, not a decoder, and every reward sees exactly the image the app shows. The UNet passed to each method is
+explicit: the same `EmbeddedDiffusion` serves the frozen base model and the LoRA-adapted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from pasta.backends.embedded_t2i import (
+    DEFAULT_MODEL_DIR,
+    EmbeddedT2IConfig,
+    from_patches,
+    initial_noise,
+    to_patches,
+)
+from pasta.backends.minilm import MiniLM, shared_minilm
+
+
+@dataclass
+class Condition:
+    """MiniLM conditioning of N prompts: pooled [N,384], token states [N,L,384], attention mask [N,L]."""
+
+    pooled: torch.Tensor
+    tokens: torch.Tensor
+    mask: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.pooled)
+
+    def select(self, index) -> Condition:
+        return Condition(self.pooled[index], self.tokens[index], self.mask[index])
+
+    def repeat_interleave(self, n: int) -> Condition:
+        return Condition(*(t.repeat_interleave(n, 0) for t in (self.pooled, self.tokens, self.mask)))
+
+    @staticmethod
+    def cat(parts: list[Condition]) -> Condition:
+        return Condition(*(torch.cat([getattr(p, k) for p in parts]) for k in ("pooled", "tokens", "mask")))
+
+
+def weights_fingerprint(unet_folder: Path) -> str:
+    """sha256 (first 16 hex digits) of the UNet weights file: an adapter records the base it was trained on."""
+    files = sorted(Path(unet_folder).glob("*.safetensors")) or sorted(Path(unet_folder).glob("*.bin"))
+    if not files:
+        raise FileNotFoundError(f"no weights file in {unet_folder}")
+    digest = hashlib.sha256()
+    with open(files[0], "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+class EmbeddedDiffusion:
+    """The embedded model loaded for alignment: frozen fp32 UNet, DDPM noise schedule, MiniLM conditioning."""
+
+    def __init__(self, folder: str | Path | None = None, *, text: MiniLM | None = None, device: str = "cpu") -> None:
+        from diffusers import DDPMScheduler, UNet2DConditionModel
+
+        self.folder = Path(folder) if folder else DEFAULT_MODEL_DIR
+        if not (self.folder / "unet" / "config.json").exists():
+            raise FileNotFoundError(
+                f"no embedded text-to-image weights at {self.folder}/unet: train them with "
+                "`python models/train_t2i.py` or pass --model-dir with a folder that has them"
+            )
+        self.device = torch.device(device)
+        self.config = EmbeddedT2IConfig.load(self.folder)
+        self.unet = UNet2DConditionModel.from_pretrained(self.folder / "unet", dtype=torch.float32).to(self.device)
+        self.unet.requires_grad_(False).eval()
+        train_scheduler = DDPMScheduler.from_pretrained(self.folder / "scheduler")
+        self.num_train_timesteps = int(train_scheduler.config.num_train_timesteps)
+        self.alphas_cumprod = train_scheduler.alphas_cumprod.to(torch.float32)
+        self.text = text or shared_minilm(str(self.device))
+        self._uncond: Condition | None = None
+        self._cache: dict[str, Condition] = {}
+
+    # ------------------------------------------------------------------------------------------ shapes
+
+    @property
+    def sample_shape(self) -> tuple[int, int, int]:
+        c = self.config
+        side = c.image_size // c.patch_size
+        return (3 * c.patch_size**2, side, side)
+
+    def initial_noise(self, seeds: list[int], n_per_seed: int = 1) -> torch.Tensor:
+        """The app's noise for (seed, image index): base and adapted models start from the same x_T."""
+        return initial_noise(list(seeds), n_per_seed, self.sample_shape).to(self.device)
+
+    def to_pixels(self, x: torch.Tensor) -> torch.Tensor:
+        """UNet sample [N,12,16,16] -> pixels [N,3,32,32] (nominally in [-1, 1]); differentiable."""
+        return from_patches(x, self.config.patch_size)
+
+    def from_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        return to_patches(pixels, self.config.patch_size)
+
+    def fingerprint(self) -> str:
+        return weights_fingerprint(self.folder / "unet")
+
+    def describe(self) -> dict:
+        state = self.folder / "train_state.json"
+        return {"model_dir": str(self.folder), "unet_sha256_16": self.fingerprint(),
+                "train_state": state.read_text().strip() if state.exists() else None}
+
+    # -------------------------------------------------------------------------------------- conditioning
+
+    def condition(self, prompts: list[str]) -> Condition:
+        """MiniLM conditioning, cached per prompt (prompts repeat across rounds)."""
+        missing = [p for p in dict.fromkeys(prompts) if p not in self._cache]
+        if missing:
+            pooled, tokens, mask = self.text.encode(missing, self.config.max_tokens)
+            for i, p in enumerate(missing):
+                self._cache[p] = Condition(pooled[i : i + 1], tokens[i : i + 1], mask[i : i + 1])
+        return Condition.cat([self._cache[p] for p in prompts]) if prompts else self.condition([""]).select(slice(0, 0))
+
+    def unconditional(self, n: int) -> Condition:
+        if self._uncond is None:
+            self._uncond = self.condition([""])
+        u = self._uncond
+        return Condition(*(t.expand(n, *t.shape[1:]) for t in (u.pooled, u.tokens, u.mask)))
+
+    # ------------------------------------------------------------------------------------------ epsilon
+
+    def eps(self, unet, x: torch.Tensor, t: torch.Tensor | int, cond: Condition) -> torch.Tensor:
+        """The conditional epsilon prediction (no guidance), as in training."""
+        t = torch.as_tensor(t, device=x.device).expand(len(x)) if torch.as_tensor(t).ndim == 0 else t
+        return unet(x, t, encoder_hidden_states=cond.tokens, class_labels=cond.pooled,
+                    encoder_attention_mask=cond.mask).sample
+
+    def guided_eps(self, unet, x: torch.Tensor, t: torch.Tensor | int, cond: Condition,
+                   guidance_scale: float) -> torch.Tensor:
+        """Classifier-free guided epsilon: eps_u + w (eps_c - eps_u), one batched forward of 2N rows."""
+        n = len(x)
+        both = Condition.cat([self.unconditional(n), cond])
+        t = torch.as_tensor(t, device=x.device)
+        t = t.expand(2 * n) if t.ndim == 0 else torch.cat([t, t])
+        eps = self.eps(unet, torch.cat([x, x]), t, both)
+        eps_uncond, eps_cond = eps.chunk(2)
+        return eps_uncond + guidance_scale * (eps_cond - eps_uncond)
+
+    # ------------------------------------------------------------------------------------ app sampler
+
+    def app_scheduler(self):
+        """The app's sampler, configured exactly as `EmbeddedTextToImage` configures it."""
+        from diffusers import DPMSolverMultistepScheduler
+
+        return DPMSolverMultistepScheduler.from_pretrained(
+            self.folder / "scheduler", thresholding=True, sample_max_value=1.0, timestep_spacing="trailing"
+        )
+
+    def app_sample(self, unet, noise: torch.Tensor, cond: Condition, *, grad_last_steps: int = 0,
+                   num_inference_steps: int | None = None, guidance_scale: float | None = None) -> torch.Tensor:
+        """The app's DPM-Solver++ sampling loop from `noise`, differentiable through its last `grad_last_steps`
+        steps (0: none; DRaFT-K style truncated backpropagation when fewer than all). Returns the final sample."""
+        steps = num_inference_steps or self.config.num_inference_steps
+        w = self.config.guidance_scale if guidance_scale is None else guidance_scale
+        scheduler = self.app_scheduler()
+        scheduler.set_timesteps(steps)
+        x = noise * scheduler.init_noise_sigma
+        timesteps = list(scheduler.timesteps)
+        for i, t in enumerate(timesteps):
+            with torch.set_grad_enabled(len(timesteps) - i <= grad_last_steps):
+                eps = self.guided_eps(unet, scheduler.scale_model_input(x, t), t, cond, w)
+                x = scheduler.step(eps, t, x).prev_sample
+        return x
