@@ -2,13 +2,28 @@
 
 The agent holds the (shared, read-only) models; all per-person state lives in a `Session` value that the
 caller keeps (the app keeps one per browser), so concurrent sessions never see each other's state.
+
+One turn, as the paper draws it:
+
+    history -> generator.propose (L_C = 25 candidates) -> safety filter -> embedder.text (once per turn)
+            -> policy.select (Q per candidate, at most one per category, L = 4) -> render M = 4 images per column
+            -> embedder.image -> recorder.on_turn (log store, before the slate can be picked)
+
+`start_steps`/`pick_steps`/`continue_steps` yield a `Step` after each stage, so a UI can show progress and the
+columns as they render; `start`/`pick` run the same steps to the end. A `recorder` (pasta.recorder) makes every
+slate and choice durable in the log store before the next turn is computed.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import threading
 import time
+import unicodedata
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,11 +32,18 @@ from PIL import Image
 from pasta.candidates import MAX_INPUT_CHARS
 from pasta.config import Settings
 from pasta.contracts import Candidate
+from pasta.safety import SafetyFilter
 from pasta.slate import LMMOrderPolicy, SlatePolicy
+
+log = logging.getLogger(__name__)
 
 
 class InputError(ValueError):
     """The person's input cannot be used; the message says why and what would work."""
+
+
+class RefusedError(InputError):
+    """The safety filter refused the prompt; the message is polite and suggests what to do instead."""
 
 
 @dataclass
@@ -33,17 +55,41 @@ class Turn:
     slate: list[int]
     """Indices into `candidates` shown as columns, left to right."""
     scores: list[float]
-    """The policy's score for every candidate."""
+    """The policy's score (Q-value for the trained agent) of every candidate: why this slate was chosen."""
     seeds: list[int]
     images: list[list[Image.Image]] = field(repr=False)
     choice: int | None = None
     """Chosen column (0-based), None until the person picks."""
     rating: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    policy: str = ""
+    candidate_embeddings: np.ndarray | None = field(default=None, repr=False)
+    """[N, D] text embeddings of every candidate (None without an embedder)."""
+    image_embeddings: np.ndarray | None = field(default=None, repr=False)
+    """[L, M, D] embeddings of the rendered images, per column (None without an embedder)."""
+    posterior: np.ndarray | None = None
+    """The user-type posterior this slate was chosen under (None without a user model)."""
+    refused: list[Candidate] = field(default_factory=list)
+    """Candidates the safety filter removed before the policy saw them."""
+    image_paths: list[list[str]] | None = None
+    """Where the recorder saved the images (None when the session is not logged)."""
+    shown_at: float = 0.0
 
     @property
     def slate_prompts(self) -> list[Candidate]:
         return [self.candidates[i] for i in self.slate]
+
+    @property
+    def chosen(self) -> Candidate | None:
+        return None if self.choice is None else self.candidates[self.slate[self.choice]]
+
+    def column_features(self) -> np.ndarray | None:
+        """[L, 2D]: each column's prompt embedding and mean image embedding (`pasta.user_model.column_features`)."""
+        if self.candidate_embeddings is None or self.image_embeddings is None:
+            return None
+        from pasta.user_model import column_features
+
+        return column_features(self.candidate_embeddings[self.slate], self.image_embeddings)
 
 
 @dataclass
@@ -52,76 +98,334 @@ class Session:
     seed: int
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     turns: list[Turn] = field(default_factory=list)
+    consent: bool = False
+    """The person opted in to logging: only then is anything of the session written to the log store."""
+    max_turns: int = 5
+    """H: the session ends after this many picks; `continue_steps` extends it."""
+    branch_of: tuple[str, int] | None = None
+    """(session id, turn index) this session was branched from."""
+    favourites: list[tuple[int, int, int | None]] = field(default_factory=list)
+    """(turn index, column, image index or None for the whole column)."""
+    initial_embedding: np.ndarray | None = field(default=None, repr=False)
+    _busy: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def history(self) -> list[str]:
         """Initial prompt, then the prompt chosen in each finished turn."""
-        out = [self.initial_prompt]
-        out += [t.slate_prompts[t.choice].text for t in self.turns if t.choice is not None]
-        return out
+        return [self.initial_prompt] + [t.chosen.text for t in self.turns if t.chosen is not None]
 
     @property
     def current(self) -> Turn | None:
         return self.turns[-1] if self.turns else None
 
+    @property
+    def awaiting_pick(self) -> bool:
+        return self.current is not None and self.current.choice is None
+
+    @property
+    def finished(self) -> bool:
+        return self.current is not None and self.current.choice is not None and len(self.turns) >= self.max_turns
+
+
+@dataclass
+class Step:
+    """Progress of one action: `stage` is "proposed" (slate chosen, nothing rendered), "column" (one more column
+    rendered), "done" (the turn is complete and logged) or "finished" (the last pick of the session)."""
+
+    session: Session
+    turn: Turn | None
+    stage: str
+    fraction: float
+    message: str
+    columns_ready: int = 0
+
+
+_CONTROL = {"Cc", "Cf", "Cs", "Co"}
+_KEEP_FORMAT = {"\u200d", "\ufe0f", "\ufe0e"}  # joiners and variation selectors inside emoji
+
 
 def check_prompt(prompt: object) -> str:
+    """The prompt as the agent uses it, or an InputError saying what is wrong: text, not empty, at most
+    MAX_INPUT_CHARS characters, some letters or digits; control characters are dropped, whitespace collapsed."""
     if not isinstance(prompt, str):
         raise InputError(f"the prompt must be text, not {type(prompt).__name__}")
+    prompt = unicodedata.normalize("NFC", prompt)
+    prompt = "".join(ch if ch.isspace() or unicodedata.category(ch) not in _CONTROL or ch in _KEEP_FORMAT else " "
+                     for ch in prompt)
     prompt = " ".join(prompt.split())
     if not prompt:
         raise InputError("the prompt is empty: describe what you would like to see, e.g. 'a red dress'")
     if len(prompt) > MAX_INPUT_CHARS:
         raise InputError(f"the prompt has {len(prompt)} characters; keep it under {MAX_INPUT_CHARS}")
+    if not any(ch.isalnum() for ch in prompt):
+        raise InputError("the prompt has no words: add a few words to the symbols or emoji, e.g. 'a 🐱 t-shirt'")
     return prompt
 
 
+def _check_rating(rating: object) -> int | None:
+    if rating is None:
+        return None
+    if isinstance(rating, bool) or not isinstance(rating, (int, np.integer)) or rating not in (1, 2, 3, 4, 5):
+        raise InputError("a rating must be 1, 2, 3, 4 or 5")
+    return int(rating)
+
+
 class Agent:
-    def __init__(self, settings: Settings, embedder, text_to_image, generator, policy: SlatePolicy | None = None):
+    def __init__(self, settings: Settings, embedder, text_to_image, generator, policy: SlatePolicy | None = None,
+                 *, safety: SafetyFilter | None = None, recorder=None, render_in_columns: bool = True) -> None:
+        """`recorder` (pasta.recorder.SessionRecorder or None) logs what consenting sessions see and choose;
+        `render_in_columns` renders one column at a time (first images sooner on a CPU) instead of one batch."""
         self.settings = settings
         self.embedder = embedder
         self.t2i = text_to_image
         self.generator = generator
         self.policy = policy or LMMOrderPolicy()
+        self.safety = safety or SafetyFilter()
+        self.recorder = recorder
+        self.render_in_columns = render_in_columns
+        self.render = self._render
+        """Renders (prompts, seeds) -> images; the app wraps it for ZeroGPU (pasta.zerogpu)."""
 
-    def start(self, prompt: str, seed: int | None = None, progress: Callable[[float, str], None] | None = None):
-        prompt = check_prompt(prompt)
-        seed = int(np.random.default_rng().integers(2**31)) if seed is None else int(seed)
-        session = Session(prompt, seed)
-        self._next_turn(session, progress)
-        return session
+    @property
+    def user_model(self):
+        return getattr(self.policy, "user_model", None)
+
+    # -- actions -------------------------------------------------------------------------------------------------
+
+    def start(self, prompt: str, seed: int | None = None, progress: Callable[[float, str], None] | None = None,
+              *, consent: bool = False) -> Session:
+        return _drain(self.start_steps(prompt, seed, consent=consent), progress)
 
     def pick(self, session: Session, column: int, rating: int | None = None,
              progress: Callable[[float, str], None] | None = None) -> Session:
-        turn = session.current
-        if turn is None:
-            raise InputError("there is no slate to pick from yet: start with a prompt")
-        if not isinstance(column, int) or not 0 <= column < len(turn.slate):
-            raise InputError(f"column must be a number from 1 to {len(turn.slate)}")
-        if rating is not None and rating not in (1, 2, 3, 4, 5):
+        return _drain(self.pick_steps(session, column, rating), progress)
+
+    def start_steps(self, prompt: str, seed: int | None = None, *, consent: bool = False) -> Iterator[Step]:
+        prompt = self.check_safe(prompt)
+        seed = int(np.random.default_rng().integers(2**31)) if seed is None else int(seed)
+        session = Session(prompt, seed, consent=bool(consent), max_turns=self.settings.turns)
+        if self.embedder is not None:
+            session.initial_embedding = self.embedder.text([prompt])[0]
+        with self._busy(session):
+            if self.recorder is not None:
+                self.recorder.on_start(session, self.describe())
+            yield from self._turn_steps(session)
+
+    def check_safe(self, prompt: object, session_id: str | None = None) -> str:
+        """check_prompt, then the safety filter; a refusal is logged and raised as RefusedError."""
+        prompt = check_prompt(prompt)
+        verdict = self.safety.check(prompt)
+        if not verdict.allowed:
+            if self.recorder is not None:
+                self.recorder.on_refusal(prompt, f"prompt {verdict.reason}", session_id)
+            raise RefusedError(verdict.message)
+        return prompt
+
+    def pick_steps(self, session: Session, column: int, rating: int | None = None) -> Iterator[Step]:
+        with self._busy(session):
+            turn = session.current
+            if turn is None:
+                raise InputError("there is no slate to pick from yet: start with a prompt")
+            if turn.choice is not None:
+                raise InputError(f"turn {turn.index + 1} already has a pick (column {turn.choice + 1}); "
+                                 "go back to it to choose differently")
+            if isinstance(column, bool) or not isinstance(column, (int, np.integer)) or not 0 <= column < len(turn.slate):
+                raise InputError(f"column must be a number from 1 to {len(turn.slate)}")
+            rating = _check_rating(rating)
+            turn.choice, turn.rating = int(column), rating
+            try:
+                if self.recorder is not None:  # durable before the next slate is computed
+                    self.recorder.on_choice(session, turn, time.time() - turn.shown_at if turn.shown_at else None)
+            except BaseException:
+                turn.choice, turn.rating = None, None
+                raise
+            if len(session.turns) < session.max_turns:
+                yield from self._turn_steps(session)
+            else:
+                yield Step(session, turn, "finished", 1.0, "session finished", len(turn.slate))
+
+    def continue_steps(self, session: Session, turns: int | None = None) -> Iterator[Step]:
+        """Extend a finished session by `turns` more (default: the setting's H) and compute the next slate; or,
+        when a pick's next slate was never completed (the page closed while it rendered), compute it now."""
+        with self._busy(session):
+            if session.current is None or session.awaiting_pick:
+                raise InputError("there is a slate waiting for your pick: pick a column first")
+            if session.finished:
+                session.max_turns += turns or self.settings.turns
+            yield from self._turn_steps(session)
+
+    def rate(self, session: Session, turn_index: int, rating: int) -> None:
+        """Rate (or re-rate) the column picked in a turn, 1-5."""
+        rating = _check_rating(rating)
+        if rating is None:
             raise InputError("a rating must be 1, 2, 3, 4 or 5")
-        turn.choice, turn.rating = column, rating
-        if len(session.turns) < self.settings.turns:
-            self._next_turn(session, progress)
+        turn = self._turn(session, turn_index)
+        if turn.choice is None:
+            raise InputError(f"turn {turn_index + 1} has no pick yet: pick a column, then rate it")
+        previous, turn.rating = turn.rating, rating
+        try:
+            if self.recorder is not None:
+                self.recorder.on_rating(session, turn)
+        except BaseException:
+            turn.rating = previous
+            raise
+
+    def branch(self, session: Session, turn_index: int) -> Session:
+        """A new session that shares turns 0..turn_index with `session`, with turn `turn_index` open for a
+        different pick; the original is kept unchanged (logged choices are final)."""
+        with self._busy(session):
+            self._turn(session, turn_index)
+            turns = [dataclasses.replace(t) for t in session.turns[: turn_index + 1]]
+            turns[-1].choice, turns[-1].rating, turns[-1].shown_at = None, None, time.time()
+            new = Session(session.initial_prompt, session.seed, turns=turns, consent=session.consent,
+                          max_turns=max(session.max_turns, turn_index + 1), branch_of=(session.id, turn_index),
+                          favourites=[f for f in session.favourites if f[0] <= turn_index],
+                          initial_embedding=session.initial_embedding)
+            if self.recorder is not None:
+                self.recorder.on_branch(new, self.describe())
+            return new
+
+    def toggle_favourite(self, session: Session, turn_index: int, column: int, image: int | None = None) -> bool:
+        """Mark (or unmark) a column, or one image of it, as a favourite; True when it is now a favourite."""
+        turn = self._turn(session, turn_index)
+        if isinstance(column, bool) or not isinstance(column, (int, np.integer)) or not 0 <= column < len(turn.slate):
+            raise InputError(f"column must be a number from 1 to {len(turn.slate)}")
+        if image is not None and not 0 <= image < len(turn.images[column]):
+            raise InputError(f"image must be a number from 1 to {len(turn.images[column])}")
+        key = (int(turn_index), int(column), None if image is None else int(image))
+        if key in session.favourites:
+            session.favourites.remove(key)
+            return False
+        session.favourites.append(key)
+        return True
+
+    def resume(self, session_id: str) -> Session:
+        """A logged session, rebuilt from the log store (after a server restart, say): prompts, seeds, picks and
+        ratings from the log, images from their saved files (re-rendered from their seeds if a file is gone)."""
+        if self.recorder is None:
+            raise InputError("this app keeps no log, so there is nothing to resume")
+        session = self.recorder.load_session(session_id, self)
+        session.max_turns = max(session.max_turns, len(session.turns))
         return session
 
-    def state(self, session: Session) -> dict:
-        return {"history": session.history(), "turn": len(session.turns), "seed": session.seed}
+    # -- the policy's view ---------------------------------------------------------------------------------------
 
-    def _next_turn(self, session: Session, progress=None) -> Turn:
-        report = progress or (lambda fraction, message: None)
+    def state(self, session: Session, candidate_embeddings: np.ndarray | None = None,
+              candidates: list[Candidate] | None = None) -> dict:
+        """What a slate policy sees: the keys of user_sim.rollout.policy_state (embeddings only with an embedder)."""
+        state = {"history": session.history(), "turn": len(session.turns), "seed": session.seed}
+        if self.embedder is None or session.initial_embedding is None:
+            return state
+        done = [t for t in session.turns if t.choice is not None and t.image_embeddings is not None]
+        dim = len(session.initial_embedding)
+        current = done[-1].candidate_embeddings[done[-1].slate[done[-1].choice]] if done else session.initial_embedding
+        chosen = [t.image_embeddings[t.choice].mean(0) for t in done]
+        state.update(
+            initial_embedding=session.initial_embedding,
+            current_embedding=current,
+            chosen_image_embeddings=np.stack(chosen).astype(np.float32) if chosen else np.zeros((0, dim), np.float32),
+            history_slates=[(t.column_features(), t.choice) for t in done],
+        )
+        if candidate_embeddings is not None:
+            state["candidate_embeddings"] = candidate_embeddings
+        if candidates is not None:
+            state["candidate_categories"] = [c.category for c in candidates]
+        return state
+
+    def posterior(self, session: Session) -> np.ndarray | None:
+        """[K] the user-type posterior after the session's picks so far (None without a user model)."""
+        if self.user_model is None or self.embedder is None:
+            return None
+        from pasta.slate import posterior_from_state
+
+        return np.asarray(posterior_from_state(self.user_model, self.state(session)), np.float32)
+
+    def describe(self) -> dict:
+        """What produced a session's slates, stored with it in the log."""
+        return {"policy": getattr(self.policy, "name", type(self.policy).__name__),
+                "generator": getattr(self.generator, "name", type(self.generator).__name__),
+                "text_to_image": getattr(self.t2i, "name", type(self.t2i).__name__),
+                "adapter": getattr(self.t2i, "adapter", None) or "",
+                "embedder": getattr(self.embedder, "name", "") if self.embedder is not None else "",
+                "n_candidates": self.settings.n_candidates, "slate_size": self.settings.slate_size,
+                "images_per_prompt": self.settings.images_per_prompt, "turns": self.settings.turns}
+
+    # -- one turn ------------------------------------------------------------------------------------------------
+
+    def _turn_steps(self, session: Session) -> Iterator[Step]:
+        s = self.settings
         history = session.history()
         t0 = time.perf_counter()
-        report(0.05, "proposing prompt expansions")
-        candidates = self.generator.propose(history, n=self.settings.n_candidates)
+        proposed = self.generator.propose(history, n=s.n_candidates)
+        candidates, refused = [], []
+        for c in proposed:
+            verdict = self.safety.check(c.text)
+            if verdict.allowed:
+                candidates.append(c)
+            else:
+                refused.append(c)
+                if self.recorder is not None:
+                    self.recorder.on_refusal(c.text, f"candidate ({c.category}) {verdict.reason}", session.id)
+        if not candidates:
+            raise RefusedError("Sorry, I could not find safe ways to develop this prompt. Please try another idea.")
         t1 = time.perf_counter()
-        slate, scores = self.policy.select(self.state(session), candidates, self.settings.slate_size)
+        embeddings = None if self.embedder is None else self.embedder.text([c.text for c in candidates])
+        slate, scores = self.policy.select(self.state(session, embeddings, candidates), candidates, s.slate_size)
         t2 = time.perf_counter()
-        report(0.35, "rendering images")
         seeds = [session.seed * 10 + column for column in range(len(slate))]  # fixed per column for the session
-        images = self.t2i.generate([candidates[i].text for i in slate], seeds, self.settings.images_per_prompt)
+        turn = Turn(len(session.turns), history[-1], candidates, [int(i) for i in slate],
+                    [float(x) for x in scores], seeds, [[] for _ in slate],
+                    policy=getattr(self.policy, "name", ""), candidate_embeddings=embeddings,
+                    posterior=self.posterior(session), refused=refused,
+                    timings={"propose": t1 - t0, "select": t2 - t1})
+        yield Step(session, turn, "proposed", 0.2, "slate chosen, rendering images")
+        prompts = [c.text for c in turn.slate_prompts]
+        if self.render_in_columns:
+            for column in range(len(slate)):
+                turn.images[column] = self.render([prompts[column]], [seeds[column]])[0]
+                yield Step(session, turn, "column", 0.2 + 0.75 * (column + 1) / len(slate),
+                           f"rendered column {column + 1} of {len(slate)}", column + 1)
+        else:
+            turn.images = self.render(prompts, seeds)
+            yield Step(session, turn, "column", 0.95, f"rendered {len(slate)} columns", len(slate))
         t3 = time.perf_counter()
-        turn = Turn(len(session.turns), history[-1], candidates, slate, [float(s) for s in scores], seeds, images,
-                    timings={"propose": t1 - t0, "select": t2 - t1, "render": t3 - t2})
+        if self.embedder is not None:
+            flat = [image for column in turn.images for image in column]
+            turn.image_embeddings = self.embedder.image(flat).reshape(len(slate), -1, self.embedder.dim)
+        turn.timings.update(render=t3 - t2, embed_images=time.perf_counter() - t3)
+        if self.recorder is not None:  # logged before the slate can be picked
+            self.recorder.on_turn(session, turn)
+        turn.shown_at = time.time()
         session.turns.append(turn)
-        report(1.0, "done")
-        return turn
+        turn.timings["total"] = time.perf_counter() - t0
+        yield Step(session, turn, "done", 1.0, "slate ready", len(slate))
+
+    def _render(self, prompts: list[str], seeds: list[int]) -> list[list[Image.Image]]:
+        return self.t2i.generate(prompts, seeds, self.settings.images_per_prompt)
+
+    @staticmethod
+    def _turn(session: Session, turn_index: object) -> Turn:
+        if isinstance(turn_index, bool) or not isinstance(turn_index, (int, np.integer)) or not (
+                0 <= turn_index < len(session.turns)):
+            raise InputError(f"turn must be a number from 1 to {len(session.turns)}" if session.turns
+                             else "there are no turns yet: start with a prompt")
+        return session.turns[int(turn_index)]
+
+    @staticmethod
+    @contextmanager
+    def _busy(session: Session):
+        """One action at a time per session: a second click while a slate renders gets a clear message."""
+        if not session._busy.acquire(blocking=False):
+            raise InputError("still working on your last request: wait for the slate to finish")
+        try:
+            yield
+        finally:
+            session._busy.release()
+
+
+def _drain(steps: Iterator[Step], progress: Callable[[float, str], None] | None) -> Session:
+    session = None
+    for step in steps:
+        if progress is not None:
+            progress(step.fraction, step.message)
+        session = step.session
+    return session

@@ -85,8 +85,8 @@ def assemble(
     seen: list[str] = [prompt]
     out: list[Candidate] = []
 
-    def accept(text: str | None) -> bool:
-        if text is None or any(is_near_copy(text, s) for s in seen):
+    def accept(text: str | None, threshold: float = 0.9) -> bool:
+        if text is None or any(is_near_copy(text, s, threshold) for s in seen):
             return False
         seen.append(text)
         return True
@@ -103,6 +103,13 @@ def assemble(
             for text in fallback(category, 3 * quota[category] * attempts):
                 text = clean_phrase(text, prompt)
                 if len(chosen) < quota[category] and accept(text):
+                    chosen.append(Candidate(text, category, fallback_source))
+        if fallback is not None and len(chosen) < quota[category]:
+            # Last resort, e.g. rephrasings of a long prompt, which all look alike: any text whose words differ from
+            # the prompt's and from every other candidate's is accepted (a generator must not fail a turn).
+            for text in fallback(category, 3 * quota[category] * (attempts + 1)):
+                text = clean_phrase(text, prompt)
+                if len(chosen) < quota[category] and accept(text, threshold=1.0):
                     chosen.append(Candidate(text, category, fallback_source))
         if len(chosen) < quota[category]:
             raise RuntimeError(f"could not find {quota[category]} distinct {category!r} candidates for {prompt!r}")

@@ -11,11 +11,16 @@ from pasta.config import SettingsError, settings_arguments, settings_from_args
 
 
 def cmd_app(args: argparse.Namespace) -> int:
-    from pasta.ui import CSS, build_demo
+    from pasta.logbook import LogStoreError
+    from pasta.ui import build_demo, launch
 
     settings = settings_from_args(args).with_overrides(host=args.host, port=args.port)
-    demo = build_demo(settings)
-    demo.launch(server_name=settings.host, server_port=settings.port, share=args.share, css=CSS)
+    try:
+        demo = build_demo(settings)
+    except LogStoreError as error:
+        print(f"pasta: error: {error}", file=sys.stderr)
+        return 2
+    launch(demo, settings, share=args.share)
     return 0
 
 
@@ -54,6 +59,7 @@ def _delegate(module: str):
 # (words of the command line) -> the function that parses the rest of it.
 DELEGATES = {
     ("bench", "propose"): _delegate("pasta.bench"),
+    ("bench", "app"): _delegate("pasta.bench_app"),
     ("eval", "t2i"): _delegate("pasta.eval_t2i"),
     ("eval", "align"): _delegate("pasta.align.eval_align"),
     ("align",): _delegate("pasta.align.cli"),
@@ -86,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Listed for `pasta --help`; run through DELEGATES, so `pasta eval t2i --help` shows that command's options.
     for name, what, text in (
-        ("bench", "propose", "benchmarks that print a table and write JSON: propose"),
+        ("bench", "propose | app", "benchmarks that print a table and write JSON: propose (candidate generators), "
+                                   "app (a real server driven by clients)"),
         ("eval", "t2i | user-model | agents | align", "evaluations that write JSON and plots: t2i (embedded image "
          "model), user-model (EM on planted simulated users), agents (slate policies), align (aligned adapters)"),
         ("align", "dpok | rwr | focus | reward", "train an aligned LoRA adapter (DPOK, reward-weighted, "

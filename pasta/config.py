@@ -50,6 +50,15 @@ class Settings:
     """API key for lmm_endpoint (read from PASTA_LMM_API_KEY; never logged)."""
     log_db: str = field(default_factory=lambda: str(default_log_db()))
     """SQLite log store path."""
+    image_dir: str = ""
+    """Folder for the images the app shows to people who consented to logging (default: `images/` beside log_db);
+    the log store records their paths."""
+    agent_dir: str = ""
+    """Folder with the trained slate agent, `qnet/` (TwinQ.save) and `user_model/` (UserModel.save); default
+    models/embedded/agent. Without both, the app falls back to the LMM-order baseline and says so."""
+    threads: int = 0
+    """Torch CPU threads for the app (0: torch's default). On a shared or small machine 1 or 2 avoids
+    oversubscription, which can slow sampling down many times."""
     n_candidates: int = 25
     """L_C: candidate expansions proposed per turn (PASTA paper)."""
     slate_size: int = 4
@@ -64,12 +73,15 @@ class Settings:
     def __post_init__(self) -> None:
         self.validate()
 
+    def resolved_image_dir(self) -> Path:
+        return Path(self.image_dir).expanduser() if self.image_dir else Path(self.log_db).expanduser().parent / "images"
+
     def validate(self) -> None:
         for name, allowed in _CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise SettingsError(f"{name}={getattr(self, name)!r} is not allowed: choose one of {', '.join(allowed)}")
         for name, low, high in (("n_candidates", 5, 200), ("slate_size", 1, 5), ("images_per_prompt", 1, 16),
-                                ("turns", 1, 50), ("port", 1, 65535)):
+                                ("turns", 1, 50), ("port", 1, 65535), ("threads", 0, 256)):
             value = getattr(self, name)
             if not isinstance(value, int) or not low <= value <= high:
                 raise SettingsError(f"{name}={value!r} is not allowed: use a whole number from {low} to {high}")
@@ -127,7 +139,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "generator": get_args(Generator),
     "device": get_args(Device),
 }
-_INT_FIELDS = {"n_candidates", "slate_size", "images_per_prompt", "turns", "port"}
+_INT_FIELDS = {"n_candidates", "slate_size", "images_per_prompt", "turns", "port", "threads"}
 
 
 def _parse(name: str, raw: str, source: str) -> Any:
@@ -153,11 +165,15 @@ def settings_arguments() -> argparse.ArgumentParser:
     g.add_argument("--lmm-model", help="hub tier or endpoint: chat model id (env PASTA_LMM_MODEL)")
     g.add_argument("--lmm-endpoint", help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1")
     g.add_argument("--log-db", help="SQLite log store path (env PASTA_LOG_DB)")
+    g.add_argument("--image-dir", help="folder for the images the app shows (env PASTA_IMAGE_DIR; default beside "
+                   "the log store)")
+    g.add_argument("--agent-dir", help="trained slate agent folder with qnet/ and user_model/ (env PASTA_AGENT_DIR)")
+    g.add_argument("--threads", type=int, help="torch CPU threads, 0 for torch's default (env PASTA_THREADS)")
     return p
 
 
 _SETTING_FLAGS = ("tier", "generator", "device", "t2i_model", "t2i_model_dir", "adapter", "embedder_model",
-                  "lmm_model", "lmm_endpoint", "log_db")
+                  "lmm_model", "lmm_endpoint", "log_db", "image_dir", "agent_dir", "threads")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

@@ -165,7 +165,8 @@ class RetrievalGenerator:
                         if synonym != match.group(0).lower():
                             swaps.append(_tidy(regex.sub(synonym, prompt, count=1)))
             templates = ["an image of {p}", "{p}, high quality", "a picture showing {p}", "{p}, detailed",
-                         "a clean depiction of {p}", "{p}, well composed", "a simple image of {p}", "{p}, sharp focus"]
+                         "a clean depiction of {p}", "{p}, well composed", "a simple image of {p}", "{p}, sharp focus",
+                         "a photo of {p}", "{p}, in full view", "a rendering of {p}", "{p}, clearly shown"]
             return pick(swaps, k) + [t.format(p=prompt) for t in pick(templates, len(templates))]
         if category == "detail":
             edits = [with_colour(prompt, c) for c in pick([ws[0] for ws in fashion.COLOUR_WORDS.values()], k)]

@@ -33,3 +33,80 @@ def embedded_t2i(minilm):
     if not (DEFAULT_MODEL_DIR / "unet" / "config.json").exists():
         pytest.skip("no shipped embedded weights (models/embedded/t2i)")
     return EmbeddedTextToImage(text=minilm)
+
+
+@pytest.fixture(scope="session")
+def embedded_embedder(minilm):
+    from pasta.image_encoder import DEFAULT_IMAGE_ENCODER_DIR, EmbeddedEmbedder
+
+    if not (DEFAULT_IMAGE_ENCODER_DIR / "model.safetensors").exists():
+        pytest.skip("no shipped image encoder weights (models/embedded/image_encoder)")
+    return EmbeddedEmbedder(text_model=minilm)
+
+
+@pytest.fixture(scope="session")
+def tiny_agent_dir(tmp_path_factory):
+    """A small, untrained but real slate agent in the layout the app loads: qnet/ (TwinQ.save) and user_model/
+    (UserModel.save), seeded; 3 user types, so tests can tell it from the shipped agent."""
+    from pasta.iql import TwinQ
+    from pasta.qnet import QNetConfig
+    from pasta.user_model import UserModel, UserModelConfig
+
+    folder = tmp_path_factory.mktemp("agent")
+    torch.manual_seed(0)
+    TwinQ(QNetConfig(n_types=3, hidden=32)).save(folder / "qnet")
+    UserModel(2 * 384, UserModelConfig(n_types=3, hidden=16)).save(folder / "user_model")
+    return folder
+
+
+class AppServer:
+    """A real Gradio server of the app in this process, on a free port, with its own log store."""
+
+    def __init__(self, demo, url: str, agent, store, settings) -> None:
+        self.demo, self.url, self.agent, self.store, self.settings = demo, url, agent, store, settings
+
+    def client(self):
+        from gradio_client import Client
+
+        return Client(self.url, verbose=False)
+
+    def close(self) -> None:
+        self.demo.close()
+        self.store.close()
+
+
+@pytest.fixture(scope="session")
+def start_app(embedded_t2i, retrieval, embedded_embedder, tiny_agent_dir, tmp_path_factory):
+    """start_app(log_db=None, **settings) -> AppServer: the app on real components (shipped diffusion weights,
+    MiniLM, the image encoder, the retrieval generator, a tiny real Q-agent), its log store a real SQLite file."""
+    import socket
+
+    from pasta.agent import Agent
+    from pasta.config import Settings
+    from pasta.logbook import LogStore
+    from pasta.policy_loader import load_policy
+    from pasta.recorder import SessionRecorder
+    from pasta.ui import build_demo, launch
+
+    servers = []
+
+    def start(log_db=None, **overrides) -> AppServer:
+        log_db = log_db or tmp_path_factory.mktemp("app") / "logs.sqlite"
+        settings = Settings.from_env({}, generator="retrieval", agent_dir=str(tiny_agent_dir), log_db=str(log_db),
+                                     **overrides)
+        loaded = load_policy(settings, embedded_embedder)
+        store = LogStore(settings.log_db)
+        agent = Agent(settings, embedded_embedder, embedded_t2i, retrieval, loaded.policy,
+                      recorder=SessionRecorder(store, settings.resolved_image_dir()))
+        demo = build_demo(settings, agent, [loaded.notice])
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        launch(demo, settings, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+        server = AppServer(demo, f"http://127.0.0.1:{port}/", agent, store, settings)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()

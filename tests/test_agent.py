@@ -1,9 +1,12 @@
 """The PASTA loop on real components: shipped embedded diffusion weights, MiniLM, retrieval candidates."""
 
+import numpy as np
 import pytest
 
-from pasta.agent import Agent, InputError
+from pasta.agent import Agent, InputError, RefusedError
 from pasta.config import Settings
+from pasta.contracts import Candidate
+from pasta.policy_loader import load_policy
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +59,92 @@ def test_bad_picks_change_nothing(agent):
 def test_emoji_prompt_works(agent):
     session = agent.start("a 🐱 on a red t-shirt ✨", seed=2)
     assert len(session.current.slate) == 4
+
+
+# -- the trained-agent path: embeddings, Q-scores, posterior, safety, one action at a time ---------------------
+
+
+class ScriptedGenerator:
+    """A real CandidateGenerator for tests: the retrieval generator's candidates, with one replaced by `text`
+    (as a misbehaving LMM might propose it)."""
+
+    name = "scripted"
+
+    def __init__(self, inner, text: str, category: str = "style") -> None:
+        self.inner, self.text, self.category = inner, text, category
+
+    def propose(self, history, n=25):
+        out = self.inner.propose(history, n)
+        i = next(i for i, c in enumerate(out) if c.category == self.category)
+        out[i] = Candidate(self.text, self.category, self.name)
+        return out
+
+
+@pytest.fixture(scope="module")
+def q_agent(embedded_t2i, retrieval, embedded_embedder, tiny_agent_dir):
+    settings = Settings.from_env({}, turns=3, generator="retrieval", images_per_prompt=1,
+                                 agent_dir=str(tiny_agent_dir))
+    loaded = load_policy(settings, embedded_embedder)
+    assert loaded.policy.name == "iql", loaded.notice
+    return Agent(settings, embedded_embedder, embedded_t2i, retrieval, loaded.policy)
+
+
+def test_the_policy_sees_the_state_the_simulator_gives_it(q_agent):
+    session = q_agent.start("a red dress", seed=5)
+    first = session.current
+    assert first.candidate_embeddings.shape == (25, 384) and first.image_embeddings.shape == (4, 1, 384)
+    assert first.scores != [-float(i) for i in range(25)]  # Q-values, not the generator's order
+    q_agent.pick(session, 1)
+    state = q_agent.state(session, session.current.candidate_embeddings, session.current.candidates)
+    # The keys of user_sim.rollout.policy_state (less the simulator's secret planted utilities).
+    assert {"turn", "seed", "initial_embedding", "current_embedding", "chosen_image_embeddings", "history_slates",
+            "candidate_embeddings", "candidate_categories"} <= set(state)
+    assert state["turn"] == 2
+    np.testing.assert_allclose(state["current_embedding"], first.candidate_embeddings[first.slate[1]])
+    np.testing.assert_allclose(state["chosen_image_embeddings"], first.image_embeddings[1].mean(0, keepdims=True))
+    (features, column), = state["history_slates"]
+    assert features.shape == (4, 768) and column == 1
+    posterior = q_agent.posterior(session)
+    assert posterior.shape == (3,) and abs(posterior.sum() - 1) < 1e-5
+    assert not np.allclose(posterior, first.posterior)  # a pick moves the posterior
+
+
+def test_unsafe_candidates_never_reach_the_slate_and_are_logged(q_agent, tmp_path):
+    from pasta.logbook import LogStore
+    from pasta.recorder import SessionRecorder
+
+    generator = ScriptedGenerator(q_agent.generator, "a red dress, gore and severed heads")
+    with LogStore(tmp_path / "logs.sqlite") as store:
+        agent = Agent(q_agent.settings, q_agent.embedder, q_agent.t2i, generator, q_agent.policy,
+                      recorder=SessionRecorder(store, tmp_path / "images"))
+        session = agent.start("a red dress", seed=1)  # no consent: only the refusal is logged
+        assert [c.text for c in session.current.refused] == ["a red dress, gore and severed heads"]
+        assert len(session.current.candidates) == 24
+        assert all("gore" not in c.text for c in session.current.slate_prompts)
+        assert store.counts()["refusals"] == 1 and store.counts()["sessions"] == 0
+        with pytest.raises(RefusedError, match="graphic violence"):
+            agent.start("a gory battlefield")
+        assert store.counts()["refusals"] == 2
+
+
+def test_one_action_at_a_time_and_an_interrupted_turn_can_be_continued(q_agent):
+    session = q_agent.start("a blue coat", seed=2)
+    steps = q_agent.pick_steps(session, 0)
+    assert next(steps).stage == "proposed"
+    with pytest.raises(InputError, match="still working on your last request"):
+        q_agent.pick(session, 1)
+    steps.close()  # the page closed while the next slate rendered
+    assert len(session.turns) == 1 and not session.awaiting_pick
+    with pytest.raises(InputError, match="already has a pick"):
+        q_agent.pick(session, 1)
+    last = list(q_agent.continue_steps(session))[-1]
+    assert last.stage == "done" and len(session.turns) == 2 and session.awaiting_pick
+
+
+def test_a_finished_session_continues_for_more_turns(q_agent):
+    session = q_agent.start("a grey hat", seed=3)
+    for column in (0, 1, 2):
+        q_agent.pick(session, column)
+    assert session.finished and len(session.turns) == 3
+    list(q_agent.continue_steps(session))
+    assert session.max_turns == 6 and len(session.turns) == 4 and session.awaiting_pick

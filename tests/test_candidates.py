@@ -83,6 +83,13 @@ def test_retrieval_handles_odd_prompts(retrieval):
         assert len(out) == 25
 
 
+def test_retrieval_fills_every_category_even_for_a_long_chained_prompt(retrieval):
+    # Rephrasings of a prompt grown over several turns all look alike; the turn must not fail.
+    out = retrieval.propose(["a cat", "an image of a picture showing a cat, well composed, sharp focus"])
+    assert len(out) == 25 and len({c.text.lower() for c in out}) == 25
+    assert all(sum(c.category == cat for c in out) == 5 for cat in CATEGORIES)
+
+
 def test_retrieval_is_fast_enough_to_use_as_fallback(retrieval):
     retrieval.propose(["warm up"])
     t0 = time.perf_counter()

@@ -1,0 +1,224 @@
+"""`pasta bench app`: the app as people meet it, a real server in its own process driven by gradio_client.
+
+Two phases against one server (`pasta app` in a subprocess, its own log store in a temporary folder):
+
+1. latency: one client at a time runs whole sessions; for every pick that leads to a new slate it times the first
+   streamed images (the first column) and the complete next slate (L_C candidates proposed, safety-filtered,
+   Q-scored, L x M images rendered, embedded and logged), as the client receives them;
+2. load: N clients at once each run a whole session (start + H picks, random columns); every error counts, and
+   afterwards the log store must hold every turn and every pick of every session ("no lost log row").
+
+Prints a table and writes JSON (bench-results/app.json). Targets (issue 6, embedded tier, 2 CPU cores): median
+pick -> complete next slate <= 4 s, first images sooner; 8 concurrent clients with no error and no lost row.
+Timings on a machine shared with other work are noisy: the JSON records the load average before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from pasta.bench import read_prompts
+from pasta.paths import DATA_DIR
+
+TARGET_PICK_TO_SLATE_S = 4.0
+SLATE = 4
+DETAILS = 1 + 2 * SLATE + 4  # index of the session details (JSON) in a turn endpoint's outputs
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(args, log_db: Path, port: int) -> subprocess.Popen:
+    """`pasta app` in a subprocess on 127.0.0.1:port; returns once it answers HTTP."""
+    command = [sys.executable, "-m", "pasta.cli", "app", "--host", "127.0.0.1", "--port", str(port),
+               "--log-db", str(log_db), "--threads", str(args.threads)]
+    for flag in ("tier", "generator", "device", "agent_dir", "t2i_model_dir", "adapter"):
+        if getattr(args, flag, None):
+            command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    env = {**os.environ, "PASTA_TURNS": str(args.turns), "GRADIO_ANALYTICS_ENABLED": "False",
+           "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
+    log = open(log_db.with_name("server.log"), "w")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    deadline = time.time() + args.startup_timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the app exited with {proc.returncode}; see {log.name}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2):
+                return proc
+        except OSError:
+            time.sleep(1)
+    proc.terminate()
+    raise RuntimeError(f"the app did not answer within {args.startup_timeout} s; see {log.name}")
+
+
+def timed(client, *inputs, api_name: str) -> dict:
+    """Run one turn endpoint, streaming: seconds to the first rendered column and to the complete slate."""
+    t0 = time.perf_counter()
+    job = client.submit(*inputs, api_name=api_name)
+    first = None
+    for out in job:
+        details = out[DETAILS] if isinstance(out, (list, tuple)) and len(out) > DETAILS else None
+        if first is None and isinstance(details, dict) and details.get("columns_ready", 0) >= 1:
+            first = time.perf_counter() - t0
+    final = job.result()
+    total = time.perf_counter() - t0
+    return {"first_images_s": first if first is not None else total, "complete_s": total, "details": final[DETAILS]}
+
+
+def run_session(url: str, prompt: str, turns: int, rng: np.random.Generator) -> dict:
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    start = timed(client, prompt, True, api_name="/start")
+    session_id = start["details"]["session_id"]
+    picks, columns = [], []
+    for turn in range(turns):
+        column = int(rng.integers(1, SLATE + 1))
+        columns.append(column - 1)
+        result = timed(client, column, None, api_name="/pick")
+        if turn < turns - 1:  # the last pick ends the session: no slate follows
+            picks.append(result)
+    return {"session_id": session_id, "prompt": prompt, "start": start, "picks": picks, "columns": columns}
+
+
+def check_logs(log_db: Path, sessions: list[dict], turns: int, n_candidates: int) -> list[str]:
+    """Every turn and pick of every session in the log store: the problems found (empty when none)."""
+    from pasta.logbook import LogStore
+
+    problems = []
+    with LogStore(log_db, create=False) as store:
+        for s in sessions:
+            try:
+                episode = store.episode(s["session_id"])
+            except KeyError:
+                problems.append(f"{s['session_id']}: session missing")
+                continue
+            logged = episode["turns"]
+            if len(logged) != turns:
+                problems.append(f"{s['session_id']}: {len(logged)} turns logged, {turns} shown")
+            for t, (turn, column) in enumerate(zip(logged, s["columns"])):
+                if (turn["choice"] or {}).get("column") != column:
+                    problems.append(f"{s['session_id']} turn {t + 1}: pick {column} not logged ({turn['choice']})")
+                if len(turn["slate"]) != SLATE or any(c["image_embeddings"] is None for c in turn["slate"]):
+                    problems.append(f"{s['session_id']} turn {t + 1}: slate rows or image embeddings missing")
+                if len(turn["candidates"]) > n_candidates or len(turn["candidates"]) < SLATE:
+                    problems.append(f"{s['session_id']} turn {t + 1}: {len(turn['candidates'])} candidates")
+    return problems
+
+
+def summarize(values: list[float]) -> dict:
+    values = sorted(values)
+    return {"n": len(values), "median_s": statistics.median(values), "p90_s": values[int(0.9 * (len(values) - 1))],
+            "min_s": values[0], "max_s": values[-1]} if values else {"n": 0}
+
+
+def main(argv: list[str]) -> int:
+    from pasta.config import settings_arguments, settings_from_args
+
+    p = argparse.ArgumentParser(prog="pasta bench app", parents=[settings_arguments()],
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("--sessions", type=int, default=3, help="sequential sessions timed in the latency phase")
+    p.add_argument("--clients", type=int, default=8, help="concurrent clients in the load phase (0 skips it)")
+    p.add_argument("--turns", type=int, default=5, help="H, turns per session")
+    p.add_argument("--prompts", type=Path, default=DATA_DIR / "prompts" / "bench_prompts.txt")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--startup-timeout", type=float, default=600)
+    p.add_argument("--out", type=Path, default=Path("bench-results/app.json"))
+    args = p.parse_args(argv)
+    settings = settings_from_args(args)
+    args.threads = args.threads if args.threads is not None else min(2, os.cpu_count() or 1)
+    prompts = read_prompts(args.prompts)
+    rng = np.random.default_rng(args.seed)
+    folder = Path(tempfile.mkdtemp(prefix="pasta-bench-app-"))
+    log_db = Path(args.log_db) if args.log_db else folder / "logs.sqlite"
+    port = free_port()
+    load_before = os.getloadavg()
+    t0 = time.perf_counter()
+    server = start_server(args, log_db, port)
+    startup = time.perf_counter() - t0
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        print(f"server up in {startup:.1f} s; latency phase: {args.sessions} sessions x {args.turns} turns", flush=True)
+        latency = [run_session(url, prompts[i % len(prompts)], args.turns, rng) for i in range(args.sessions)]
+        load, errors = [], []
+        if args.clients:
+            print(f"load phase: {args.clients} concurrent clients", flush=True)
+            lock = threading.Lock()
+
+            def client_run(i: int) -> None:
+                try:
+                    result = run_session(url, prompts[(i + 5) % len(prompts)], args.turns,
+                                         np.random.default_rng([args.seed, i]))
+                    with lock:
+                        load.append(result)
+                except Exception as error:  # counted and reported: the target is zero
+                    with lock:
+                        errors.append(f"client {i}: {type(error).__name__}: {error}")
+
+            t_load = time.perf_counter()
+            threads = [threading.Thread(target=client_run, args=(i,)) for i in range(args.clients)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            load_seconds = time.perf_counter() - t_load
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    lost = check_logs(log_db, latency + load, args.turns, settings.n_candidates)
+    picks = [p for s in latency for p in s["picks"]]
+    pick_complete = summarize([p["complete_s"] for p in picks])
+    pick_first = summarize([p["first_images_s"] for p in picks])
+    start_complete = summarize([s["start"]["complete_s"] for s in latency])
+    load_picks = summarize([p["complete_s"] for s in load for p in s["picks"]])
+    meets = bool(picks) and pick_complete["median_s"] <= TARGET_PICK_TO_SLATE_S and (
+        not args.clients or (not errors and not lost and len(load) == args.clients))
+    result = {
+        "benchmark": "app", "target_pick_to_slate_s": TARGET_PICK_TO_SLATE_S, "meets_target": meets,
+        "settings": {"generator": settings.generator, "tier": settings.tier, "threads": args.threads,
+                     "turns": args.turns, "sessions": args.sessions, "clients": args.clients},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_average_before": load_before, "load_average_after": os.getloadavg()},
+        "server_startup_s": startup,
+        "pick_to_complete_slate": pick_complete, "pick_to_first_images": pick_first,
+        "start_to_complete_slate": start_complete,
+        "load": {"clients": args.clients, "completed_sessions": len(load), "errors": errors,
+                 "seconds": load_seconds if args.clients else 0.0, "pick_to_complete_slate": load_picks,
+                 "log_problems": lost},
+        "server_timings_last_turn": latency[-1]["picks"][-1]["details"].get("timings") if picks else None,
+    }
+    ok = "yes" if meets else "NO"
+    print(f"\n{'measure':<36} {'n':>3} {'median':>8} {'p90':>8} {'target':>8}")
+    for name, row, target in (("pick -> complete next slate", pick_complete, f"{TARGET_PICK_TO_SLATE_S:.1f}s"),
+                              ("pick -> first images", pick_first, "sooner"),
+                              ("start -> complete first slate", start_complete, ""),
+                              (f"pick -> slate, {args.clients} clients at once", load_picks, "")):
+        if row.get("n"):
+            print(f"{name:<36} {row['n']:>3} {row['median_s']:>7.2f}s {row['p90_s']:>7.2f}s {target:>8}")
+    print(f"load: {len(load)}/{args.clients} sessions completed, {len(errors)} errors, {len(lost)} log problems")
+    print(f"load average before/after: {load_before[0]:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
+          f"meets target: {ok}")
+    for line in errors + lost:
+        print("  " + line)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0 if not errors and not lost else 1

@@ -1,0 +1,106 @@
+"""The app in a real browser: headless Debian Chromium driven by Playwright against a real server.
+
+A person types a prompt, clicks an image of a column and sees the next slate; on a phone-sized screen the slate
+fits the width and can still be picked. Screenshots are saved to test-artifacts/ (uploaded by CI).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None,
+                                reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+
+
+@pytest.fixture(scope="module")
+def server(start_app):
+    return start_app(turns=3)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        yield browser
+        browser.close()
+
+
+def column_images(page, column: int):
+    return page.locator(f"#pasta-column-{column} img")
+
+
+def wait_for_slate(page, turn: int, timeout: float = 120_000) -> None:
+    """Until turn `turn` is complete: the status asks for a pick and every column shows its 4 images."""
+    status = page.locator("#pasta-status").filter(has_text=f"Turn {turn} of").filter(has_text="pick the column")
+    status.wait_for(timeout=timeout)
+    for column in range(1, 5):
+        assert column_images(page, column).count() == 4
+
+
+def test_type_a_prompt_click_a_column_see_the_next_slate(server, browser):
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(server.url)
+    page.locator("#pasta-prompt textarea").fill("a red dress")
+    page.locator("#pasta-consent input").check()
+    page.locator("#pasta-start").click()
+    wait_for_slate(page, 1)
+    first = [page.locator(f"#pasta-caption-{c}").inner_text() for c in range(1, 5)]
+    assert all(len(text) > 5 for text in first)
+
+    column_images(page, 2).first.click()  # a click on any image picks its column
+    wait_for_slate(page, 2)
+    second = [page.locator(f"#pasta-caption-{c}").inner_text() for c in range(1, 5)]
+    assert second != first
+    history = page.locator("text=Turn 1 (picked 2").first
+    history.wait_for(timeout=30_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
+    assert not errors
+
+    sessions = server.store.sessions()
+    assert sessions and sessions[-1]["initial_prompt"] == "a red dress"
+    episode = server.store.episode(sessions[-1]["id"])
+    assert episode["turns"][0]["choice"]["column"] == 1
+    assert episode["turns"][0]["slate"][1]["prompt"] in first[1]
+
+    page.reload()  # the browser remembers its logged session: a reload resumes it
+    wait_for_slate(page, 2)
+    assert [page.locator(f"#pasta-caption-{c}").inner_text() for c in range(1, 5)] == second
+    page.get_by_role("button", name="Export session (.zip)").click()  # the whole session, for download
+    link = page.locator("#pasta-export a").first
+    link.wait_for(timeout=30_000)
+    assert re.search(r"pasta-session-[0-9a-f]{32}\.zip", link.get_attribute("href") or "")
+    page.close()
+
+
+def test_on_a_phone_the_slate_fits_and_a_pick_button_works(server, browser):
+    page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                            has_touch=True)
+    page.goto(server.url)
+    page.locator("#pasta-prompt textarea").fill("a blue coat")
+    page.locator("#pasta-start").click()
+    wait_for_slate(page, 1)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1  # no sideways scrolling
+    for column in range(1, 5):
+        box = page.locator(f"#pasta-column-{column}").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 391
+        for image in column_images(page, column).all():  # every image inside its column, none cut off
+            inner = image.bounding_box()
+            assert box["x"] <= inner["x"] and inner["x"] + inner["width"] <= box["x"] + box["width"]
+    page.locator("#pasta-pick-3").tap()
+    wait_for_slate(page, 2)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "app-phone.png"), full_page=True)
+    page.close()

@@ -1,0 +1,159 @@
+"""The app's parts outside the UI: which slate policy runs, the app factory, the session export, ZeroGPU and
+Spaces packaging."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pasta.config import Settings
+from pasta.policy_loader import load_policy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# -- the slate policy ----------------------------------------------------------------------------------------------
+
+
+def test_a_trained_agent_is_used_when_it_is_there(tiny_agent_dir, embedded_embedder):
+    loaded = load_policy(Settings.from_env({}, agent_dir=str(tiny_agent_dir)), embedded_embedder)
+    assert loaded.policy.name == "iql" and "trained PASTA agent" in loaded.notice
+    assert re.fullmatch(r"[0-9a-f]{16}", loaded.version)
+
+
+@pytest.mark.parametrize("broken", ["missing qnet", "missing user model", "types disagree", "corrupt weights"])
+def test_otherwise_the_baseline_runs_and_says_why(tiny_agent_dir, embedded_embedder, tmp_path, broken):
+    folder = tmp_path / "agent"
+    shutil.copytree(tiny_agent_dir, folder)
+    if broken == "missing qnet":
+        shutil.rmtree(folder / "qnet")
+    elif broken == "missing user model":
+        shutil.rmtree(folder / "user_model")
+    elif broken == "types disagree":
+        meta = json.loads((folder / "qnet" / "qnet.json").read_text())
+        meta["qnet"]["n_types"] = 5
+        (folder / "qnet" / "qnet.json").write_text(json.dumps(meta))
+    else:
+        (folder / "qnet" / "qnet.safetensors").write_bytes(b"not safetensors")
+    loaded = load_policy(Settings.from_env({}, agent_dir=str(folder)), embedded_embedder)
+    assert loaded.policy.name == "lmm-order" and loaded.version == ""
+    assert loaded.notice.startswith("Slate policy: LMM order (baseline), because the trained agent could not be used")
+
+
+def test_an_agent_for_another_embedding_size_is_not_used(tiny_agent_dir):
+    class WideEmbedder:
+        dim = 512
+
+    loaded = load_policy(Settings.from_env({}, agent_dir=str(tiny_agent_dir)), WideEmbedder())
+    assert loaded.policy.name == "lmm-order" and "384-d embeddings but the embedder makes 512-d" in loaded.notice
+
+
+# -- the app factory -----------------------------------------------------------------------------------------------
+
+
+def test_the_app_factory_builds_a_logged_agent(tiny_agent_dir, tmp_path, embedded_t2i):
+    from pasta.app_factory import build_app_parts
+
+    settings = Settings.from_env({}, tier="embedded", generator="retrieval", agent_dir=str(tiny_agent_dir),
+                                 log_db=str(tmp_path / "logs.sqlite"))
+    parts = build_app_parts(settings)
+    agent = parts.agent
+    assert agent.policy.name == "iql" and agent.embedder is not None and agent.recorder is not None
+    assert parts.notices[0].startswith("Slate policy: the trained PASTA agent")
+    assert agent.recorder.image_dir == (tmp_path / "images").absolute()
+    versions = agent.recorder.store.model_versions("agent")
+    assert len(versions) == 1 and versions[0]["id"] == agent.recorder.agent_version
+    assert build_app_parts(settings).agent.recorder.store.model_versions("agent") == versions  # recorded once
+
+
+def test_a_log_store_that_is_not_ours_stops_the_app_with_a_clear_message(tmp_path):
+    from pasta.cli import main
+
+    bad = tmp_path / "notes.sqlite"
+    bad.write_text("shopping list")
+    assert main(["app", "--log-db", str(bad), "--generator", "retrieval", "--tier", "embedded"]) == 2
+    assert bad.read_text() == "shopping list"
+
+
+# -- export --------------------------------------------------------------------------------------------------------
+
+
+def test_a_session_exports_as_images_and_json(embedded_t2i, retrieval, tmp_path):
+    from pasta.agent import Agent
+    from pasta.session_export import export_session
+
+    agent = Agent(Settings.from_env({}, turns=2, generator="retrieval", images_per_prompt=2), None, embedded_t2i,
+                  retrieval)
+    session = agent.start("a pink skirt", seed=4)
+    agent.pick(session, 3, rating=4)
+    agent.toggle_favourite(session, 0, 1)
+    with zipfile.ZipFile(export_session(session, tmp_path)) as z:
+        data = json.loads(z.read("session.json"))
+        names = set(z.namelist())
+    assert data["session_id"] == session.id and data["history"] == session.history()
+    first = data["turns"][0]
+    assert first["picked_column"] == 4 and first["rating"] == 4 and len(first["candidates"]) == 25
+    assert [c["seed"] for c in first["columns"]] == session.turns[0].seeds
+    assert {image for t in data["turns"] for c in t["columns"] for image in c["images"]} <= names
+    assert {"favourites/turn1_column2_1.png", "favourites/turn1_column2_2.png"} <= names
+    assert sum(n.startswith("turn") for n in names) == 2 * 4 * 2
+
+
+# -- Spaces --------------------------------------------------------------------------------------------------------
+
+
+def test_zerogpu_decorator_is_a_no_op_without_the_spaces_package():
+    from pasta.zerogpu import on_gpu, spaces_available
+
+    def render():
+        return "rendered"
+
+    if spaces_available():
+        pytest.skip("the spaces package is installed here")
+    assert on_gpu(render) is render
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~;\[ ]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_requirements_txt_installs_what_the_app_imports():
+    lines = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+    requirements = [line for line in lines if line]
+    assert all(not line.startswith(("-e", ".", "/", "git+")) for line in requirements)  # Spaces installs from PyPI
+    names = {_name(r) for r in requirements}
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert {_name(r) for r in project} <= names
+    assert "clip-interrogator" in names  # the phrase lists of the retrieval generator
+    from packaging.requirements import Requirement
+
+    for requirement in requirements:
+        Requirement(requirement)  # valid PEP 508
+
+
+def test_bench_app_is_a_pasta_command():
+    out = subprocess.run([sys.executable, "-m", "pasta.cli", "bench", "app", "--help"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and "--clients" in out.stdout and "--sessions" in out.stdout
+
+
+@pytest.mark.slow
+def test_bench_app_runs_a_real_server_and_finds_every_log_row(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "pasta.cli", "bench", "app", "--generator", "retrieval",
+                          "--tier", "embedded", "--sessions", "1", "--clients", "2", "--turns", "2", "--threads", "1",
+                          "--out", str(tmp_path / "app.json")], capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout + out.stderr
+    result = json.loads((tmp_path / "app.json").read_text())
+    assert result["load"]["completed_sessions"] == 2 and not result["load"]["errors"]
+    assert not result["load"]["log_problems"]
+    assert result["pick_to_first_images"]["median_s"] <= result["pick_to_complete_slate"]["median_s"]
+    assert np.isfinite(result["pick_to_complete_slate"]["median_s"])
