@@ -13,6 +13,7 @@ import multiprocessing as mp
 import platform
 import resource
 import statistics
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -78,7 +79,15 @@ def main(argv: list[str]) -> int:
         repeats = args.repeats if name == "retrieval" else 1
         proc = ctx.Process(target=_propose_worker, args=(name, asdict(settings), prompts, repeats, queue))
         proc.start()
-        row = queue.get()
+        row = None
+        while row is None:
+            try:
+                row = queue.get(timeout=1.0)
+            except Exception:  # queue.Empty: keep waiting while the worker lives
+                if not proc.is_alive():
+                    print(f"pasta bench propose: error: the {name} worker exited with code {proc.exitcode}",
+                          file=sys.stderr)
+                    return 1
         proc.join()
         row["target_s"] = PROPOSE_TARGETS_S.get(name)
         row["meets_target"] = row["target_s"] is None or row["median_s"] <= row["target_s"]

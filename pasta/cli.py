@@ -45,13 +45,13 @@ def cmd_propose(args: argparse.Namespace) -> int:
     return 0
 
 
-def _delegate(module: str):
+def _delegate(module: str, function: str = "main"):
     """Subcommands with their own typed options: they parse the rest of the command line themselves."""
 
     def run(argv: list[str]) -> int:
         import importlib
 
-        return importlib.import_module(module).main(argv) or 0
+        return getattr(importlib.import_module(module), function)(argv) or 0
 
     return run
 
@@ -66,6 +66,8 @@ DELEGATES = {
     ("eval", "user-model"): _delegate("user_sim.evaluate_user_model"),
     ("eval", "agents"): _delegate("user_sim.evaluate_agents"),
     ("train", "user-model"): _delegate("pasta.train_user_model"),
+    ("train", "q"): _delegate("pasta.train_q"),
+    ("retrain",): _delegate("pasta.train_q", "retrain_main"),
     ("simulate",): _delegate("user_sim.simulate"),
 }
 
@@ -98,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
          "model), user-model (EM on planted simulated users), agents (slate policies), align (aligned adapters)"),
         ("align", "dpok | rwr | focus | reward", "train an aligned LoRA adapter (DPOK, reward-weighted, "
                                                  "Focus-N-Fix) or the alignment reward"),
-        ("train", "user-model", "train a model from a log store: user-model"),
+        ("train", "user-model | q", "train a model from a log store: user-model (EM), q (IQL agent)"),
+        ("retrain", "", "closed loop: refit the user model and the Q-network from a log store in one command"),
         ("simulate", "", "run a slate policy against simulated users and log the sessions"),
     ):
         p = sub.add_parser(name, help=text, add_help=False)
