@@ -50,7 +50,7 @@ def test_alignment_reward_trains_reports_held_out_accuracy_and_reloads(encoder_d
     pixels = (torch.rand(3, 3, 32, 32) * 2 - 1).requires_grad_(True)
     prompts = ["a red dress", "a blue coat", "a green bag"]
     r = reward(pixels, prompts)
-    assert r.shape == (3,) and ((r > 0) & (r < 1)).all()
+    assert r.shape == (3,) and torch.isfinite(r).all()
     r.sum().backward()
     assert pixels.grad.abs().sum() > 0  # differentiable with respect to the pixels
     again = make_reward(f"alignment={tmp_path / 'reward'}", text=minilm)

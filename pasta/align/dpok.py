@@ -77,6 +77,10 @@ class DPOKConfig:
     """Adam learning rate of the value baseline (project choice)."""
     value_hidden: int = 256
     """Width of the value MLP (project choice)."""
+    prompt_baseline: bool = False
+    """Subtract the mean reward of the same prompt's images of the same round instead of V (DDPO's per-prompt
+    baseline, without its std scaling). Off in the paper; on in the embedded preset, whose few dozen rounds are
+    too few for V to learn per-prompt values (V is still fitted and logged)."""
     buffer_size: int = 64
     """Trajectories kept in the replay buffer, newest first (project choice)."""
     rounds: int = 1000
@@ -114,9 +118,10 @@ class DPOKConfig:
 
     @classmethod
     def embedded(cls, **overrides) -> DPOKConfig:
-        """The project's preset for the embedded 32x32 CPU model: the app's guidance (3.0), 20 DDIM steps, and a
-        learning rate for a budget of minutes rather than GPU-days."""
-        preset = dict(num_inference_steps=20, guidance_scale=3.0, lr=3e-4, grad_clip=1.0, policy_steps=8)
+        """The project's preset for the embedded 32x32 CPU model: the app's guidance (3.0), 20 DDIM steps, a learning
+        rate for a budget of minutes rather than GPU-days, and the per-prompt baseline (see `prompt_baseline`)."""
+        preset = dict(num_inference_steps=20, guidance_scale=3.0, lr=3e-4, grad_clip=1.0, policy_steps=8,
+                      prompt_baseline=True)
         return replace(cls(), **{**preset, **overrides})
 
 
@@ -139,7 +144,8 @@ class ValueNet(nn.Module):
 
 @dataclass
 class Transitions:
-    """A minibatch of transitions: x_t, x_{t-1}, step index, old log-prob, final reward, prompt."""
+    """A minibatch of transitions: x_t, x_{t-1}, step index, old log-prob, final reward, prompt, and the reward minus
+    its round's mean for the same prompt."""
 
     x_t: torch.Tensor
     x_prev: torch.Tensor
@@ -147,22 +153,26 @@ class Transitions:
     log_prob_old: torch.Tensor
     reward: torch.Tensor
     prompts: list[str]
+    prompt_advantage: torch.Tensor
 
 
 class ReplayBuffer:
-    """The last `size` trajectories: states [S+1, C, H, W], log-probs [S'], reward, prompt."""
+    """The last `size` trajectories: states [S+1, C, H, W], log-probs [S'], reward, prompt, and the reward minus the
+    mean reward of the same prompt in the same round (the per-prompt advantage)."""
 
     def __init__(self, size: int, stochastic_steps: list[int]) -> None:
         self.size = size
         self.steps = torch.as_tensor(stochastic_steps)
-        self.items: list[tuple[torch.Tensor, torch.Tensor, float, str]] = []
+        self.items: list[tuple[torch.Tensor, torch.Tensor, float, str, float]] = []
 
     def __len__(self) -> int:
         return len(self.items)
 
     def add(self, states: torch.Tensor, log_probs: torch.Tensor, rewards: torch.Tensor, prompts: list[str]) -> None:
+        means = {p: float(np.mean([float(r) for r, q in zip(rewards, prompts) if q == p])) for p in set(prompts)}
         for n, prompt in enumerate(prompts):
-            self.items.append((states[:, n].clone(), log_probs[:, n].clone(), float(rewards[n]), prompt))
+            self.items.append((states[:, n].clone(), log_probs[:, n].clone(), float(rewards[n]), prompt,
+                               float(rewards[n]) - means[prompt]))
         del self.items[: max(0, len(self.items) - self.size)]
 
     def sample(self, batch: int, generator: torch.Generator, newest: int | None = None) -> Transitions:
@@ -179,6 +189,7 @@ class ReplayBuffer:
             log_prob_old=torch.stack([it[1][int(j)] for it, j in zip(items, k)]),
             reward=torch.tensor([it[2] for it in items]),
             prompts=[it[3] for it in items],
+            prompt_advantage=torch.tensor([it[4] for it in items]),
         )
 
 
@@ -253,7 +264,10 @@ class DPOK:
         with torch.no_grad():
             with self.unet.disable_adapter():
                 eps_base = self.model.guided_eps(self.unet, batch.x_t, t, cond, c.guidance_scale)
-            advantage = batch.reward - self.value(batch.x_t, cond.pooled, batch.step)
+            if c.prompt_baseline:
+                advantage = batch.prompt_advantage
+            else:
+                advantage = batch.reward - self.value(batch.x_t, cond.pooled, batch.step)
         clipped = torch.clamp(ratio, 1 - c.ratio_clip, 1 + c.ratio_clip)
         kl_reg = (eps - eps_base).pow(2).mean(dim=(1, 2, 3))
         loss = (-c.reward_weight * advantage * clipped + c.kl_weight * kl_reg).mean()

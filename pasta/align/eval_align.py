@@ -229,11 +229,13 @@ def evaluate_align(cfg: EvalAlignConfig, progress: bool = True) -> dict:
         bench = bench_dpok_round(cfg.model_dir, reward, load_prompts("train:64"), cfg.bench_threads, cfg.bench_repeats)
 
     targets = compute_targets(results, bench)
+    agreement = reward_judge_agreement(base_reward, base_acc)
     metrics = {
         "model_dir": str(t2i.folder), "base_model": diffusion.describe() if diffusion else None,
         "reward": reward.spec, "reward_metrics": reward.metrics(), "reward_real_image_ceiling": ceiling,
         "n_prompts": cfg.n_prompts, "images_per_prompt": cfg.images_per_prompt, "seed": cfg.seed,
-        "mask_fraction": cfg.mask_fraction, "results": results, "dpok_round": bench, "targets": targets,
+        "mask_fraction": cfg.mask_fraction, "reward_judge_agreement_on_base_images": agreement,
+        "results": results, "dpok_round": bench, "targets": targets,
         "all_targets_pass": all(t["pass"] for t in targets.values() if t["pass"] is not None),
         "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()},
         "config": json.loads(json.dumps(asdict(cfg), default=str)),
@@ -252,6 +254,18 @@ def evaluate_align(cfg: EvalAlignConfig, progress: bool = True) -> dict:
     plot_summary(results, ceiling, cfg.out_dir / "summary.png")
     contact_sheet(images, mask, texts, cfg.images_per_prompt, cfg.out_dir / "contact_sheet.png")
     return metrics
+
+
+def reward_judge_agreement(reward: torch.Tensor, accuracy: dict[str, np.ndarray]) -> dict:
+    """How well the reward tracks the independent judge on generated images: Spearman correlation of the reward
+    with the number of requested attributes the classifier reads correctly, per image."""
+    from scipy.stats import spearmanr
+
+    correct = np.sum([accuracy[a] for a in REQUESTED], axis=0)
+    rho = spearmanr(reward.numpy(), correct).statistic if len(np.unique(correct)) > 1 else float("nan")
+    by_count = {int(k): float(reward[torch.as_tensor(correct == k)].mean()) for k in np.unique(correct)}
+    return {"spearman_reward_vs_correct_attributes": float(rho), "mean_reward_by_correct_attributes": by_count,
+            "images": int(len(correct))}
 
 
 def _by_method(results: dict, method: str) -> dict | None:

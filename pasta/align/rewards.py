@@ -68,7 +68,7 @@ class _TextCache:
     def __call__(self, prompts: list[str]) -> torch.Tensor:
         missing = [p for p in dict.fromkeys(prompts) if p not in self.vectors]
         if missing:
-            text = self._text or shared_minilm()
+            text = self._text or shared_minilm("cpu")  # the instance the diffusion model shares
             for p, v in zip(missing, text.embed(missing), strict=True):
                 self.vectors[p] = torch.from_numpy(np.array(v, np.float32))
         return torch.stack([self.vectors[p] for p in prompts]) if prompts else torch.zeros(0, TEXT_DIM)
@@ -98,8 +98,9 @@ class AlignmentRewardConfig:
 
 class AlignmentHead(nn.Module):
     """r(image embedding, text embedding): projections, their product (the CLIP-style interaction), a small MLP,
-    plus the plain cosine of the shared space as a skip input. The output goes through a sigmoid, so the reward is
-    bounded in (0, 1) like the labels it regresses on: a policy cannot push it past "aligned" off the data."""
+    plus the plain cosine of the shared space as a skip input. The output is linear, as in Lee et al.: about 1 for
+    aligned and 0 for misaligned pairs on the data, and it keeps ranking (with a gradient) for images far from
+    the data, such as an immature model's, where a sigmoid would saturate at 0 and give no signal."""
 
     def __init__(self, config: AlignmentRewardConfig | None = None) -> None:
         super().__init__()
@@ -109,14 +110,10 @@ class AlignmentHead(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(3 * c.proj_dim + 1, c.hidden), nn.GELU(), nn.Dropout(c.dropout),
                                  nn.Linear(c.hidden, c.hidden), nn.GELU(), nn.Linear(c.hidden, 1))
 
-    def logit(self, image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
+    def forward(self, image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
         i, t = self.image_proj(image_emb), self.text_proj(text_emb)
         cosine = (image_emb * text_emb).sum(-1, keepdim=True)
         return self.mlp(torch.cat([i, t, i * t, cosine], dim=-1)).squeeze(-1)
-
-    def forward(self, image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
-        """The reward in (0, 1): the probability that the image shows the prompt."""
-        return torch.sigmoid(self.logit(image_emb, text_emb))
 
 
 class AlignmentReward:

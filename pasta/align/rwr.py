@@ -9,8 +9,11 @@ feedback"), as a LoRA adapter. One file, top to bottom.
        L = E_{(x, z) ~ generated} [ w(x, z) ||eps - eps_theta(x_t, t, z)||^2 ]
            + beta E_{(x, z) ~ pre-training} [ ||eps - eps_theta(x_t, t, z)||^2 ]
 
-   w is the reward divided by its mean over the generated set (so that beta weighs like against like), or, as in
-   the paper's binary human labels, 1 for samples whose reward passes a threshold and 0 otherwise.
+   The paper's weights are its reward in [0, 1] (binary human labels, or a reward model's score). A learned reward
+   on an immature model can be negative everywhere, so w is one of: "exp" (default), exp(z / temperature) with z the
+   reward standardized over the generated set (reward-weighted regression, Peters & Schaal 2007); "linear", the
+   reward minus its minimum; "binary", 1 where the reward passes a threshold (the paper's labels). Weights are
+   normalized to mean 1, so beta weighs like against like.
 3. Optionally repeat with samples from the fine-tuned model (`rounds` > 1; the paper uses one offline round).
 """
 
@@ -42,8 +45,10 @@ class RWRConfig:
     """Generated images per training prompt and round."""
     max_prompts: int = 64
     """Training prompts used per round (the first ones of the prompt list, then cycled by round)."""
-    weighting: Literal["reward", "binary"] = "reward"
-    """w = r / mean(r) ("reward"), or w = 1[r > threshold] ("binary", like the paper's human labels)."""
+    weighting: Literal["exp", "linear", "binary"] = "exp"
+    """exp(standardized r / temperature), r - min(r), or 1[r > threshold]; all normalized to mean 1."""
+    temperature: float = 1.0
+    """Temperature of the exp weighting, in standard deviations of the reward."""
     threshold: float = 0.5
     """Reward threshold of the binary weighting."""
     pretrain_weight: float = 1.0
@@ -69,8 +74,10 @@ class RWRConfig:
             bad.append(f"images_per_prompt={self.images_per_prompt} (>= 1)")
         if self.max_prompts < 1:
             bad.append(f"max_prompts={self.max_prompts} (>= 1)")
-        if self.weighting not in ("reward", "binary"):
-            bad.append(f"weighting={self.weighting!r} (reward or binary)")
+        if self.weighting not in ("exp", "linear", "binary"):
+            bad.append(f"weighting={self.weighting!r} (exp, linear or binary)")
+        if self.temperature <= 0:
+            bad.append(f"temperature={self.temperature} (> 0)")
         if self.pretrain_weight < 0:
             bad.append(f"pretrain_weight={self.pretrain_weight} (>= 0)")
         if self.batch_size < 1 or self.steps < 1 or self.rounds < 1:
@@ -99,6 +106,18 @@ class PretrainingData:
             images.append(fashion.compose(self.images[i], attrs, self.rng))
             captions.append("" if self.rng.random() < self.uncond_prob else fashion.caption(attrs, self.rng))
         return images_to_tensor(np.stack(images)), captions
+
+
+def sample_weights(r: torch.Tensor, c: RWRConfig) -> torch.Tensor:
+    """Per-sample weights of the generated set, mean 1 (all zero when no sample passes the binary threshold)."""
+    if c.weighting == "binary":
+        w = (r > c.threshold).float()
+    elif c.weighting == "linear":
+        w = r - r.min()
+    else:
+        z = (r - r.mean()) / r.std().clamp_min(1e-8) if len(r) > 1 else torch.zeros_like(r)
+        w = torch.exp(z / c.temperature)
+    return w / w.mean() if w.sum() > 0 else w
 
 
 def denoising_loss(model: EmbeddedDiffusion, unet, x0: torch.Tensor, prompts: list[str],
@@ -153,16 +172,13 @@ def train_rwr(model: EmbeddedDiffusion, reward: Reward, prompts: list[str], conf
             r = torch.cat([reward(model.to_pixels(x0[i : i + 64]), sample_prompts[i : i + 64]).float()
                            for i in range(0, len(x0), 64)])
         images_seen += len(x0)
-        if c.weighting == "binary":
-            weights = (r > c.threshold).float()
-        else:
-            weights = r.clamp_min(0) / r.clamp_min(0).mean().clamp_min(1e-8)
+        weights = sample_weights(r, c)
         rounds.append({"round": round_index + 1, "generated": len(x0), "reward_mean": float(r.mean()),
                        "reward_std": float(r.std()), "share_weight_positive": float((weights > 0).float().mean()),
                        "generate_seconds": time.perf_counter() - t0})
-        if weights.sum() <= 0:
+        if not weights.sum() > 0:
             raise ValueError(f"no generated sample passes the reward threshold {c.threshold}: lower --threshold or "
-                             "use weighting='reward'")
+                             "use --weighting exp")
         # 2. reward-weighted denoising + pre-training regularizer
         unet.train()
         bar = tqdm(range(c.steps), desc=f"rwr round {round_index + 1}", disable=not progress)

@@ -10,8 +10,8 @@ same phrasing. Training images use Fashion-MNIST's train split; held-out images 
 (garment, colour, pattern) triples that no training image shows (the evaluation prompts' triples).
 
 Objective. MSE of r(x, z) to the 0/1 label, plus the auxiliary prompt-classification cross-entropy: the rewards of
-one image's true and perturbed captions are the logits, the true caption the class (Lee et al. 2023). Here r is a
-sigmoid of a score, and the score (the reward before the sigmoid) is the logit of the auxiliary task.
+one image's true and perturbed captions (divided by a temperature) are the logits, the true caption the class
+(Lee et al. 2023).
 The reward is an MLP on the frozen image encoder's and MiniLM's embeddings (pasta.align.rewards.AlignmentHead).
 """
 
@@ -37,7 +37,7 @@ from pasta.align.rewards import DEFAULT_ALIGNMENT_REWARD_DIR, AlignmentHead, Ali
 class TrainRewardConfig:
     out: Path = DEFAULT_ALIGNMENT_REWARD_DIR
     """Where the reward head, its config and metrics.json are written."""
-    images: int = 10_000
+    images: int = 6_000
     """Training images (Fashion-MNIST train split), each with 1 true and `negatives` perturbed captions."""
     held_out_images: int = 2_000
     """Held-out images (test split; half with held-out triples)."""
@@ -53,8 +53,8 @@ class TrainRewardConfig:
     weight_decay: float = 1e-4
     aux_weight: float = 0.5
     """Weight of the auxiliary prompt-classification cross-entropy."""
-    aux_temperature: float = 1.0
-    """The reward's pre-sigmoid score divided by this is the logit of the prompt-classification task."""
+    aux_temperature: float = 0.25
+    """The reward divided by this is the logit of the prompt-classification task."""
     head: AlignmentRewardConfig = field(default_factory=AlignmentRewardConfig)
     encoder_dir: Path | None = None
     """Image encoder (default models/embedded/image_encoder)."""
@@ -195,9 +195,9 @@ def train_reward(cfg: TrainRewardConfig, progress: bool = True) -> dict:
         for b in range(0, n, cfg.batch_size):
             idx = order[b : b + cfg.batch_size]
             bi, bt = train_i[idx], train_t[idx]
-            logit = head.logit(bi[:, None].expand(-1, k1, d).reshape(-1, d), bt.reshape(-1, d)).view(len(idx), k1)
-            mse = F.mse_loss(torch.sigmoid(logit), labels.expand_as(logit))
-            aux = F.cross_entropy(logit / cfg.aux_temperature, torch.zeros(len(idx), dtype=torch.long))
+            r = head(bi[:, None].expand(-1, k1, d).reshape(-1, d), bt.reshape(-1, d)).view(len(idx), k1)
+            mse = F.mse_loss(r, labels.expand_as(r))
+            aux = F.cross_entropy(r / cfg.aux_temperature, torch.zeros(len(idx), dtype=torch.long))
             loss = mse + cfg.aux_weight * aux
             opt.zero_grad(set_to_none=True)
             loss.backward()

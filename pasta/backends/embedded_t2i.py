@@ -177,11 +177,29 @@ class EmbeddedTextToImage:
         path = Path(path)
         if not (path / "adapter_config.json").exists():
             raise FileNotFoundError(f"{path} is not a LoRA adapter folder (no adapter_config.json)")
+        self._warn_if_other_base(path)
         with self._lock:
             if self.unet is not self.base_unet:
                 self.base_unet = self.unet.unload()  # peft: the base model without the LoRA layers
             self.unet = PeftModel.from_pretrained(self.base_unet, str(path)).eval()
             self.adapter = str(path)
+
+    def _warn_if_other_base(self, path: Path) -> None:
+        """Adapters from `pasta align` record the base weights they were trained on (model_card.json); LoRA deltas
+        on other weights (e.g. after the base model was retrained) are not what was measured: say so."""
+        import warnings
+
+        card = path / "model_card.json"
+        if not card.exists():
+            return
+        trained_on = json.loads(card.read_text()).get("base_model", {}).get("unet_sha256_16")
+        if trained_on:
+            from pasta.align.diffusion import weights_fingerprint
+
+            here = weights_fingerprint(self.folder / "unet")
+            if here != trained_on:
+                warnings.warn(f"the adapter {path} was trained on other base weights (unet {trained_on}) than "
+                              f"{self.folder} (unet {here}); its effect was measured on those", stacklevel=3)
 
     def condition(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return tuple(t.to(self.device) for t in self.text.encode(prompts, self.config.max_tokens))
