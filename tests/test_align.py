@@ -273,16 +273,6 @@ def test_rwr_writes_an_adapter_that_changes_the_model(model, tmp_path):
                   progress=False)
 
 
-@pytest.mark.slow
-def test_rwr_increases_a_programmatic_reward_on_a_tiny_model(model):
-    policy = DDIMPolicy(model, 4, eta=1.0, guidance_scale=2.0)
-    before = mean_redness(model, model.unet, policy)
-    cfg = RWRConfig(images_per_prompt=8, max_prompts=4, batch_size=16, steps=60, rounds=3, lr=3e-3,
-                    pretrain_weight=0.0)
-    train_rwr(model, RednessReward(), PROMPTS, cfg, progress=False)
-    assert mean_redness(model, model.unet, policy) > before
-
-
 # -------------------------------------------------------------------------------------------- bad configs
 
 
