@@ -91,20 +91,6 @@ class TrainImageEncoderConfig:
 # ------------------------------------------------------------------------------------------------ data
 
 
-def sample_mention(rng: np.random.Generator, attrs: fashion.Attributes) -> dict[str, bool]:
-    """Which attributes a caption names: the same odds as `fashion.caption`'s default, drawn here so that the
-    trainer knows them."""
-    return {
-        "garment": rng.random() < 0.95,
-        "colour": rng.random() < 0.85,
-        "pattern": rng.random() < 0.75,
-        "background": rng.random() < 0.65,
-        "style": rng.random() < 0.7,
-        "size": rng.random() < 0.3,
-        "position": attrs.position != "center" and rng.random() < 0.5,
-    }
-
-
 _PLAIN_WORDS = re.compile(r"\b(plain|solid)\b|no pattern")
 
 
@@ -117,7 +103,7 @@ def attribute_index(attrs: fashion.Attributes) -> np.ndarray:
 
 def make_caption(rng: np.random.Generator, attrs: fashion.Attributes) -> tuple[str, np.ndarray]:
     """A caption and the boolean mask (ATTRS order) of the attributes it actually names."""
-    mention = sample_mention(rng, attrs)
+    mention = fashion.sample_mention(rng, attrs)
     text = fashion.caption(attrs, rng, mention=mention)
     named = dict(mention)
     if attrs.visible_pattern == "plain":  # the caption says "plain" only sometimes: look

@@ -310,19 +310,25 @@ def _pick(rng: np.random.Generator, options: tuple[str, ...]) -> str:
     return options[int(rng.integers(len(options)))]
 
 
+def sample_mention(rng: np.random.Generator, attrs: Attributes) -> dict[str, bool]:
+    """Which attributes a caption names (the garment almost always); callers that must know what a caption says,
+    such as the image encoder's trainer, draw it here and pass it to `caption`."""
+    return {
+        "garment": rng.random() < 0.95,
+        "colour": rng.random() < 0.85,
+        "pattern": rng.random() < 0.75,
+        "background": rng.random() < 0.65,
+        "style": rng.random() < 0.7,
+        "size": rng.random() < 0.3,
+        "position": attrs.position != "center" and rng.random() < 0.5,
+    }
+
+
 def caption(attrs: Attributes, rng: np.random.Generator, *, mention: dict[str, bool] | None = None) -> str:
     """A caption naming the attributes in `mention` (default: a random subset, garment almost always), in one of
     many phrasings, so that free text lands near training captions in MiniLM space."""
     if mention is None:
-        mention = {
-            "garment": rng.random() < 0.95,
-            "colour": rng.random() < 0.85,
-            "pattern": rng.random() < 0.75,
-            "background": rng.random() < 0.65,
-            "style": rng.random() < 0.7,
-            "size": rng.random() < 0.3,
-            "position": attrs.position != "center" and rng.random() < 0.5,
-        }
+        mention = sample_mention(rng, attrs)
     pattern = attrs.visible_pattern
     noun = _pick(rng, CLASS_WORDS[attrs.garment]) if mention["garment"] else _pick(rng, ("garment", "item", "thing"))
     colour = _pick(rng, COLOUR_WORDS[attrs.colour]) if mention["colour"] else ""
