@@ -5,8 +5,9 @@
 Data are composed on the fly (pasta.fashion): a random training garment, random attributes (never a held-out
 (garment, colour, pattern) triple), a caption naming a random subset of them, 10% empty captions for
 classifier-free guidance, and sometimes an unrelated prompt modifier so that LMM expansions do not derail the
-conditioning. Epsilon prediction on a cosine schedule with min-SNR loss weighting (Hang et al. 2023); EMA
-weights are exported in the diffusers layout to --out as training goes, so the app can use them at any time.
+conditioning. v-prediction on a cosine schedule (an epsilon model can be switched: its weights warm-start the
+v model); EMA weights are exported in the diffusers layout to --out as training goes, so the app can use them at
+any time.
 """
 
 from __future__ import annotations
@@ -53,9 +54,12 @@ class TrainT2IConfig:
     lr: float = 2e-4
     warmup_steps: int = 200
     ema_decay: float = 0.999
+    prediction_type: str = "v_prediction"
+    """"v_prediction" or "epsilon". A checkpoint or exported model of the other type warm-starts the weights with
+    a fresh optimizer and EMA (the output layer relearns its meaning)."""
     min_snr_gamma: float = 0.0
-    """Min-SNR-gamma loss weighting (Hang et al. 2023); 0 = plain epsilon MSE. For epsilon prediction min-SNR
-    down-weights low-noise steps, which left visible residual noise in samples early in training here."""
+    """Min-SNR-gamma loss weighting (Hang et al. 2023); 0 = plain MSE on the prediction target. It down-weights
+    low-noise steps, which left visible residual noise in samples early in training here."""
     uncond_prob: float = 0.1
     """Probability of an empty caption (classifier-free guidance)."""
     modifier_prob: float = 0.15
@@ -73,7 +77,7 @@ def export(ema_unet, scheduler, out: Path, step: int) -> None:
     ema_unet.to(torch.float32)
     scheduler.save_pretrained(tmp / "scheduler")
     EmbeddedT2IConfig().save(tmp)
-    (tmp / "train_state.json").write_text(json.dumps({"step": step}) + "\n")
+    (tmp / "train_state.json").write_text(json.dumps({"step": step, "prediction_type": scheduler.config.prediction_type}) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
 
@@ -86,19 +90,27 @@ def main(cfg: TrainT2IConfig) -> None:
     images, labels = fashion.load_fashion_mnist("train")
     text = shared_minilm()
     modifiers = clip_interrogator_phrases().get("flavors", ())
-    scheduler = build_train_scheduler()
+    if cfg.prediction_type not in ("v_prediction", "epsilon"):
+        raise ValueError(f"prediction_type must be 'v_prediction' or 'epsilon', got {cfg.prediction_type!r}")
+    scheduler = build_train_scheduler(cfg.prediction_type)
     unet = build_unet()
     ema = EMAModel(unet.parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=2 / 3)
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.01)
     step, rng = 0, np.random.default_rng(cfg.seed)
-    if cfg.checkpoint.exists():
-        state = torch.load(cfg.checkpoint, weights_only=False)
+    state = torch.load(cfg.checkpoint, weights_only=False) if cfg.checkpoint.exists() else None
+    if state is not None and state.get("prediction_type", "epsilon") == cfg.prediction_type:
         unet.load_state_dict(state["unet"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
         step, rng = state["step"], state["rng"]
         torch.set_rng_state(state["torch_rng"])
         print(f"resumed from {cfg.checkpoint} at step {step}")
+    elif state is not None:
+        unet.load_state_dict(state["unet"])
+        ema = EMAModel(unet.parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=2 / 3)
+        step, rng = state["step"], np.random.default_rng([cfg.seed, state["step"]])
+        print(f"warm start of a {cfg.prediction_type} model from the {state.get('prediction_type', 'epsilon')} "
+              f"checkpoint {cfg.checkpoint} (step {step}); optimizer and EMA are new")
     elif (cfg.out / "unet" / "config.json").exists():
         # A fresh machine has no checkpoint (it is not committed), but the committed EMA weights are a warm start.
         from diffusers import UNet2DConditionModel
@@ -115,7 +127,7 @@ def main(cfg: TrainT2IConfig) -> None:
     def save() -> None:
         cfg.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         state = {"unet": unet.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step,
-                 "rng": rng, "torch_rng": torch.get_rng_state()}
+                 "rng": rng, "torch_rng": torch.get_rng_state(), "prediction_type": cfg.prediction_type}
         torch.save(state, cfg.checkpoint.with_suffix(".tmp"))
         cfg.checkpoint.with_suffix(".tmp").replace(cfg.checkpoint)
         ema_unet = build_unet()
@@ -141,12 +153,13 @@ def main(cfg: TrainT2IConfig) -> None:
         xt = scheduler.add_noise(x0, noise, t)
         for group in opt.param_groups:
             group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
-        eps = unet(xt, t, encoder_hidden_states=tokens, class_labels=pooled, encoder_attention_mask=mask).sample
+        target = noise if cfg.prediction_type == "epsilon" else scheduler.get_velocity(x0, noise, t)
+        pred = unet(xt, t, encoder_hidden_states=tokens, class_labels=pooled, encoder_attention_mask=mask).sample
         weight = torch.ones(len(t))
         if cfg.min_snr_gamma > 0:
             snr = compute_snr(scheduler, t)
-            weight = torch.clamp(snr, max=cfg.min_snr_gamma) / snr
-        loss = (weight * (eps - noise).pow(2).mean(dim=(1, 2, 3))).mean()
+            weight = torch.clamp(snr, max=cfg.min_snr_gamma) / (snr if cfg.prediction_type == "epsilon" else snr + 1)
+        loss = (weight * (pred - target).pow(2).mean(dim=(1, 2, 3))).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)

@@ -32,6 +32,7 @@ from PIL import Image
 from pasta.candidates import MAX_INPUT_CHARS
 from pasta.config import Settings
 from pasta.contracts import Candidate
+from pasta.prefetch import PrefetchingGenerator
 from pasta.safety import SafetyFilter
 from pasta.slate import LMMOrderPolicy, SlatePolicy
 
@@ -238,6 +239,10 @@ class Agent:
             except BaseException:
                 turn.choice, turn.rating = None, None
                 raise
+            if isinstance(self.generator, PrefetchingGenerator):  # the other columns' proposals are not needed
+                history = session.history()[:-1]
+                self.generator.forget([history + [c.text] for k, c in enumerate(turn.slate_prompts) if k != column],
+                                      self.settings.n_candidates)
             if len(session.turns) < session.max_turns:
                 yield from self._turn_steps(session)
             else:
@@ -355,6 +360,7 @@ class Agent:
         s = self.settings
         history = session.history()
         t0 = time.perf_counter()
+        hits = getattr(self.generator, "hits", 0)
         proposed = self.generator.propose(history, n=s.n_candidates)
         candidates, refused = [], []
         for c in proposed:
@@ -376,7 +382,8 @@ class Agent:
                     [float(x) for x in scores], seeds, [[] for _ in slate],
                     policy=getattr(self.policy, "name", ""), candidate_embeddings=embeddings,
                     posterior=self.posterior(session), refused=refused,
-                    timings={"propose": t1 - t0, "select": t2 - t1})
+                    timings={"propose": t1 - t0, "select": t2 - t1,
+                             "proposed_ahead": float(getattr(self.generator, "hits", 0) > hits)})
         yield Step(session, turn, "proposed", 0.2, "slate chosen, rendering images")
         prompts = [c.text for c in turn.slate_prompts]
         if self.render_in_columns:
@@ -397,7 +404,24 @@ class Agent:
         turn.shown_at = time.time()
         session.turns.append(turn)
         turn.timings["total"] = time.perf_counter() - t0
+        self._prefetch_next(session, turn)
         yield Step(session, turn, "done", 1.0, "slate ready", len(slate))
+
+    def _next_histories(self, session: Session, turn: Turn) -> list[list[str]]:
+        """The history each column's pick would lead to, the likeliest pick first (the user model's choice
+        probabilities under the current posterior, where there is a user model; else left to right)."""
+        history, order = session.history(), list(range(len(turn.slate)))
+        features = turn.column_features()
+        if self.user_model is not None and features is not None and turn.posterior is not None:
+            probs = self.user_model.predict_choice(np.asarray(features, np.float32)[None],
+                                                   np.asarray(turn.posterior, np.float32)[None])[0]
+            order = [int(c) for c in np.argsort(-probs, kind="stable")]
+        return [history + [turn.slate_prompts[c].text] for c in order]
+
+    def _prefetch_next(self, session: Session, turn: Turn) -> None:
+        """With a `PrefetchingGenerator`: propose each column's next candidates while the person decides."""
+        if isinstance(self.generator, PrefetchingGenerator) and len(session.turns) < session.max_turns:
+            self.generator.prefetch(self._next_histories(session, turn), self.settings.n_candidates)
 
     def _render(self, prompts: list[str], seeds: list[int]) -> list[list[Image.Image]]:
         return self.t2i.generate(prompts, seeds, self.settings.images_per_prompt)

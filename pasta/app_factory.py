@@ -46,6 +46,10 @@ def build_app_parts(settings: Settings) -> AppParts:
         generator = make_candidate_generator(settings, "retrieval")
         notices.append(f"Candidates: retrieval generator ({error})")
         log.warning(notices[-1])
+    if settings.prefetch:
+        from pasta.prefetch import PrefetchingGenerator
+
+        generator = PrefetchingGenerator(generator)
     loaded = load_policy(settings, embedder)
     notices.insert(0, loaded.notice)
     version = ""

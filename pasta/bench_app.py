@@ -4,7 +4,11 @@ Two phases against one server (`pasta app` in a subprocess, its own log store in
 
 1. latency: one client at a time runs whole sessions; for every pick that leads to a new slate it times the first
    streamed images (the first column) and the complete next slate (L_C candidates proposed, safety-filtered,
-   Q-scored, L x M images rendered, embedded and logged), as the client receives them;
+   Q-scored, L x M images rendered, embedded and logged), as the client receives them. Once per `--think-time`:
+   0 s (a pick the moment the slate is complete: nothing could be proposed ahead) and 10 s (a person looking at
+   16 images first; `--prefetch` proposes each column's next candidates meanwhile). The client does not download
+   the images (a browser fetches them on its own machine; here the client would share the server's 2 cores);
+   `--download-images` makes it;
 2. load: N clients at once each run a whole session (start + H picks, random columns); every error counts, and
    afterwards the log store must hold every turn and every pick of every session ("no lost log row").
 
@@ -49,7 +53,7 @@ def start_server(args, log_db: Path, port: int) -> subprocess.Popen:
     """`pasta app` in a subprocess on 127.0.0.1:port; returns once it answers HTTP."""
     command = [sys.executable, "-m", "pasta.cli", "app", "--host", "127.0.0.1", "--port", str(port),
                "--log-db", str(log_db), "--threads", str(args.threads)]
-    for flag in ("tier", "generator", "device", "agent_dir", "t2i_model_dir", "adapter"):
+    for flag in ("tier", "generator", "device", "agent_dir", "t2i_model_dir", "adapter", "prefetch"):
         if getattr(args, flag, None):
             command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     env = {**os.environ, "PASTA_TURNS": str(args.turns), "GRADIO_ANALYTICS_ENABLED": "False",
@@ -83,16 +87,20 @@ def timed(client, *inputs, api_name: str) -> dict:
     return {"first_images_s": first if first is not None else total, "complete_s": total, "details": final[DETAILS]}
 
 
-def run_session(url: str, prompt: str, turns: int, rng: np.random.Generator) -> dict:
+def run_session(url: str, prompt: str, turns: int, rng: np.random.Generator, think_time: float = 0.0,
+                download: bool = False) -> dict:
+    """One simulated person: start, then `turns` picks of random columns, each `think_time` seconds after the
+    slate is complete (the time a person spends looking at 16 images)."""
     from gradio_client import Client
 
-    client = Client(url, verbose=False)
+    client = Client(url, verbose=False, **({} if download else {"download_files": False}))
     start = timed(client, prompt, True, api_name="/start")
     session_id = start["details"]["session_id"]
     picks, columns = [], []
     for turn in range(turns):
         column = int(rng.integers(1, SLATE + 1))
         columns.append(column - 1)
+        time.sleep(think_time)
         result = timed(client, column, None, api_name="/pick")
         if turn < turns - 1:  # the last pick ends the session: no slate follows
             picks.append(result)
@@ -135,10 +143,13 @@ def main(argv: list[str]) -> int:
 
     p = argparse.ArgumentParser(prog="pasta bench app", parents=[settings_arguments()],
                                 description=__doc__.split("\n\n")[0])
-    p.add_argument("--sessions", type=int, default=3, help="sequential sessions timed in the latency phase")
+    p.add_argument("--sessions", type=int, default=3, help="sequential sessions timed per think time")
     p.add_argument("--clients", type=int, default=8, help="concurrent clients in the load phase (0 skips it)")
     p.add_argument("--turns", type=int, default=5, help="H, turns per session")
     p.add_argument("--prompts", type=Path, default=DATA_DIR / "prompts" / "bench_prompts.txt")
+    p.add_argument("--think-time", type=float, nargs="+", default=[0.0, 10.0], help="seconds a simulated person "
+                   "looks at a complete slate before picking; one latency phase each (load clients use the last)")
+    p.add_argument("--download-images", action="store_true", help="the client downloads every image it is sent")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--startup-timeout", type=float, default=600)
     p.add_argument("--out", type=Path, default=Path("bench-results/app.json"))
@@ -155,10 +166,13 @@ def main(argv: list[str]) -> int:
     server = start_server(args, log_db, port)
     startup = time.perf_counter() - t0
     url = f"http://127.0.0.1:{port}/"
+    phases, load, errors, load_seconds = {}, [], [], 0.0
     try:
-        print(f"server up in {startup:.1f} s; latency phase: {args.sessions} sessions x {args.turns} turns", flush=True)
-        latency = [run_session(url, prompts[i % len(prompts)], args.turns, rng) for i in range(args.sessions)]
-        load, errors = [], []
+        for think in args.think_time:
+            print(f"latency phase: {args.sessions} sessions x {args.turns} turns, picking {think:g} s after each "
+                  "complete slate", flush=True)
+            phases[think] = [run_session(url, prompts[(i + len(phases)) % len(prompts)], args.turns, rng, think,
+                                         args.download_images) for i in range(args.sessions)]
         if args.clients:
             print(f"load phase: {args.clients} concurrent clients", flush=True)
             lock = threading.Lock()
@@ -166,7 +180,8 @@ def main(argv: list[str]) -> int:
             def client_run(i: int) -> None:
                 try:
                     result = run_session(url, prompts[(i + 5) % len(prompts)], args.turns,
-                                         np.random.default_rng([args.seed, i]))
+                                         np.random.default_rng([args.seed, i]), args.think_time[-1],
+                                         args.download_images)
                     with lock:
                         load.append(result)
                 except Exception as error:  # counted and reported: the target is zero
@@ -183,39 +198,55 @@ def main(argv: list[str]) -> int:
     finally:
         server.terminate()
         server.wait(timeout=60)
-    lost = check_logs(log_db, latency + load, args.turns, settings.n_candidates)
-    picks = [p for s in latency for p in s["picks"]]
-    pick_complete = summarize([p["complete_s"] for p in picks])
-    pick_first = summarize([p["first_images_s"] for p in picks])
-    start_complete = summarize([s["start"]["complete_s"] for s in latency])
+    sessions = [s for phase in phases.values() for s in phase]
+    lost = check_logs(log_db, sessions + load, args.turns, settings.n_candidates)
+    latency = {}
+    for think, phase in phases.items():
+        picks = [p for s in phase for p in s["picks"]]
+        complete = summarize([p["complete_s"] for p in picks])
+        latency[think] = {
+            "think_time_s": think,
+            "pick_to_complete_slate": complete,
+            "pick_to_first_images": summarize([p["first_images_s"] for p in picks]),
+            "start_to_complete_slate": summarize([s["start"]["complete_s"] for s in phase]),
+            "picks_with_candidates_proposed_ahead": sum(bool(p["details"].get("timings", {}).get("proposed_ahead"))
+                                                        for p in picks),
+            "meets_target": bool(picks) and complete["median_s"] <= TARGET_PICK_TO_SLATE_S,
+            "server_timings_last_turn": picks[-1]["details"].get("timings") if picks else None,
+        }
     load_picks = summarize([p["complete_s"] for s in load for p in s["picks"]])
-    meets = bool(picks) and pick_complete["median_s"] <= TARGET_PICK_TO_SLATE_S and (
-        not args.clients or (not errors and not lost and len(load) == args.clients))
+    load_ok = not args.clients or (not errors and not lost and len(load) == args.clients)
     result = {
-        "benchmark": "app", "target_pick_to_slate_s": TARGET_PICK_TO_SLATE_S, "meets_target": meets,
+        "benchmark": "app", "target_pick_to_slate_s": TARGET_PICK_TO_SLATE_S,
         "settings": {"generator": settings.generator, "tier": settings.tier, "threads": args.threads,
-                     "turns": args.turns, "sessions": args.sessions, "clients": args.clients},
+                     "turns": args.turns, "sessions": args.sessions, "clients": args.clients,
+                     "prefetch": settings.prefetch, "download_images": args.download_images},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_average_before": load_before, "load_average_after": os.getloadavg()},
         "server_startup_s": startup,
-        "pick_to_complete_slate": pick_complete, "pick_to_first_images": pick_first,
-        "start_to_complete_slate": start_complete,
-        "load": {"clients": args.clients, "completed_sessions": len(load), "errors": errors,
-                 "seconds": load_seconds if args.clients else 0.0, "pick_to_complete_slate": load_picks,
-                 "log_problems": lost},
-        "server_timings_last_turn": latency[-1]["picks"][-1]["details"].get("timings") if picks else None,
+        "latency": list(latency.values()),
+        "load": {"clients": args.clients, "think_time_s": args.think_time[-1], "completed_sessions": len(load),
+                 "errors": errors, "seconds": load_seconds, "pick_to_complete_slate": load_picks,
+                 "log_problems": lost, "meets_target": load_ok},
     }
-    ok = "yes" if meets else "NO"
-    print(f"\n{'measure':<36} {'n':>3} {'median':>8} {'p90':>8} {'target':>8}")
-    for name, row, target in (("pick -> complete next slate", pick_complete, f"{TARGET_PICK_TO_SLATE_S:.1f}s"),
-                              ("pick -> first images", pick_first, "sooner"),
-                              ("start -> complete first slate", start_complete, ""),
-                              (f"pick -> slate, {args.clients} clients at once", load_picks, "")):
-        if row.get("n"):
-            print(f"{name:<36} {row['n']:>3} {row['median_s']:>7.2f}s {row['p90_s']:>7.2f}s {target:>8}")
+    print(f"\nserver up in {startup:.1f} s; generator {settings.generator}, prefetch "
+          f"{'on' if settings.prefetch else 'off'}, images {'downloaded' if args.download_images else 'not downloaded'}")
+    print(f"{'measure':<40} {'n':>3} {'median':>8} {'p90':>8} {'target':>8} {'ahead':>6}")
+    for think, row in latency.items():
+        for name, key, target in (("pick -> complete next slate", "pick_to_complete_slate",
+                                   f"{TARGET_PICK_TO_SLATE_S:.1f}s" + (" ok" if row["meets_target"] else " NO")),
+                                  ("pick -> first images", "pick_to_first_images", "sooner"),
+                                  ("start -> complete first slate", "start_to_complete_slate", "")):
+            values = row[key]
+            ahead = f"{row['picks_with_candidates_proposed_ahead']}/{values['n']}" if key.startswith("pick_to_c") else ""
+            if values.get("n"):
+                print(f"{name + f' (think {think:g} s)':<40} {values['n']:>3} {values['median_s']:>7.2f}s "
+                      f"{values['p90_s']:>7.2f}s {target:>8} {ahead:>6}")
+    if load_picks.get("n"):
+        print(f"{f'pick -> slate, {args.clients} clients at once':<40} {load_picks['n']:>3} "
+              f"{load_picks['median_s']:>7.2f}s {load_picks['p90_s']:>7.2f}s")
     print(f"load: {len(load)}/{args.clients} sessions completed, {len(errors)} errors, {len(lost)} log problems")
-    print(f"load average before/after: {load_before[0]:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
-          f"meets target: {ok}")
+    print(f"load average before/after: {load_before[0]:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     for line in errors + lost:
         print("  " + line)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -59,6 +59,9 @@ class Settings:
     threads: int = 0
     """Torch CPU threads for the app (0: torch's default). On a shared or small machine 1 or 2 avoids
     oversubscription, which can slow sampling down many times."""
+    prefetch: bool = True
+    """While a person looks at a slate, propose each column's next candidates on idle CPU (`pasta.prefetch`), so
+    that a pick need not wait for the LMM."""
     n_candidates: int = 25
     """L_C: candidate expansions proposed per turn (PASTA paper)."""
     slate_size: int = 4
@@ -85,6 +88,8 @@ class Settings:
             value = getattr(self, name)
             if not isinstance(value, int) or not low <= value <= high:
                 raise SettingsError(f"{name}={value!r} is not allowed: use a whole number from {low} to {high}")
+        if not isinstance(self.prefetch, bool):
+            raise SettingsError(f"prefetch={self.prefetch!r} is not allowed: use on or off")
         if self.slate_size > self.n_candidates:
             raise SettingsError(f"slate_size={self.slate_size} exceeds n_candidates={self.n_candidates}")
         if self.lmm_endpoint and not self.lmm_endpoint.startswith(("http://", "https://")):
@@ -142,7 +147,14 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 _INT_FIELDS = {"n_candidates", "slate_size", "images_per_prompt", "turns", "port", "threads"}
 
 
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
 def _parse(name: str, raw: str, source: str) -> Any:
+    if name == "prefetch":
+        if raw.strip().lower() not in _BOOLEANS:
+            raise SettingsError(f"{source}={raw!r} is not allowed: {name} must be on or off")
+        return _BOOLEANS[raw.strip().lower()]
     if name in _INT_FIELDS:
         try:
             return int(raw)
@@ -169,12 +181,17 @@ def settings_arguments() -> argparse.ArgumentParser:
                    "the log store)")
     g.add_argument("--agent-dir", help="trained slate agent folder with qnet/ and user_model/ (env PASTA_AGENT_DIR)")
     g.add_argument("--threads", type=int, help="torch CPU threads, 0 for torch's default (env PASTA_THREADS)")
+    g.add_argument("--prefetch", choices=("on", "off"), help="propose the next candidates while a person decides "
+                   "(env PASTA_PREFETCH; default on)")
     return p
 
 
 _SETTING_FLAGS = ("tier", "generator", "device", "t2i_model", "t2i_model_dir", "adapter", "embedder_model",
-                  "lmm_model", "lmm_endpoint", "log_db", "image_dir", "agent_dir", "threads")
+                  "lmm_model", "lmm_endpoint", "log_db", "image_dir", "agent_dir", "threads", "prefetch")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(**{k: getattr(args, k, None) for k in _SETTING_FLAGS})
+    flags = {k: getattr(args, k, None) for k in _SETTING_FLAGS}
+    if flags["prefetch"] is not None:
+        flags["prefetch"] = _BOOLEANS[flags["prefetch"]]
+    return Settings.from_env(**flags)

@@ -16,6 +16,7 @@ import time
 from pasta.candidates import assemble, extend, split_phrases, words
 from pasta.contracts import CATEGORIES, Candidate
 from pasta.retrieval_generator import RetrievalGenerator, _check_history
+from pasta.torch_thread import Preempted
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ class LMMGenerator:
         t0 = time.perf_counter()
         try:
             replies = self.chat.complete_batch([messages(c, prompt) for c in CATEGORIES], self.max_new_tokens)
+        except Preempted:  # background work giving way (pasta.torch_thread): not a failure, no fallback
+            raise
         except Exception as error:  # a model or endpoint failure must not reach the user: retrieval answers
             log.warning("LMM failed (%s: %s); using retrieval candidates", type(error).__name__, error)
             replies = [""] * len(CATEGORIES)

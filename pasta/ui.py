@@ -9,6 +9,8 @@ shown is computed by `pasta.ui_views` from the browser's `Session`.
 - Every user action is also a named API endpoint, callable with `gradio_client` (which cannot fire gallery
   selection events): /start, /pick, /rate, /back, /continue, /favourite, /explain, /export, /resume.
   Columns, turns and images are numbered from 1 there, as on screen.
+- Models load, and every handler that touches them runs, on one thread (`pasta.torch_thread`): torch's OpenMP
+  pool slows down for everyone once a second thread uses it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pasta import ui_views as views
 from pasta.agent import Agent, InputError, RefusedError, Session
 from pasta.candidates import MAX_INPUT_CHARS
 from pasta.config import Settings
+from pasta.torch_thread import call, on_torch_thread
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,7 @@ EXPORT_DIR = Path(tempfile.gettempdir()) / "pasta-exports"
 def build_agent(settings: Settings) -> Agent:
     from pasta.app_factory import build_app_parts
 
-    return build_app_parts(settings).agent
+    return call(build_app_parts, settings).agent
 
 
 def launch(demo: gr.Blocks, settings: Settings, **kwargs):
@@ -98,7 +101,7 @@ def build_demo(settings: Settings | None = None, agent: Agent | None = None,
     if agent is None:
         from pasta.app_factory import build_app_parts
 
-        parts = build_app_parts(settings)
+        parts = call(build_app_parts, settings)  # loaded on the thread that will run the models
         agent, notices = parts.agent, parts.notices
     notice = " · ".join(notices or [])
     L = settings.slate_size
@@ -153,7 +156,7 @@ def build_demo(settings: Settings | None = None, agent: Agent | None = None,
                                     label="Your favourites (♥ under a column)")
         with gr.Accordion("Your user type: what the agent believes about your taste, from your picks",
                           open=has_user_model):
-            prior = agent.user_model.live_posterior([]) if has_user_model else None  # before any pick
+            prior = call(agent.user_model.live_posterior, []) if has_user_model else None  # before any pick
             posterior_plot = gr.BarPlot(views.posterior_frame(prior), x="type", y="probability", y_lim=[0, 1],
                                         x_title="user type", height=180, visible=has_user_model, show_label=False)
             if not has_user_model:
@@ -219,9 +222,11 @@ def build_demo(settings: Settings | None = None, agent: Agent | None = None,
 
         # -- actions --------------------------------------------------------------------------------------------
 
+        @on_torch_thread
         def on_start(text, consent_given, progress=gr.Progress()):
             yield from stream(agent.start_steps(text, consent=bool(consent_given)), progress, True)
 
+        @on_torch_thread
         def on_pick(column, pick_rating, session, progress=gr.Progress()):
             session = need(session)
             with user_errors():
@@ -235,9 +240,11 @@ def build_demo(settings: Settings | None = None, agent: Agent | None = None,
 
             return pick
 
+        @on_torch_thread
         def on_continue(session, progress=gr.Progress()):
             yield from stream(agent.continue_steps(need(session)), progress, False)
 
+        @on_torch_thread
         def on_rate(value, turn, session):
             session = need(session)
             with user_errors():
@@ -252,12 +259,14 @@ def build_demo(settings: Settings | None = None, agent: Agent | None = None,
             gr.Info(f"Rated turn {index + 1}: {int(value)} of 5")
             return views.history_table(session), views.summary(session)
 
+        @on_torch_thread
         def on_back(turn, session):
             session = need(session)
             with user_errors():
                 new = agent.branch(session, _number(turn, "turn") - 1)
             return full_view(new)
 
+        @on_torch_thread
         def on_favourite(turn, column, session):
             session = need(session)
             with user_errors():
@@ -269,9 +278,11 @@ def build_demo(settings: Settings | None = None, agent: Agent | None = None,
         def favourite_column(column: int):
             return lambda session: on_favourite(None, column, session)
 
+        @on_torch_thread
         def on_explain(session):
             return views.explanation(need(session))
 
+        @on_torch_thread
         def on_export(session):
             session = need(session)
             from pasta.session_export import export_session
@@ -282,10 +293,12 @@ def build_demo(settings: Settings | None = None, agent: Agent | None = None,
                     episode = agent.recorder.store.episode(session.id)
                 return str(export_session(session, EXPORT_DIR / session.id, episode))
 
+        @on_torch_thread
         def on_resume(session_id):
             with user_errors():
                 return full_view(agent.resume(str(session_id or "")))
 
+        @on_torch_thread
         def on_load(saved):
             """A reload or a server restart: resume this browser's logged session, if it has one."""
             if not isinstance(saved, dict) or not saved.get("session_id"):

@@ -75,9 +75,9 @@ def denoiser_dir(tmp_path_factory, minilm) -> Path:
         x0 = to_patches(colours[k][:, :, None, None] * blob + (1 - blob) * 0.6, 2)
         noise = torch.randn(x0.shape, generator=g)
         t = torch.randint(0, 1000, (32,), generator=g)
-        eps = unet(scheduler.add_noise(x0, noise, t), t, encoder_hidden_states=tokens[k], class_labels=pooled[k],
-                   encoder_attention_mask=mask[k]).sample
-        loss = (eps - noise).pow(2).mean()
+        v = unet(scheduler.add_noise(x0, noise, t), t, encoder_hidden_states=tokens[k], class_labels=pooled[k],
+                 encoder_attention_mask=mask[k]).sample
+        loss = (v - scheduler.get_velocity(x0, noise, t)).pow(2).mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -112,7 +112,7 @@ def test_ddim_policy_step_matches_diffusers_ddim(model):
     from diffusers import DDIMScheduler
 
     scheduler = DDIMScheduler.from_pretrained(model.folder / "scheduler", clip_sample=True, set_alpha_to_one=True,
-                                              timestep_spacing="trailing")
+                                              timestep_spacing="trailing", prediction_type="epsilon")
     scheduler.set_timesteps(4)
     policy = DDIMPolicy(model, 4, eta=0.7, guidance_scale=2.0)
     assert policy.timesteps == [int(t) for t in scheduler.timesteps] == ddim_timesteps(4)
@@ -127,6 +127,28 @@ def test_ddim_policy_step_matches_diffusers_ddim(model):
         x = ref
     assert policy.sigma[-1] == 0 and all(policy.sigma[i] > 0 for i in policy.stochastic_steps)
     assert policy.stochastic_steps == [0, 1, 2]
+
+
+def test_v_model_policy_matches_diffusers_ddim_on_the_raw_v_output(model, minilm):
+    """The shipped model predicts v: the policy's guided epsilon (converted from v) gives the same DDIM step as
+    diffusers stepping on the guided v itself, at the first step (abar ~ 0) too."""
+    from diffusers import DDIMScheduler
+
+    assert model.prediction_type == "v_prediction"
+    scheduler = DDIMScheduler.from_pretrained(model.folder / "scheduler", clip_sample=True, set_alpha_to_one=True,
+                                              timestep_spacing="trailing")
+    scheduler.set_timesteps(4)
+    policy = DDIMPolicy(model, 4, eta=0.7, guidance_scale=2.0)
+    cond = model.condition(["a red square", "a blue square"])
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn((2, *model.sample_shape), generator=g)
+    for i, t in enumerate(policy.timesteps):
+        z = torch.randn(x.shape, generator=g)
+        ours = policy.mean(model.unet, x, i, cond) + policy.sigma[i] * z
+        v = model.guided_output(model.unet, x, t, cond, 2.0)
+        ref = scheduler.step(v, t, x, eta=0.7, use_clipped_model_output=True, variance_noise=z).prev_sample
+        torch.testing.assert_close(ours, ref, atol=2e-4, rtol=1e-4)
+        x = ref
 
 
 def test_log_prob_is_the_gaussian_density_averaged_over_dimensions(model):
@@ -185,14 +207,14 @@ def test_adapter_save_reload_reproduces_outputs_exactly_and_replaces(model, tiny
     with torch.no_grad():
         trained = model.to_pixels(model.app_sample(trainer.unet, model.initial_noise(seeds, 2),
                                                    model.condition(prompts).repeat_interleave(2)))
-    app = EmbeddedTextToImage(tiny_model_dir, text=minilm)
+    app = EmbeddedTextToImage(tiny_model_dir, text=minilm, bfloat16=False)  # align samples in float32
     base = app.sample_tensor(prompts, seeds, 2)
     app.load_adapter(tmp_path / "dpok")
     assert torch.equal(app.sample_tensor(prompts, seeds, 2), trained)
     assert not torch.equal(trained, base)
     app.load_adapter(tmp_path / "dpok")  # again: replaces, does not stack
     assert torch.equal(app.sample_tensor(prompts, seeds, 2), trained)
-    fresh = EmbeddedTextToImage(tiny_model_dir, text=minilm, adapter=tmp_path / "dpok")
+    fresh = EmbeddedTextToImage(tiny_model_dir, text=minilm, adapter=tmp_path / "dpok", bfloat16=False)
     assert torch.equal(fresh.sample_tensor(prompts, seeds, 2), trained)
 
 
@@ -212,7 +234,7 @@ def test_loading_an_adapter_on_other_base_weights_warns(model, denoiser_dir, min
 def test_app_sampler_copy_matches_the_app(model, tiny_model_dir, minilm):
     from pasta.backends.embedded_t2i import EmbeddedTextToImage
 
-    app = EmbeddedTextToImage(tiny_model_dir, text=minilm)
+    app = EmbeddedTextToImage(tiny_model_dir, text=minilm, bfloat16=False)  # the copy samples in float32
     with torch.no_grad():
         ours = model.to_pixels(model.app_sample(model.unet, model.initial_noise([7, 8], 2),
                                                 model.condition(PROMPTS[:2]).repeat_interleave(2)))

@@ -150,10 +150,14 @@ def test_bench_app_is_a_pasta_command():
 def test_bench_app_runs_a_real_server_and_finds_every_log_row(tmp_path):
     out = subprocess.run([sys.executable, "-m", "pasta.cli", "bench", "app", "--generator", "retrieval",
                           "--tier", "embedded", "--sessions", "1", "--clients", "2", "--turns", "2", "--threads", "1",
-                          "--out", str(tmp_path / "app.json")], capture_output=True, text=True, timeout=900)
+                          "--think-time", "0", "2", "--out", str(tmp_path / "app.json")],
+                         capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout + out.stderr
     result = json.loads((tmp_path / "app.json").read_text())
     assert result["load"]["completed_sessions"] == 2 and not result["load"]["errors"]
     assert not result["load"]["log_problems"]
-    assert result["pick_to_first_images"]["median_s"] <= result["pick_to_complete_slate"]["median_s"]
-    assert np.isfinite(result["pick_to_complete_slate"]["median_s"])
+    assert [row["think_time_s"] for row in result["latency"]] == [0, 2]
+    for row in result["latency"]:
+        assert row["pick_to_first_images"]["median_s"] <= row["pick_to_complete_slate"]["median_s"]
+        assert np.isfinite(row["pick_to_complete_slate"]["median_s"])
+    assert result["latency"][1]["picks_with_candidates_proposed_ahead"] == 1  # 2 s is time enough for retrieval

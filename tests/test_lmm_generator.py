@@ -115,3 +115,23 @@ def test_embedded_smollm2_proposes_25_candidates(smollm2, retrieval):
 def test_messages_quote_the_prompt():
     m = messages("style", "a cat")
     assert m[-1] == {"role": "user", "content": 'Give art styles for: "a cat"'}
+
+
+def test_background_decoding_gives_way_to_interactive_work(smollm2, retrieval):
+    import time
+
+    from pasta import torch_thread
+    from pasta.prefetch import PrefetchingGenerator
+
+    ahead = PrefetchingGenerator(LMMGenerator(smollm2, retrieval))
+    ahead.prefetch([["a red dress"]])
+    (future,) = ahead._ahead.values()
+    deadline = time.monotonic() + 30
+    while not future.running() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # prefilling or decoding now
+    torch_thread.call(lambda: None)  # someone waits: the background proposal stops and is not kept
+    with pytest.raises(torch_thread.Preempted):
+        future.result(timeout=30)
+    check(ahead.propose(["a red dress"]), "a red dress")  # proposed afresh
+    assert (ahead.hits, ahead.misses) == (0, 1)

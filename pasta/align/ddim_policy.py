@@ -64,15 +64,29 @@ class DDIMPolicy:
         """The policy mean at step index `step` (an int, or a tensor [N] of step indices, one per row)."""
         step = torch.as_tensor(step)
         t = torch.as_tensor(self.timesteps)[step]
-        eps = self.model.guided_eps(unet, x_t, t, cond, self.guidance_scale)
-        return self.mean_from_eps(x_t, eps, step)
+        return self.mean_from_output(x_t, self.model.guided_output(unet, x_t, t, cond, self.guidance_scale), step)
+
+    def mean_from_output(self, x_t: torch.Tensor, out: torch.Tensor, step: int | torch.Tensor) -> torch.Tensor:
+        """The mean from the (guided) UNet output in the model's own parametrization. For v, x0 and eps come
+        straight from v: going through eps would divide float32 rounding by sqrt(abar) ~ 5e-5 at the first step."""
+        if self.model.prediction_type == "epsilon":
+            return self.mean_from_eps(x_t, out, step)
+        abar_t = self._at(self.abar_t, step)
+        x0 = abar_t.sqrt() * x_t - (1 - abar_t).sqrt() * out
+        eps = abar_t.sqrt() * out + (1 - abar_t).sqrt() * x_t
+        return self._mean(x_t, x0, eps, step)
 
     def mean_from_eps(self, x_t: torch.Tensor, eps: torch.Tensor, step: int | torch.Tensor) -> torch.Tensor:
+        abar_t = self._at(self.abar_t, step)
+        return self._mean(x_t, (x_t - (1 - abar_t).sqrt() * eps) / abar_t.sqrt(), eps, step)
+
+    @staticmethod
+    def _at(values: torch.Tensor, step: int | torch.Tensor) -> torch.Tensor:
         step = torch.as_tensor(step)
-        shape = (-1, 1, 1, 1) if step.ndim else ()
-        abar_t, abar_prev = self.abar_t[step].view(shape), self.abar_prev[step].view(shape)
-        sigma = self.sigma[step].view(shape)
-        x0 = (x_t - (1 - abar_t).sqrt() * eps) / abar_t.sqrt()
+        return values[step].view((-1, 1, 1, 1) if step.ndim else ())
+
+    def _mean(self, x_t: torch.Tensor, x0: torch.Tensor, eps: torch.Tensor, step: int | torch.Tensor) -> torch.Tensor:
+        abar_t, abar_prev, sigma = (self._at(v, step) for v in (self.abar_t, self.abar_prev, self.sigma))
         if self.clip_sample > 0:
             x0 = x0.clamp(-self.clip_sample, self.clip_sample)
             eps = (x_t - abar_t.sqrt() * x0) / (1 - abar_t).sqrt()

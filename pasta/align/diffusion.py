@@ -1,5 +1,6 @@
 """The text-to-image model as the alignment algorithms see it: a diffusers `UNet2DConditionModel`, its noise
-schedule, text conditioning, the classifier-free-guided epsilon, and the map from the UNet's sample to pixels.
+schedule, text conditioning, the classifier-free-guided output (as epsilon for the DDIM policy, raw for the app's
+sampler), and the map from the UNet's sample to pixels. Epsilon- and v-prediction models are both served.
 
 The embedded model (pasta.backends.embedded_t2i) denoises a 2x2 space-to-depth view of 32x32 RGB pixels, so "pixels"
 is a reshape, not a decoder, and every reward sees exactly the image the app shows. The UNet passed to each method is
@@ -77,6 +78,10 @@ class EmbeddedDiffusion:
         train_scheduler = DDPMScheduler.from_pretrained(self.folder / "scheduler")
         self.num_train_timesteps = int(train_scheduler.config.num_train_timesteps)
         self.alphas_cumprod = train_scheduler.alphas_cumprod.to(torch.float32)
+        self.prediction_type = str(train_scheduler.config.prediction_type)
+        if self.prediction_type not in ("epsilon", "v_prediction"):
+            raise ValueError(f"{self.folder}/scheduler: prediction_type {self.prediction_type!r} is not supported "
+                             "(epsilon or v_prediction)")
         self.text = text or shared_minilm(str(self.device))
         self._uncond: Condition | None = None
         self._cache: dict[str, Condition] = {}
@@ -127,22 +132,46 @@ class EmbeddedDiffusion:
 
     # ------------------------------------------------------------------------------------------ epsilon
 
-    def eps(self, unet, x: torch.Tensor, t: torch.Tensor | int, cond: Condition) -> torch.Tensor:
-        """The conditional epsilon prediction (no guidance), as in training."""
+    def output(self, unet, x: torch.Tensor, t: torch.Tensor | int, cond: Condition) -> torch.Tensor:
+        """The UNet's own prediction (epsilon or v, `prediction_type`), conditional, no guidance."""
         t = torch.as_tensor(t, device=x.device).expand(len(x)) if torch.as_tensor(t).ndim == 0 else t
         return unet(x, t, encoder_hidden_states=cond.tokens, class_labels=cond.pooled,
                     encoder_attention_mask=cond.mask).sample
 
-    def guided_eps(self, unet, x: torch.Tensor, t: torch.Tensor | int, cond: Condition,
-                   guidance_scale: float) -> torch.Tensor:
-        """Classifier-free guided epsilon: eps_u + w (eps_c - eps_u), one batched forward of 2N rows."""
+    def target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """What `output` is trained to predict for x_t = sqrt(abar) x0 + sqrt(1 - abar) noise."""
+        if self.prediction_type == "epsilon":
+            return noise
+        abar = self.alphas_cumprod[t].view(-1, 1, 1, 1)
+        return abar.sqrt() * noise - (1 - abar).sqrt() * x0
+
+    def to_eps(self, out: torch.Tensor, x: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
+        """epsilon = sqrt(abar) v + sqrt(1 - abar) x_t for a v model; an epsilon model's output as it is."""
+        if self.prediction_type == "epsilon":
+            return out
+        abar = self.alphas_cumprod[torch.as_tensor(t).cpu()].to(x.device)
+        abar = abar.view(-1, 1, 1, 1) if abar.ndim else abar
+        return abar.sqrt() * out + (1 - abar).sqrt() * x
+
+    def eps(self, unet, x: torch.Tensor, t: torch.Tensor | int, cond: Condition) -> torch.Tensor:
+        """The conditional epsilon prediction (no guidance)."""
+        return self.to_eps(self.output(unet, x, t, cond), x, t)
+
+    def guided_output(self, unet, x: torch.Tensor, t: torch.Tensor | int, cond: Condition,
+                      guidance_scale: float) -> torch.Tensor:
+        """Classifier-free guidance on the UNet's output: o_u + w (o_c - o_u), one batched forward of 2N rows.
+        Guidance is affine, so on epsilon it equals guidance on v converted to epsilon."""
         n = len(x)
         both = Condition.cat([self.unconditional(n), cond])
         t = torch.as_tensor(t, device=x.device)
         t = t.expand(2 * n) if t.ndim == 0 else torch.cat([t, t])
-        eps = self.eps(unet, torch.cat([x, x]), t, both)
-        eps_uncond, eps_cond = eps.chunk(2)
-        return eps_uncond + guidance_scale * (eps_cond - eps_uncond)
+        out_uncond, out_cond = self.output(unet, torch.cat([x, x]), t, both).chunk(2)
+        return out_uncond + guidance_scale * (out_cond - out_uncond)
+
+    def guided_eps(self, unet, x: torch.Tensor, t: torch.Tensor | int, cond: Condition,
+                   guidance_scale: float) -> torch.Tensor:
+        """Classifier-free guided epsilon (the DDIM policy's parametrization)."""
+        return self.to_eps(self.guided_output(unet, x, t, cond, guidance_scale), x, t)
 
     # ------------------------------------------------------------------------------------ app sampler
 
@@ -166,6 +195,6 @@ class EmbeddedDiffusion:
         timesteps = list(scheduler.timesteps)
         for i, t in enumerate(timesteps):
             with torch.set_grad_enabled(len(timesteps) - i <= grad_last_steps):
-                eps = self.guided_eps(unet, scheduler.scale_model_input(x, t), t, cond, w)
-                x = scheduler.step(eps, t, x).prev_sample
+                out = self.guided_output(unet, scheduler.scale_model_input(x, t), t, cond, w)
+                x = scheduler.step(out, t, x).prev_sample
         return x

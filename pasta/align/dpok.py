@@ -257,22 +257,24 @@ class DPOK:
         c = self.config
         cond = self.model.condition(batch.prompts)
         t = torch.as_tensor(self.policy.timesteps)[batch.step]
-        eps = self.model.guided_eps(self.unet, batch.x_t, t, cond, c.guidance_scale)
-        mean = self.policy.mean_from_eps(batch.x_t, eps, batch.step)
+        out = self.model.guided_output(self.unet, batch.x_t, t, cond, c.guidance_scale)
+        mean = self.policy.mean_from_output(batch.x_t, out, batch.step)
         log_prob = self.policy.log_prob(batch.x_prev, mean, batch.step)
         ratio = torch.exp(log_prob - batch.log_prob_old)
         with torch.no_grad():
             with self.unet.disable_adapter():
-                eps_base = self.model.guided_eps(self.unet, batch.x_t, t, cond, c.guidance_scale)
+                out_base = self.model.guided_output(self.unet, batch.x_t, t, cond, c.guidance_scale)
             if c.prompt_baseline:
                 advantage = batch.prompt_advantage
             else:
                 advantage = batch.reward - self.value(batch.x_t, cond.pooled, batch.step)
         clipped = torch.clamp(ratio, 1 - c.ratio_clip, 1 + c.ratio_clip)
-        kl_reg = (eps - eps_base).pow(2).mean(dim=(1, 2, 3))
+        # DPOK's KL bound is in epsilon: for a v model eps - eps_base = sqrt(abar) (v - v_base)
+        kl_reg = (self.model.to_eps(out, batch.x_t, t) - self.model.to_eps(out_base, batch.x_t, t)).pow(2)
+        kl_reg = kl_reg.mean(dim=(1, 2, 3))
         loss = (-c.reward_weight * advantage * clipped + c.kl_weight * kl_reg).mean()
         with torch.no_grad():
-            mean_base = self.policy.mean_from_eps(batch.x_t, eps_base, batch.step)
+            mean_base = self.policy.mean_from_output(batch.x_t, out_base, batch.step)
             kl_step = self.policy.kl_to(mean.detach(), mean_base, batch.step)
         parts = {"ratio": ratio.detach(), "advantage": advantage, "kl_regularizer": kl_reg.detach(),
                  "kl_per_step": kl_step, "in_band": ((ratio - 1).abs() <= c.ratio_clip).float().mean().detach()}

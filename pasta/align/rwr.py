@@ -122,13 +122,14 @@ def sample_weights(r: torch.Tensor, c: RWRConfig) -> torch.Tensor:
 
 def denoising_loss(model: EmbeddedDiffusion, unet, x0: torch.Tensor, prompts: list[str],
                    generator: torch.Generator) -> torch.Tensor:
-    """[N]: ||eps - eps_theta(x_t, t, z)||^2 (mean over dimensions) at uniform random t, the training loss."""
+    """[N]: the training loss at uniform random t (||eps - eps_theta||^2, or the v target for a v model), mean over
+    dimensions."""
     t = torch.randint(0, model.num_train_timesteps, (len(x0),), generator=generator)
     noise = torch.randn(x0.shape, generator=generator)
     abar = model.alphas_cumprod[t].view(-1, 1, 1, 1)
     x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
-    eps = model.eps(unet, x_t, t, model.condition(prompts))
-    return (eps - noise).pow(2).mean(dim=(1, 2, 3))
+    out = model.output(unet, x_t, t, model.condition(prompts))
+    return (out - model.target(x0, noise, t)).pow(2).mean(dim=(1, 2, 3))
 
 
 @torch.no_grad()

@@ -42,6 +42,9 @@ class EmbeddedT2IConfig:
     """Classifier-free guidance weight."""
     display_size: int = 256
     """Images are upscaled (nearest) to this side for people to look at."""
+    cpu_bfloat16: bool = True
+    """On a CPU with native bfloat16 (AVX512-BF16/AMX), sample under bfloat16 autocast: 1.25x faster on 2 cores
+    here. The images of a seed then differ slightly (mean 2/255 per pixel) from those of a CPU without it."""
 
     @classmethod
     def load(cls, folder: Path) -> EmbeddedT2IConfig:
@@ -74,10 +77,19 @@ def build_unet(config: EmbeddedT2IConfig | None = None):
     )
 
 
-def build_train_scheduler():
+def cpu_has_bfloat16(device: torch.device) -> bool:
+    """A CPU whose oneDNN kernels run bfloat16 natively (elsewhere bfloat16 is emulated, and slower)."""
+    return device.type == "cpu" and torch.backends.mkldnn.is_available() and bool(
+        torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def build_train_scheduler(prediction_type: str = "v_prediction"):
+    """The cosine noise schedule. v-prediction (Salimans & Ho 2022) by default: an epsilon model's x0 estimate at
+    the first sampling steps divides its error by sqrt(alpha_bar) ~ 5e-5, which left a 2x2 checkerboard (the
+    space-to-depth channels) in every sample; v keeps x0 well conditioned at every noise level."""
     from diffusers import DDPMScheduler
 
-    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="epsilon")
+    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type=prediction_type)
 
 
 def to_patches(images: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -117,16 +129,16 @@ def denoise(
     num_inference_steps: int,
     guidance_scale: float,
 ) -> torch.Tensor:
-    """The sampling loop, visible: classifier-free guided epsilon, one scheduler step per timestep."""
+    """The sampling loop, visible: classifier-free guidance on the model's output (epsilon or v, as the scheduler's
+    config says), one scheduler step per timestep."""
     pooled, tokens, mask = (torch.cat([u, c]) for u, c in zip(uncond, cond))
     scheduler.set_timesteps(num_inference_steps)
     x = noise * scheduler.init_noise_sigma
     for t in scheduler.timesteps:
         model_in = scheduler.scale_model_input(torch.cat([x, x]), t)
-        eps = unet(model_in, t, encoder_hidden_states=tokens, class_labels=pooled, encoder_attention_mask=mask).sample
-        eps_uncond, eps_cond = eps.chunk(2)
-        eps = eps_uncond + guidance_scale * (eps_cond - eps_uncond)
-        x = scheduler.step(eps, t, x).prev_sample
+        out = unet(model_in, t, encoder_hidden_states=tokens, class_labels=pooled, encoder_attention_mask=mask).sample
+        out_uncond, out_cond = out.float().chunk(2)  # the solver's arithmetic stays in float32 under autocast
+        x = scheduler.step(out_uncond + guidance_scale * (out_cond - out_uncond), t, x).prev_sample
     return x
 
 
@@ -142,7 +154,9 @@ class EmbeddedTextToImage:
         adapter: str | Path | None = None,
         text: MiniLM | None = None,
         device: str = "cpu",
+        bfloat16: bool | None = None,
     ) -> None:
+        """`bfloat16`: sample under bfloat16 autocast (None: as `pasta_t2i.json` says, where the CPU has it)."""
         from diffusers import DPMSolverMultistepScheduler, UNet2DConditionModel
 
         folder = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
@@ -165,6 +179,8 @@ class EmbeddedTextToImage:
         self.text = text or shared_minilm(device)
         self._lock = threading.Lock()  # the scheduler's timestep state is shared: one sampling loop at a time
         self._uncond = None
+        wanted = self.config.cpu_bfloat16 if bfloat16 is None else bfloat16
+        self.bfloat16 = bool(wanted) and cpu_has_bfloat16(self.device)
         self.adapter = None
         if adapter:
             self.load_adapter(adapter)
@@ -217,7 +233,8 @@ class EmbeddedTextToImage:
         side = c.image_size // c.patch_size
         noise = initial_noise(seeds, n_per_prompt, (3 * c.patch_size**2, side, side)).to(self.device)
         cond = tuple(t.repeat_interleave(n_per_prompt, 0) for t in self.condition(prompts))
-        with self._lock:
+        bf16 = torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bfloat16)
+        with self._lock, bf16:
             x = denoise(self.unet, self.scheduler, noise, cond, self.unconditional(len(noise)),
                         c.num_inference_steps, c.guidance_scale)
         return from_patches(x, c.patch_size)

@@ -14,6 +14,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from pasta import torch_thread
 from pasta.backends.hub_t2i import cannot_load, default_dtype
 
 Messages = list[dict[str, str]]
@@ -32,6 +33,13 @@ class ChatModel(Protocol):
     def complete_batch(self, conversations: list[Messages], max_new_tokens: int) -> list[str]:
         """One reply per conversation, in order."""
         ...
+
+
+class _StopWhenPreempted:
+    """A `generate` stopping criterion: background decoding stops at the next token when someone is waiting."""
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        return torch.full((input_ids.shape[0],), torch_thread.preempted(), dtype=torch.bool, device=input_ids.device)
 
 
 class TransformersChatModel:
@@ -98,8 +106,11 @@ class TransformersChatModel:
                 **inputs,
                 max_new_tokens=max_new_tokens,
                 pad_token_id=self.tokenizer.pad_token_id,
+                stopping_criteria=[_StopWhenPreempted()],
                 **(sampling if self.temperature > 0 else {"do_sample": False}),
             )
+            if torch_thread.preempted():
+                raise torch_thread.Preempted("LMM decoding gave way to interactive work")
             new_tokens = output[:, inputs["input_ids"].shape[1] :]
             return [text.strip() for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
