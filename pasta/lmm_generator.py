@@ -79,23 +79,34 @@ class LMMGenerator:
         self.last_stats: dict[str, float] = {}
 
     def propose(self, history: list[str], n: int = 25) -> list[Candidate]:
-        history = _check_history(history)
-        prompt = history[-1]
+        return self.propose_many([history], n)[0]
+
+    def propose_many(self, histories: list[list[str]], n: int = 25) -> list[list[Candidate]]:
+        """Candidates for several histories from one batched generation (5 conversations each): on 2 CPU cores
+        20 conversations decode in about 6 s where 4 batches of 5 take about 10 s."""
+        histories = [_check_history(h) for h in histories]
         t0 = time.perf_counter()
+        conversations = [messages(c, h[-1]) for h in histories for c in CATEGORIES]
         try:
-            replies = self.chat.complete_batch([messages(c, prompt) for c in CATEGORIES], self.max_new_tokens)
+            replies = self.chat.complete_batch(conversations, self.max_new_tokens)
         except Preempted:  # background work giving way (pasta.torch_thread): not a failure, no fallback
             raise
         except Exception as error:  # a model or endpoint failure must not reach the user: retrieval answers
             log.warning("LMM failed (%s: %s); using retrieval candidates", type(error).__name__, error)
-            replies = [""] * len(CATEGORIES)
+            replies = [""] * len(conversations)
+        k = len(CATEGORIES)
+        out = [self._candidates(h, replies[i * k : (i + 1) * k], n) for i, h in enumerate(histories)]
+        seconds = time.perf_counter() - t0
+        self.last_stats = {"seconds": seconds, "histories": len(histories),
+                           "from_lmm": sum(c.source == self.name for cs in out for c in cs) / max(1, sum(map(len, out)))}
+        return out
+
+    def _candidates(self, history: list[str], replies: list[str], n: int) -> list[Candidate]:
+        prompt = history[-1]
         proposals = {}
         for category, reply in zip(CATEGORIES, replies):
             phrases = [p for p in split_phrases(reply or "") if plausible(category, p)]
             proposals[category] = [combine(category, prompt, p) for p in phrases if words(p) - words(prompt)]
         query = self.fallback.embed([prompt])[0]
-        out = assemble(prompt, proposals, n, lambda c, k: self.fallback.options(history, c, k, query),
-                       source=self.name, fallback_source=self.fallback.name)
-        self.last_stats = {"seconds": time.perf_counter() - t0,
-                           "from_lmm": sum(c.source == self.name for c in out) / len(out)}
-        return out
+        return assemble(prompt, proposals, n, lambda c, k: self.fallback.options(history, c, k, query),
+                        source=self.name, fallback_source=self.fallback.name)

@@ -3,8 +3,9 @@
 Why: on the embedded tier the LMM takes about 2.5 s of a turn on 2 CPU cores, and all it needs is the history,
 which is known for every column as soon as a slate is shown. So while the person looks at the slate, the
 proposals for each column's next history are computed on the torch thread's background lane (`pasta.torch_thread`:
-only while nothing interactive runs), the likeliest pick first; the pick then only selects and renders. Proposals
-for columns not picked cost idle CPU, never time anyone waits for.
+only while nothing interactive runs): in one batch where the generator has `propose_many` (the LMM: 4 histories
+in about 6 s instead of 10 s one by one), else one by one, the likeliest pick first. The pick then only selects
+and renders. Proposals for columns not picked cost idle CPU, never time anyone waits for.
 
 Candidates from the LMM are sampled, so a proposal made ahead of time is as good a draw as one made after the
 pick; the safety filter still runs on them when they are used.
@@ -57,21 +58,40 @@ class PrefetchingGenerator:
         return self.generator.propose(history, n)
 
     def prefetch(self, histories: Sequence[Sequence[str]], n: int = 25) -> None:
-        """Queue proposals for these histories, in this order (likeliest first), unless already queued."""
+        """Queue proposals for these histories (likeliest first), unless already queued."""
         with self._lock:
-            for history in histories:
-                key = (tuple(history), n)
-                if key in self._ahead:
-                    continue
-                self._ahead[key] = torch_thread.background(self._propose_ahead, list(history), n)
-                while len(self._ahead) > self.capacity:
-                    self._ahead.popitem(last=False)[1].cancel()
+            new = [list(h) for h in dict.fromkeys(tuple(h) for h in histories) if (h, n) not in self._ahead]
+            if len(new) > 1 and hasattr(self.generator, "propose_many"):
+                futures: list[Future] = [Future() for _ in new]
+                self._ahead.update(((tuple(h), n), f) for h, f in zip(new, futures))
+                torch_thread.background(self._propose_many_ahead, new, n, futures)
+            else:
+                for history in new:
+                    self._ahead[(tuple(history), n)] = torch_thread.background(self._propose_ahead, history, n)
+            while len(self._ahead) > self.capacity:
+                self._ahead.popitem(last=False)[1].cancel()
 
     def _propose_ahead(self, history: list[str], n: int) -> list[Candidate]:
         candidates = self.generator.propose(history, n)
         if torch_thread.preempted():  # a generator that did not stop may still have cut corners: do not keep it
             raise torch_thread.Preempted("proposal gave way to interactive work")
         return candidates
+
+    def _propose_many_ahead(self, histories: list[list[str]], n: int, futures: list[Future]) -> None:
+        """One batched proposal for the histories whose futures are still wanted (not cancelled by now)."""
+        live = [(h, f) for h, f in zip(histories, futures) if f.set_running_or_notify_cancel()]
+        if not live:
+            return
+        try:
+            results = self.generator.propose_many([h for h, _ in live], n)
+            if torch_thread.preempted():
+                raise torch_thread.Preempted("proposal gave way to interactive work")
+        except Exception as error:  # noqa: BLE001 - each waiting propose() sees it and proposes afresh
+            for _, future in live:
+                future.set_exception(error)
+            return
+        for (_, future), result in zip(live, results):
+            future.set_result(result)
 
     def forget(self, histories: Sequence[Sequence[str]], n: int = 25) -> None:
         """Drop (and cancel, if not started) proposals that will not be asked for."""

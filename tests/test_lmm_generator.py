@@ -112,6 +112,20 @@ def test_embedded_smollm2_proposes_25_candidates(smollm2, retrieval):
     assert generator.last_stats["from_lmm"] > 0  # the model contributed, retrieval topped up the rest
 
 
+def test_several_histories_in_one_batch_each_get_their_own_candidates(scripted_lmm):
+    server, generator = scripted_lmm
+    server.reply = lambda message: ("a jade coat | an emerald overcoat | a coat in green" if "coat" in message
+                                    else "a tall boot | a leather boot | a boot in brown")
+    coats, boots = generator.propose_many([["a dress", "a green coat"], ["a red boot"]])
+    check(coats, "a green coat")
+    check(boots, "a red boot")
+    assert len(server.prompts) == 2 * len(CATEGORIES)  # one conversation per category per history
+    assert "a jade coat" in [c.text for c in coats] and "a tall boot" in [c.text for c in boots]
+    assert generator.last_stats["histories"] == 2
+    with pytest.raises(TypeError, match="non-empty list of prompt strings"):
+        generator.propose_many([["a cat"], []])
+
+
 def test_messages_quote_the_prompt():
     m = messages("style", "a cat")
     assert m[-1] == {"role": "user", "content": 'Give art styles for: "a cat"'}

@@ -18,6 +18,18 @@ class Counting:
         return self.generator.propose(history, n)
 
 
+class Batching(Counting):
+    """... that also proposes for several histories in one call, as the LMM generator does."""
+
+    def __init__(self, generator):
+        super().__init__(generator)
+        self.batches = []
+
+    def propose_many(self, histories, n=25):
+        self.batches.append([list(h) for h in histories])
+        return [self.generator.propose(h, n) for h in histories]
+
+
 def settle(prefetching):
     for future in list(prefetching._ahead.values()):
         if not future.cancelled():
@@ -36,6 +48,21 @@ def test_a_prefetched_history_is_answered_without_asking_again(retrieval):
     ahead.propose(["a red dress"], 25)  # used once: the next ask proposes afresh
     ahead.propose(["a red dress"], 10)  # another n is another proposal
     assert (ahead.hits, ahead.misses) == (1, 2) and len(counting.calls) == 4
+
+
+def test_a_batching_generator_proposes_all_histories_in_one_call(retrieval):
+    from pasta import torch_thread
+
+    batching = Batching(retrieval)
+    ahead = PrefetchingGenerator(batching)
+    gate = torch_thread.background(lambda: None)  # keep the queue's order: the batch cannot start before this
+    ahead.prefetch([["a red dress"], ["a blue coat"], ["a hat"], ["a red dress"]])
+    ahead.forget([["a hat"]])  # cancelled before the batch starts: left out of it
+    gate.result(timeout=60)
+    settle(ahead)
+    assert batching.batches == [[["a red dress"], ["a blue coat"]]] and not batching.calls
+    assert [c.text for c in ahead.propose(["a blue coat"])] == [c.text for c in retrieval.propose(["a blue coat"])]
+    assert (ahead.hits, ahead.misses) == (1, 0)
 
 
 def test_forget_and_capacity_drop_proposals(retrieval):
