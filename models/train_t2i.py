@@ -67,6 +67,8 @@ class TrainT2IConfig:
     save_every: int = 250
     seed: int = 0
     threads: int = 2
+    device: str = "auto"
+    """"auto" (a CUDA GPU when there is one), "cpu" or "cuda". Checkpoints and exports load on either."""
 
 
 def export(ema_unet, scheduler, out: Path, step: int) -> None:
@@ -87,23 +89,25 @@ def main(cfg: TrainT2IConfig) -> None:
 
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
+    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if cfg.device == "auto" else cfg.device)
     images, labels = fashion.load_fashion_mnist("train")
     text = shared_minilm()
     modifiers = clip_interrogator_phrases().get("flavors", ())
     if cfg.prediction_type not in ("v_prediction", "epsilon"):
         raise ValueError(f"prediction_type must be 'v_prediction' or 'epsilon', got {cfg.prediction_type!r}")
     scheduler = build_train_scheduler(cfg.prediction_type)
-    unet = build_unet()
+    unet = build_unet().to(device)
     ema = EMAModel(unet.parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=2 / 3)
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.01)
     step, rng = 0, np.random.default_rng(cfg.seed)
-    state = torch.load(cfg.checkpoint, weights_only=False) if cfg.checkpoint.exists() else None
+    state = torch.load(cfg.checkpoint, weights_only=False, map_location=device) if cfg.checkpoint.exists() else None
     if state is not None and state.get("prediction_type", "epsilon") == cfg.prediction_type:
         unet.load_state_dict(state["unet"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
         step, rng = state["step"], state["rng"]
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
         print(f"resumed from {cfg.checkpoint} at step {step}")
     elif state is not None:
         unet.load_state_dict(state["unet"])
@@ -122,7 +126,7 @@ def main(cfg: TrainT2IConfig) -> None:
             cfg.out / "train_state.json").exists() else 0
         rng = np.random.default_rng([cfg.seed, step])
         print(f"warm start from the exported weights in {cfg.out} (step {step}); optimizer state is new")
-    print(f"UNet parameters: {sum(p.numel() for p in unet.parameters()) / 1e6:.2f}M")
+    print(f"UNet parameters on {device}: {sum(p.numel() for p in unet.parameters()) / 1e6:.2f}M")
 
     def save() -> None:
         cfg.checkpoint.parent.mkdir(parents=True, exist_ok=True)
@@ -146,16 +150,16 @@ def main(cfg: TrainT2IConfig) -> None:
             if modifiers and rng.random() < cfg.modifier_prob:
                 text_i += ", " + modifiers[int(rng.integers(len(modifiers)))]
             captions.append("" if rng.random() < cfg.uncond_prob else text_i)
-        pooled, tokens, mask = text.encode(captions)
-        x0 = to_patches(images_to_tensor(np.stack(batch)), 2)
+        pooled, tokens, mask = (v.to(device) for v in text.encode(captions))
+        x0 = to_patches(images_to_tensor(np.stack(batch)), 2).to(device)
         noise = torch.randn_like(x0)
-        t = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),))
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),)).to(device)
         xt = scheduler.add_noise(x0, noise, t)
         for group in opt.param_groups:
             group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
         target = noise if cfg.prediction_type == "epsilon" else scheduler.get_velocity(x0, noise, t)
         pred = unet(xt, t, encoder_hidden_states=tokens, class_labels=pooled, encoder_attention_mask=mask).sample
-        weight = torch.ones(len(t))
+        weight = torch.ones(len(t), device=device)
         if cfg.min_snr_gamma > 0:
             snr = compute_snr(scheduler, t)
             weight = torch.clamp(snr, max=cfg.min_snr_gamma) / (snr if cfg.prediction_type == "epsilon" else snr + 1)
