@@ -79,7 +79,8 @@ def export(ema_unet, scheduler, out: Path, step: int) -> None:
     ema_unet.to(torch.float32)
     scheduler.save_pretrained(tmp / "scheduler")
     EmbeddedT2IConfig().save(tmp)
-    (tmp / "train_state.json").write_text(json.dumps({"step": step, "prediction_type": scheduler.config.prediction_type}) + "\n")
+    state = {"step": step, "prediction_type": scheduler.config.prediction_type}
+    (tmp / "train_state.json").write_text(json.dumps(state) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
 
@@ -87,15 +88,17 @@ def export(ema_unet, scheduler, out: Path, step: int) -> None:
 def main(cfg: TrainT2IConfig) -> None:
     from diffusers.training_utils import EMAModel, compute_snr
 
+    if cfg.prediction_type not in ("v_prediction", "epsilon"):
+        raise ValueError(f"prediction_type must be 'v_prediction' or 'epsilon', got {cfg.prediction_type!r}")
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if cfg.device == "auto" else cfg.device)
+    if cfg.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(cfg.device)
     images, labels = fashion.load_fashion_mnist("train")
     text = shared_minilm()
     modifiers = clip_interrogator_phrases().get("flavors", ())
-    if cfg.prediction_type not in ("v_prediction", "epsilon"):
-        raise ValueError(f"prediction_type must be 'v_prediction' or 'epsilon', got {cfg.prediction_type!r}")
     scheduler = build_train_scheduler(cfg.prediction_type)
     unet = build_unet().to(device)
     ema = EMAModel(unet.parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=2 / 3)

@@ -145,13 +145,12 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "device": get_args(Device),
 }
 _INT_FIELDS = {"n_candidates", "slate_size", "images_per_prompt", "turns", "port", "threads"}
-
-
+_BOOL_FIELDS = {"prefetch"}
 _BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
 def _parse(name: str, raw: str, source: str) -> Any:
-    if name == "prefetch":
+    if name in _BOOL_FIELDS:
         if raw.strip().lower() not in _BOOLEANS:
             raise SettingsError(f"{source}={raw!r} is not allowed: {name} must be on or off")
         return _BOOLEANS[raw.strip().lower()]
@@ -192,6 +191,7 @@ _SETTING_FLAGS = ("tier", "generator", "device", "t2i_model", "t2i_model_dir", "
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     flags = {k: getattr(args, k, None) for k in _SETTING_FLAGS}
-    if flags["prefetch"] is not None:
-        flags["prefetch"] = _BOOLEANS[flags["prefetch"]]
+    for name in _BOOL_FIELDS & flags.keys():
+        if flags[name] is not None:
+            flags[name] = _parse(name, flags[name], f"--{name}")
     return Settings.from_env(**flags)

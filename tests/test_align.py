@@ -130,8 +130,8 @@ def test_ddim_policy_step_matches_diffusers_ddim(model):
 
 
 def test_v_model_policy_matches_diffusers_ddim_on_the_raw_v_output(model, minilm):
-    """The shipped model predicts v: the policy's guided epsilon (converted from v) gives the same DDIM step as
-    diffusers stepping on the guided v itself, at the first step (abar ~ 0) too."""
+    """The shipped model predicts v: the policy's mean (x0 and eps taken from the guided v) gives the same DDIM step
+    as diffusers stepping on the guided v itself, at the first step (abar ~ 0) too."""
     from diffusers import DDIMScheduler
 
     assert model.prediction_type == "v_prediction"

@@ -1,6 +1,6 @@
 """The text-to-image model as the alignment algorithms see it: a diffusers `UNet2DConditionModel`, its noise
-schedule, text conditioning, the classifier-free-guided output (as epsilon for the DDIM policy, raw for the app's
-sampler), and the map from the UNet's sample to pixels. Epsilon- and v-prediction models are both served.
+schedule, text conditioning, the classifier-free-guided output (converted to epsilon where DPOK's KL bound needs
+it), and the map from the UNet's sample to pixels. Epsilon- and v-prediction models are both served.
 
 The embedded model (pasta.backends.embedded_t2i) denoises a 2x2 space-to-depth view of 32x32 RGB pixels, so "pixels"
 is a reshape, not a decoder, and every reward sees exactly the image the app shows. The UNet passed to each method is
@@ -75,10 +75,10 @@ class EmbeddedDiffusion:
         self.config = EmbeddedT2IConfig.load(self.folder)
         self.unet = UNet2DConditionModel.from_pretrained(self.folder / "unet", dtype=torch.float32).to(self.device)
         self.unet.requires_grad_(False).eval()
-        train_scheduler = DDPMScheduler.from_pretrained(self.folder / "scheduler")
-        self.num_train_timesteps = int(train_scheduler.config.num_train_timesteps)
-        self.alphas_cumprod = train_scheduler.alphas_cumprod.to(torch.float32)
-        self.prediction_type = str(train_scheduler.config.prediction_type)
+        self.train_scheduler = DDPMScheduler.from_pretrained(self.folder / "scheduler")
+        self.num_train_timesteps = int(self.train_scheduler.config.num_train_timesteps)
+        self.alphas_cumprod = self.train_scheduler.alphas_cumprod.to(torch.float32)
+        self.prediction_type = str(self.train_scheduler.config.prediction_type)
         if self.prediction_type not in ("epsilon", "v_prediction"):
             raise ValueError(f"{self.folder}/scheduler: prediction_type {self.prediction_type!r} is not supported "
                              "(epsilon or v_prediction)")
@@ -130,7 +130,7 @@ class EmbeddedDiffusion:
         u = self._uncond
         return Condition(*(t.expand(n, *t.shape[1:]) for t in (u.pooled, u.tokens, u.mask)))
 
-    # ------------------------------------------------------------------------------------------ epsilon
+    # ------------------------------------------------------------------------------------- model output
 
     def output(self, unet, x: torch.Tensor, t: torch.Tensor | int, cond: Condition) -> torch.Tensor:
         """The UNet's own prediction (epsilon or v, `prediction_type`), conditional, no guidance."""
@@ -140,10 +140,7 @@ class EmbeddedDiffusion:
 
     def target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """What `output` is trained to predict for x_t = sqrt(abar) x0 + sqrt(1 - abar) noise."""
-        if self.prediction_type == "epsilon":
-            return noise
-        abar = self.alphas_cumprod[t].view(-1, 1, 1, 1)
-        return abar.sqrt() * noise - (1 - abar).sqrt() * x0
+        return noise if self.prediction_type == "epsilon" else self.train_scheduler.get_velocity(x0, noise, t)
 
     def to_eps(self, out: torch.Tensor, x: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
         """epsilon = sqrt(abar) v + sqrt(1 - abar) x_t for a v model; an epsilon model's output as it is."""
@@ -152,10 +149,6 @@ class EmbeddedDiffusion:
         abar = self.alphas_cumprod[torch.as_tensor(t).cpu()].to(x.device)
         abar = abar.view(-1, 1, 1, 1) if abar.ndim else abar
         return abar.sqrt() * out + (1 - abar).sqrt() * x
-
-    def eps(self, unet, x: torch.Tensor, t: torch.Tensor | int, cond: Condition) -> torch.Tensor:
-        """The conditional epsilon prediction (no guidance)."""
-        return self.to_eps(self.output(unet, x, t, cond), x, t)
 
     def guided_output(self, unet, x: torch.Tensor, t: torch.Tensor | int, cond: Condition,
                       guidance_scale: float) -> torch.Tensor:
@@ -167,11 +160,6 @@ class EmbeddedDiffusion:
         t = t.expand(2 * n) if t.ndim == 0 else torch.cat([t, t])
         out_uncond, out_cond = self.output(unet, torch.cat([x, x]), t, both).chunk(2)
         return out_uncond + guidance_scale * (out_cond - out_uncond)
-
-    def guided_eps(self, unet, x: torch.Tensor, t: torch.Tensor | int, cond: Condition,
-                   guidance_scale: float) -> torch.Tensor:
-        """Classifier-free guided epsilon (the DDIM policy's parametrization)."""
-        return self.to_eps(self.guided_output(unet, x, t, cond, guidance_scale), x, t)
 
     # ------------------------------------------------------------------------------------ app sampler
 

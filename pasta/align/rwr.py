@@ -126,8 +126,7 @@ def denoising_loss(model: EmbeddedDiffusion, unet, x0: torch.Tensor, prompts: li
     dimensions."""
     t = torch.randint(0, model.num_train_timesteps, (len(x0),), generator=generator)
     noise = torch.randn(x0.shape, generator=generator)
-    abar = model.alphas_cumprod[t].view(-1, 1, 1, 1)
-    x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+    x_t = model.train_scheduler.add_noise(x0, noise, t)
     out = model.output(unet, x_t, t, model.condition(prompts))
     return (out - model.target(x0, noise, t)).pow(2).mean(dim=(1, 2, 3))
 
