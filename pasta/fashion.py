@@ -371,11 +371,19 @@ def attribute_phrase(attribute: str, value: str) -> str:
     }[attribute](value)
 
 
-def evaluation_prompts(n: int, seed: int = 1234) -> list[tuple[str, Attributes]]:
+def check_garments(garments: tuple[str, ...]) -> tuple[str, ...]:
+    unknown = sorted(set(garments) - set(CLASSES))
+    if unknown:
+        raise ValueError(f"unknown garment(s) {unknown}; choose from {list(CLASSES)}")
+    return garments
+
+
+def evaluation_prompts(n: int, seed: int = 1234, garments: tuple[str, ...] = ()) -> list[tuple[str, Attributes]]:
     """Held-out prompts: (garment, colour, pattern) triples never rendered for training, every attribute named,
-    in a phrasing the caption generator does not use."""
+    in a phrasing the caption generator does not use; only the triples of `garments` when given."""
+    check_garments(garments)
     rng = np.random.default_rng(seed)
-    triples = held_out_triples()
+    triples = [t for t in held_out_triples() if not garments or t[0] in garments]
     out = []
     for i in range(n):
         g, c, p = triples[i % len(triples)]

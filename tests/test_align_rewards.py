@@ -123,3 +123,21 @@ def test_training_prompts_never_use_held_out_triples():
     assert len({t for t, _ in train}) > 250
     assert load_prompts("train:5") == [t for t, _ in training_prompts(5)]
     assert load_prompts("eval:3") == [t for t, _ in fashion.evaluation_prompts(3)]
+
+
+def test_prompt_sets_restricted_to_garments():
+    hard = ("coat", "shirt", "pullover")
+    train = training_prompts(60, seed=2, garments=hard)
+    assert {a.garment for _, a in train} == set(hard)
+    held = fashion.evaluation_prompts(30, garments=hard)
+    assert {a.garment for _, a in held} == set(hard)
+    assert {(a.garment, a.colour, a.pattern) for _, a in train}.isdisjoint(
+        {(a.garment, a.colour, a.pattern) for _, a in held})
+    assert load_prompts("train:60:2@coat, shirt,pullover") == [t for t, _ in train]
+    assert load_prompts("eval:30@coat,shirt,pullover") == [t for t, _ in held]
+    with pytest.raises(ValueError, match=r"unknown garment\(s\) \['hat'\]"):
+        load_prompts("train:8@coat,hat")
+    with pytest.raises(ValueError, match="empty"):
+        load_prompts("train:8@,")
+    with pytest.raises(ValueError, match="unknown garment"):
+        fashion.evaluation_prompts(4, garments=("cape",))

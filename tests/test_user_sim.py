@@ -72,3 +72,21 @@ def test_choosing_raises_utility_over_turns(world):
     users = make_users(world, planted_population(4, seed=0), 200, seed=2)
     utilities = np.stack([run_episode(RandomPolicy(), u, world, i).utilities() for i, u in enumerate(users)])
     assert utilities[:, -1].mean() > utilities[:, 0].mean()
+
+
+def test_planted_reference_with_inferred_type(world):
+    """With one planted type there is nothing to infer: the reference equals the planted model's own accuracy.
+    With several, inferring the type from 4 turns can only lose accuracy on average, and not all of it."""
+    from user_sim.evaluate_user_model import planted_inferred_type_accuracy
+
+    for n_types in (1, 4):
+        types = planted_population(n_types, seed=3)
+        users = make_users(world, types, 150, seed=4)
+        episodes = [run_episode(RandomPolicy(0), u, world, seed=i) for i, u in enumerate(users)]
+        tables = np.stack([t.utility_table(world) for t in types])
+        planted = np.mean([np.argmax(s.column_utilities) == s.choice for e in episodes for s in e.steps])
+        inferred = planted_inferred_type_accuracy(episodes, tables, users[0].temperature)
+        if n_types == 1:
+            assert inferred == pytest.approx(planted)
+        else:
+            assert planted - 0.1 < inferred < planted + 0.02

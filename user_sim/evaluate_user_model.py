@@ -3,7 +3,8 @@
 Simulates a population with planted types, logs it through the real log store, fits the EM user model on the
 training users (K chosen by held-out log-likelihood), and reports on held-out users:
 - choice accuracy (top-1 of 4 columns), each turn predicted from the user's other turns, next to the planted
-  model's own accuracy (how often users pick the column their true utility ranks first);
+  model's own accuracy (how often users pick the column their true utility ranks first) and to the planted model
+  with the type inferred from the same other turns (what perfect utilities would reach with EM's information);
 - log-likelihood per turn; type recovery (adjusted Rand index against the planted types);
 - the posterior mass on the right type after t turns (learned types matched to planted ones by the Hungarian
   method on training users);
@@ -102,6 +103,25 @@ def posterior_mass_on_planted(model: UserModel, data: ChoiceData, turn_of_row: n
     return mass[np.arange(len(posterior)), planted[: len(posterior)]]
 
 
+def planted_inferred_type_accuracy(episodes, tables: np.ndarray, temperature: float) -> float:
+    """The planted utilities with the type unknown, inferred exactly as the EM model's is: each turn predicted from
+    the posterior over planted types given the user's other turns (uniform prior, the true choice noise). What a
+    perfect utility estimate could reach with the same information."""
+    hits = []
+    for e in episodes:
+        columns = np.array([[s.candidates[i].index for i in s.slate] for s in e.steps])  # [turns, L]
+        choice = np.array([s.choice for s in e.steps])
+        logits = tables[:, columns] / temperature  # [K, turns, L]
+        log_p = logits - np.logaddexp.reduce(logits, axis=2, keepdims=True)
+        chosen = np.take_along_axis(log_p, choice[None, :, None], axis=2)[..., 0]  # [K, turns]
+        for t in range(len(choice)):
+            others = chosen.sum(1) - chosen[:, t]
+            posterior = np.exp(others - others.max())
+            posterior /= posterior.sum()
+            hits.append(int(np.argmax(posterior @ np.exp(log_p[:, t])) == choice[t]))
+    return float(np.mean(hits))
+
+
 def evaluate_user_model(cfg: EvalUserModelConfig) -> dict:
     from scipy.optimize import linear_sum_assignment
     from sklearn.metrics import adjusted_rand_score
@@ -147,6 +167,8 @@ def evaluate_user_model(cfg: EvalUserModelConfig) -> dict:
 
     planted_choice_accuracy = float(np.mean([np.argmax(s.column_utilities) == s.choice
                                              for e in episodes["test"] for s in e.steps]))
+    tables = np.stack([t.utility_table(world) for t in planted_population(cfg.types, seed=cfg.seed)])
+    planted_inferred_accuracy = planted_inferred_type_accuracy(episodes["test"], tables, cfg.temperature)
     accuracy = leave_one_turn_out_accuracy(model, test_data)
     by_turns = accuracy_by_turns_observed(model, test_data, turn_of_row, cfg.turns)
     mass3 = posterior_mass_on_planted(model, test_data, turn_of_row, planted_test, mapping, 3)
@@ -162,6 +184,8 @@ def evaluate_user_model(cfg: EvalUserModelConfig) -> dict:
         "choice_accuracy": accuracy,
         "planted_model_choice_accuracy": planted_choice_accuracy,
         "accuracy_gap_points": 100 * (planted_choice_accuracy - accuracy),
+        "planted_model_inferred_type_choice_accuracy": planted_inferred_accuracy,
+        "accuracy_gap_vs_inferred_type_points": 100 * (planted_inferred_accuracy - accuracy),
         "held_out_log_likelihood_per_turn": model.log_likelihood(test_data) / len(test_data.X),
         "ari": float(ari),
         "posterior_after_3_turns_share": float((mass3 >= 0.8).mean()),
@@ -222,6 +246,7 @@ def main(argv: list[str]) -> int:
         print(f"{name:<34} {t['value']:>9.3f} {t['target']:>9.3f} {'yes' if t['met'] else 'NO':>4}")
     print(f"{'choice accuracy (EM)':<34} {r['choice_accuracy']:>9.3f}")
     print(f"{'choice accuracy (planted model)':<34} {r['planted_model_choice_accuracy']:>9.3f}")
+    print(f"{'  same, type inferred from 4 turns':<34} {r['planted_model_inferred_type_choice_accuracy']:>9.3f}")
     print(f"{'held-out log-likelihood per turn':<34} {r['held_out_log_likelihood_per_turn']:>9.3f}")
     print("accuracy by turns observed: " + ", ".join(f"{a:.3f}" for a in r["accuracy_by_turns_observed"]))
     print(f"wrote {cfg.out / 'metrics.json'} and {cfg.out / 'user_model_accuracy.png'}")

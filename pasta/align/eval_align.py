@@ -50,6 +50,9 @@ class EvalAlignConfig:
     """Attribute classifier (default models/embedded/attribute_classifier)."""
     n_prompts: int = 32
     """Held-out evaluation prompts."""
+    garments: tuple[str, ...] = ()
+    """Only the held-out prompts of these garments (e.g. coat shirt pullover, the ones the base model gets wrong
+    most often); default all."""
     images_per_prompt: int = 4
     seed: int = 0
     mask_fraction: float = 0.25
@@ -157,7 +160,7 @@ def evaluate_align(cfg: EvalAlignConfig, progress: bool = True) -> dict:
     t2i = EmbeddedTextToImage(cfg.model_dir)
     diffusion = EmbeddedDiffusion(cfg.model_dir, text=t2i.text) if cfg.kl_prompts > 0 else None
 
-    prompts = fashion.evaluation_prompts(cfg.n_prompts)
+    prompts = fashion.evaluation_prompts(cfg.n_prompts, garments=cfg.garments)
     texts = [p for p, _ in prompts]
     seeds = [cfg.seed * 1_000_003 + i for i in range(cfg.n_prompts)]
     per_image_texts = [t for t in texts for _ in range(cfg.images_per_prompt)]

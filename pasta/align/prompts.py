@@ -32,10 +32,10 @@ def full_caption(attrs: fashion.Attributes, rng: np.random.Generator) -> str:
     return fashion.caption(attrs, rng, mention=mention)
 
 
-def training_attributes(rng: np.random.Generator) -> fashion.Attributes:
+def training_attributes(rng: np.random.Generator, garments: tuple[str, ...] = ()) -> fashion.Attributes:
     """Attributes like the evaluation prompts' (photo/flat, large, centred, a visible pattern), training triple."""
     while True:
-        garment = str(rng.choice(fashion.CLASSES))
+        garment = str(rng.choice(garments or fashion.CLASSES))
         colour = str(rng.choice(list(fashion.COLOURS)))
         pattern = str(rng.choice(fashion.PATTERNS[1:]))
         background = str(rng.choice(fashion.BACKGROUNDS))
@@ -46,32 +46,45 @@ def training_attributes(rng: np.random.Generator) -> fashion.Attributes:
             return fashion.Attributes(garment, colour, pattern, background, style, "large", "center")
 
 
-def training_prompts(n: int, seed: int = 0) -> list[tuple[str, fashion.Attributes]]:
+def training_prompts(n: int, seed: int = 0, garments: tuple[str, ...] = ()) -> list[tuple[str, fashion.Attributes]]:
+    fashion.check_garments(garments)
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
-        attrs = training_attributes(rng)
+        attrs = training_attributes(rng, garments)
         text = evaluation_style_prompt(attrs) if rng.random() < 0.5 else full_caption(attrs, rng)
         out.append((text, attrs))
     return out
 
 
+def parse_garments(text: str) -> tuple[str, ...]:
+    """'coat,shirt' -> ('coat', 'shirt'); the names are checked against the world's garments."""
+    garments = tuple(g.strip() for g in text.split(",") if g.strip())
+    if not garments:
+        raise ValueError(f"garments {text!r}: empty; choose from {list(fashion.CLASSES)}")
+    return fashion.check_garments(garments)
+
+
 def load_prompts(spec: str | Path) -> list[str]:
-    """`train:N` (N training prompts, seed 0), `train:N:SEED`, `eval:N` (the held-out evaluation prompts), or a
+    """`train:N` (N training prompts, seed 0), `train:N:SEED`, `eval:N` (the held-out evaluation prompts), each
+    optionally restricted to some garments with a trailing `@coat,shirt` (`train:256@coat,shirt,pullover`), or a
     text file with one prompt per line (blank lines and lines starting with # are skipped)."""
     spec = str(spec)
     kind, _, rest = spec.partition(":")
     if kind in ("train", "eval") and rest and not Path(spec).exists():
+        rest, _, garment_list = rest.partition("@")
+        garments = parse_garments(garment_list) if garment_list else ()
         parts = rest.split(":")
         try:
             n, seed = int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
         except ValueError:
-            raise ValueError(f"--prompts {spec!r}: expected {kind}:N or {kind}:N:SEED with integers") from None
+            raise ValueError(f"--prompts {spec!r}: expected {kind}:N or {kind}:N:SEED with integers, "
+                             "optionally @garment,garment") from None
         if not 1 <= n <= MAX_PROMPTS:
             raise ValueError(f"--prompts {spec!r}: N must be between 1 and {MAX_PROMPTS}")
         if kind == "train":
-            return [text for text, _ in training_prompts(n, seed)]
-        return [text for text, _ in fashion.evaluation_prompts(n, seed=1234 + seed)]
+            return [text for text, _ in training_prompts(n, seed, garments)]
+        return [text for text, _ in fashion.evaluation_prompts(n, seed=1234 + seed, garments=garments)]
     path = Path(spec)
     if not path.is_file():
         raise FileNotFoundError(f"--prompts {spec!r} is neither train:N, eval:N nor a text file")
