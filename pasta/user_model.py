@@ -180,6 +180,21 @@ class UserModel(nn.Module):
                 break
         return {"log_likelihood_per_turn": trace}
 
+    def fit_known_types(self, data: ChoiceData, types: np.ndarray) -> None:
+        """The M-steps of `fit` with every user's type given (one-hot responsibilities, no E-step): how well this
+        utility family can be estimated from the data when type inference is taken out (a diagnostic)."""
+        c = self.config
+        types = np.asarray(types, np.int64)
+        if len(types) != data.n_users or types.min() < 0 or types.max() >= c.n_types:
+            raise ValueError(f"need one type in 0..{c.n_types - 1} per user ({data.n_users} users)")
+        torch.manual_seed(c.seed)
+        responsibilities = np.eye(c.n_types, dtype=np.float32)[types]
+        prior = np.maximum(responsibilities.mean(0), c.prior_floor)
+        self.log_prior.copy_(torch.log(torch.as_tensor(prior / prior.sum(), dtype=torch.float32)))
+        optimizer = torch.optim.Adam(self.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+        for _ in range(c.em_iters):
+            self._m_step(data, responsibilities, optimizer)
+
     def _m_step(self, data: ChoiceData, responsibilities: np.ndarray, optimizer: torch.optim.Optimizer) -> None:
         """Posterior-weighted maximum likelihood: mini-batches of users, all of their turns."""
         c = self.config

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from sklearn.metrics import adjusted_rand_score
 
 from pasta.user_model import ChoiceData, UserModel, UserModelConfig, select_k
@@ -33,6 +34,22 @@ def test_em_recovers_planted_types_and_predicts_choices():
     probs = model.predict_choice(test.X, posterior[test.user])
     assert probs.shape == (len(test.X), 4) and np.allclose(probs.sum(1), 1, atol=1e-5)
     assert (probs.argmax(1) == test.choice).mean() > 0.6
+
+
+def test_fit_with_known_types_predicts_each_types_choices():
+    data, types = planted(seed=2)
+    train, test = data.subset_users(np.arange(450)), data.subset_users(np.arange(450, 600))
+    model = UserModel(16, UserModelConfig(n_types=3, hidden=16))
+    model.fit_known_types(train, types[:450])
+    # given the planted type, the fitted head of that type predicts the held-out users' choices
+    log_probs = model.choice_log_probs(torch.as_tensor(test.X)).detach().numpy()  # [turns, L, K]
+    own = log_probs[np.arange(len(test.X)), :, types[450:][test.user]]
+    assert (own.argmax(1) == test.choice).mean() > 0.6
+    assert np.allclose(np.exp(model.log_prior.numpy()), np.bincount(types[:450], minlength=3) / 450, atol=1e-6)
+    with pytest.raises(ValueError, match="one type in 0..2 per user"):
+        model.fit_known_types(train, types[:10])
+    with pytest.raises(ValueError, match="one type in 0..2 per user"):
+        model.fit_known_types(train, np.full(450, 3))
 
 
 def test_live_posterior_sharpens_with_each_choice():

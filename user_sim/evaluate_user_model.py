@@ -4,7 +4,9 @@ Simulates a population with planted types, logs it through the real log store, f
 training users (K chosen by held-out log-likelihood), and reports on held-out users:
 - choice accuracy (top-1 of 4 columns), each turn predicted from the user's other turns, next to the planted
   model's own accuracy (how often users pick the column their true utility ranks first) and to the planted model
-  with the type inferred from the same other turns (what perfect utilities would reach with EM's information);
+  with the type inferred from the same other turns (what perfect utilities would reach with EM's information),
+  and to the same utility model fitted with the planted types given (what the utility family reaches from this
+  data without type inference);
 - log-likelihood per turn; type recovery (adjusted Rand index against the planted types);
 - the posterior mass on the right type after t turns (learned types matched to planted ones by the Hungarian
   method on training users);
@@ -170,6 +172,9 @@ def evaluate_user_model(cfg: EvalUserModelConfig) -> dict:
     tables = np.stack([t.utility_table(world) for t in planted_population(cfg.types, seed=cfg.seed)])
     planted_inferred_accuracy = planted_inferred_type_accuracy(episodes["test"], tables, cfg.temperature)
     accuracy = leave_one_turn_out_accuracy(model, test_data)
+    known = UserModel(train_data.X.shape[2], UserModelConfig(**{**asdict(cfg.model), "n_types": cfg.types}))
+    known.fit_known_types(train_data, planted_train)
+    known_types_accuracy = leave_one_turn_out_accuracy(known, test_data)
     by_turns = accuracy_by_turns_observed(model, test_data, turn_of_row, cfg.turns)
     mass3 = posterior_mass_on_planted(model, test_data, turn_of_row, planted_test, mapping, 3)
     ari = adjusted_rand_score(planted_test, model.posterior(test_data).argmax(1))
@@ -186,6 +191,7 @@ def evaluate_user_model(cfg: EvalUserModelConfig) -> dict:
         "accuracy_gap_points": 100 * (planted_choice_accuracy - accuracy),
         "planted_model_inferred_type_choice_accuracy": planted_inferred_accuracy,
         "accuracy_gap_vs_inferred_type_points": 100 * (planted_inferred_accuracy - accuracy),
+        "known_types_choice_accuracy": known_types_accuracy,
         "held_out_log_likelihood_per_turn": model.log_likelihood(test_data) / len(test_data.X),
         "ari": float(ari),
         "posterior_after_3_turns_share": float((mass3 >= 0.8).mean()),
@@ -247,6 +253,7 @@ def main(argv: list[str]) -> int:
     print(f"{'choice accuracy (EM)':<34} {r['choice_accuracy']:>9.3f}")
     print(f"{'choice accuracy (planted model)':<34} {r['planted_model_choice_accuracy']:>9.3f}")
     print(f"{'  same, type inferred from 4 turns':<34} {r['planted_model_inferred_type_choice_accuracy']:>9.3f}")
+    print(f"{'this model fitted with types given':<34} {r['known_types_choice_accuracy']:>9.3f}")
     print(f"{'held-out log-likelihood per turn':<34} {r['held_out_log_likelihood_per_turn']:>9.3f}")
     print("accuracy by turns observed: " + ", ".join(f"{a:.3f}" for a in r["accuracy_by_turns_observed"]))
     print(f"wrote {cfg.out / 'metrics.json'} and {cfg.out / 'user_model_accuracy.png'}")
