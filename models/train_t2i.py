@@ -34,6 +34,7 @@ from pasta.backends.embedded_t2i import (  # noqa: E402
     build_train_scheduler,
     build_unet,
     images_to_tensor,
+    prediction_target,
     to_patches,
 )
 from pasta.backends.minilm import shared_minilm  # noqa: E402
@@ -160,7 +161,7 @@ def main(cfg: TrainT2IConfig) -> None:
         xt = scheduler.add_noise(x0, noise, t)
         for group in opt.param_groups:
             group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
-        target = noise if cfg.prediction_type == "epsilon" else scheduler.get_velocity(x0, noise, t)
+        target = prediction_target(scheduler, x0, noise, t)
         pred = unet(xt, t, encoder_hidden_states=tokens, class_labels=pooled, encoder_attention_mask=mask).sample
         weight = torch.ones(len(t), device=device)
         if cfg.min_snr_gamma > 0:

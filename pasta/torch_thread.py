@@ -38,6 +38,8 @@ IDLE_S = 1.0
 
 class Preempted(RuntimeError):
     """Background work gave way to interactive work; its result is incomplete."""
+
+
 _NOW, _LATER = 0, 1
 
 

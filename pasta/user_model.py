@@ -173,8 +173,7 @@ class UserModel(nn.Module):
         for _ in iterator:
             self._m_step(data, responsibilities, optimizer)
             responsibilities = self.posterior(data)  # E-step
-            prior = np.maximum(responsibilities.mean(0), c.prior_floor)
-            self.log_prior.copy_(torch.log(torch.as_tensor(prior / prior.sum(), dtype=torch.float32)))
+            self._set_prior(responsibilities)
             trace.append(self.log_likelihood(data) / n_turns)
             if len(trace) > 1 and trace[-1] - trace[-2] < c.tol:
                 break
@@ -189,11 +188,15 @@ class UserModel(nn.Module):
             raise ValueError(f"need one type in 0..{c.n_types - 1} per user ({data.n_users} users)")
         torch.manual_seed(c.seed)
         responsibilities = np.eye(c.n_types, dtype=np.float32)[types]
-        prior = np.maximum(responsibilities.mean(0), c.prior_floor)
-        self.log_prior.copy_(torch.log(torch.as_tensor(prior / prior.sum(), dtype=torch.float32)))
+        self._set_prior(responsibilities)
         optimizer = torch.optim.Adam(self.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         for _ in range(c.em_iters):
             self._m_step(data, responsibilities, optimizer)
+
+    def _set_prior(self, responsibilities: np.ndarray) -> None:
+        """The type prior from the users' responsibilities, floored at `prior_floor` and renormalized."""
+        prior = np.maximum(responsibilities.mean(0), self.config.prior_floor)
+        self.log_prior.copy_(torch.log(torch.as_tensor(prior / prior.sum(), dtype=torch.float32)))
 
     def _m_step(self, data: ChoiceData, responsibilities: np.ndarray, optimizer: torch.optim.Optimizer) -> None:
         """Posterior-weighted maximum likelihood: mini-batches of users, all of their turns."""

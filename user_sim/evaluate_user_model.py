@@ -62,7 +62,7 @@ def simulate_to_store(cfg: EvalUserModelConfig, world: EmbeddingWorld, store: Lo
         base = cfg.seed * 10_000_019 + offset * 1_000_003  # distinct, reproducible episode seeds per split
         episodes[split] = [run_episode(policy, u, world, seed=base + i, turns=cfg.turns) for i, u in enumerate(users)]
         write_episodes(store, episodes[split], world, [t.name for t in types])
-    return episodes
+    return episodes, types
 
 
 def leave_one_turn_out_accuracy(model: UserModel, data: ChoiceData) -> float:
@@ -134,7 +134,7 @@ def evaluate_user_model(cfg: EvalUserModelConfig) -> dict:
     world = EmbeddingWorld()
     store = LogStore(db)
     t0 = time.perf_counter()
-    episodes = simulate_to_store(cfg, world, store)
+    episodes, types = simulate_to_store(cfg, world, store)
     simulate_seconds = time.perf_counter() - t0
 
     cache = TextEmbeddingCache(lambda texts: world_fallback(texts), known=world.known_text_embeddings())
@@ -169,7 +169,7 @@ def evaluate_user_model(cfg: EvalUserModelConfig) -> dict:
 
     planted_choice_accuracy = float(np.mean([np.argmax(s.column_utilities) == s.choice
                                              for e in episodes["test"] for s in e.steps]))
-    tables = np.stack([t.utility_table(world) for t in planted_population(cfg.types, seed=cfg.seed)])
+    tables = np.stack([t.utility_table(world) for t in types])
     planted_inferred_accuracy = planted_inferred_type_accuracy(episodes["test"], tables, cfg.temperature)
     accuracy = leave_one_turn_out_accuracy(model, test_data)
     known = UserModel(train_data.X.shape[2], UserModelConfig(**{**asdict(cfg.model), "n_types": cfg.types}))

@@ -20,6 +20,7 @@ from pasta.backends.embedded_t2i import (
     EmbeddedT2IConfig,
     from_patches,
     initial_noise,
+    prediction_target,
     to_patches,
 )
 from pasta.backends.minilm import MiniLM, shared_minilm
@@ -140,7 +141,7 @@ class EmbeddedDiffusion:
 
     def target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """What `output` is trained to predict for x_t = sqrt(abar) x0 + sqrt(1 - abar) noise."""
-        return noise if self.prediction_type == "epsilon" else self.train_scheduler.get_velocity(x0, noise, t)
+        return prediction_target(self.train_scheduler, x0, noise, t)
 
     def to_eps(self, out: torch.Tensor, x: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
         """epsilon = sqrt(abar) v + sqrt(1 - abar) x_t for a v model; an epsilon model's output as it is."""

@@ -92,6 +92,11 @@ def build_train_scheduler(prediction_type: str = "v_prediction"):
     return DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type=prediction_type)
 
 
+def prediction_target(scheduler, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """What the UNet learns to predict for x_t = scheduler.add_noise(x0, noise, t): the noise, or v."""
+    return noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(x0, noise, t)
+
+
 def to_patches(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     return F.pixel_unshuffle(images, patch_size)
 
