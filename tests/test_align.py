@@ -189,6 +189,32 @@ def test_dpok_increases_a_programmatic_reward_on_a_tiny_model(model):
     assert summary["kl_trajectory_last_rounds"] > 0
 
 
+def test_dpok_resumed_from_its_checkpoint_continues_exactly(tiny_model_dir, minilm, tmp_path):
+    """4 rounds in one go == 2 rounds, stop, resume from the saved trainer state, 2 more: same LoRA weights, same
+    history. A different experiment (changed learning rate) refuses to resume."""
+    from peft import get_peft_model_state_dict
+
+    def trainer(**overrides):
+        torch.manual_seed(0)
+        return DPOK(EmbeddedDiffusion(tiny_model_dir, text=minilm), RednessReward(), PROMPTS, small_dpok(**overrides))
+
+    straight = trainer(rounds=4)
+    straight.train(tmp_path / "straight", progress=False)
+    trainer(rounds=2).train(tmp_path / "split", progress=False)
+    resumed = trainer(rounds=4).resume(tmp_path / "split")
+    assert resumed.rounds_done == 2 and len(resumed.history) == 2
+    resumed.train(tmp_path / "split", progress=False)
+    a, b = get_peft_model_state_dict(straight.unet), get_peft_model_state_dict(resumed.unet)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [h["reward_mean"] for h in straight.history] == [h["reward_mean"] for h in resumed.history]
+    assert read_card(tmp_path / "split")["steps"]["rounds"] == 4
+
+    with pytest.raises(ValueError, match="config differs.*lr"):
+        trainer(rounds=4, lr=0.5).resume(tmp_path / "split")
+    with pytest.raises(FileNotFoundError, match="cannot resume"):
+        trainer().resume(tmp_path / "nothing-here")
+
+
 # ----------------------------------------------------------------------------------------------- adapters
 
 

@@ -90,3 +90,23 @@ def test_planted_reference_with_inferred_type(world):
             assert inferred == pytest.approx(planted)
         else:
             assert planted - 0.1 < inferred < planted + 0.02
+
+
+def test_linear_ceiling_is_exact_for_linear_types_and_close_below_for_attribute_types(world):
+    """A type that is a pure embedding direction is linear, so its ceiling table is itself; attribute weights are
+    not linear in the embedding, so the best linear table explains most but not all of them."""
+    from user_sim.evaluate_user_model import known_type_accuracy, linear_ceiling_tables
+
+    types = planted_population(4, seed=3)
+    for t in types[:2]:
+        t.attribute_weights = [np.zeros_like(w) for w in t.attribute_weights]
+    tables = np.stack([t.utility_table(world) for t in types])
+    linear = linear_ceiling_tables(world, tables)
+    r2 = 1 - (tables - linear).var(1) / tables.var(1)
+    assert np.all(r2[:2] > 0.999) and np.all((0.9 < r2[2:]) & (r2[2:] < 0.999))
+
+    users = make_users(world, types, 150, seed=4)
+    episodes = [run_episode(RandomPolicy(0), u, world, seed=i) for i, u in enumerate(users)]
+    planted = np.mean([np.argmax(s.column_utilities) == s.choice for e in episodes for s in e.steps])
+    assert known_type_accuracy(episodes, tables) == pytest.approx(planted)
+    assert known_type_accuracy(episodes, linear) <= planted + 0.02

@@ -6,7 +6,9 @@ training users (K chosen by held-out log-likelihood), and reports on held-out us
   model's own accuracy (how often users pick the column their true utility ranks first) and to the planted model
   with the type inferred from the same other turns (what perfect utilities would reach with EM's information),
   and to the same utility model fitted with the planted types given (what the utility family reaches from this
-  data without type inference);
+  data without type inference), and to the best linear utility of the world's embeddings, least-squares fitted on
+  every tuple of the world with the types given (the linear family's ceiling with unlimited data: the planted
+  utilities depend on discrete attributes, which no linear function of the embedding reproduces exactly);
 - log-likelihood per turn; type recovery (adjusted Rand index against the planted types);
 - the posterior mass on the right type after t turns (learned types matched to planted ones by the Hungarian
   method on training users);
@@ -124,6 +126,21 @@ def planted_inferred_type_accuracy(episodes, tables: np.ndarray, temperature: fl
     return float(np.mean(hits))
 
 
+def linear_ceiling_tables(world: EmbeddingWorld, tables: np.ndarray) -> np.ndarray:
+    """[K, len(world)]: each planted type's utility table projected on linear functions of the world's embeddings
+    (ridge with a tiny penalty on all tuples), the best any linear utility head can do with unlimited data."""
+    from sklearn.linear_model import Ridge
+
+    fit = Ridge(alpha=1e-3).fit(world.embeddings, tables.T)
+    return fit.predict(world.embeddings).T.astype(np.float32)
+
+
+def known_type_accuracy(episodes, tables: np.ndarray) -> float:
+    """How often the column ranked first by `tables[planted type]` is the one the user chose."""
+    return float(np.mean([np.argmax(tables[e.type_index, [s.candidates[i].index for i in s.slate]]) == s.choice
+                          for e in episodes for s in e.steps]))
+
+
 def evaluate_user_model(cfg: EvalUserModelConfig) -> dict:
     from scipy.optimize import linear_sum_assignment
     from sklearn.metrics import adjusted_rand_score
@@ -167,10 +184,12 @@ def evaluate_user_model(cfg: EvalUserModelConfig) -> dict:
     for learned in set(range(best_k)) - set(rows):
         mapping[learned] = int(confusion[learned].argmax())
 
-    planted_choice_accuracy = float(np.mean([np.argmax(s.column_utilities) == s.choice
-                                             for e in episodes["test"] for s in e.steps]))
     tables = np.stack([t.utility_table(world) for t in types])
+    planted_choice_accuracy = known_type_accuracy(episodes["test"], tables)
     planted_inferred_accuracy = planted_inferred_type_accuracy(episodes["test"], tables, cfg.temperature)
+    linear = linear_ceiling_tables(world, tables)
+    linear_known_accuracy = known_type_accuracy(episodes["test"], linear)
+    linear_inferred_accuracy = planted_inferred_type_accuracy(episodes["test"], linear, cfg.temperature)
     accuracy = leave_one_turn_out_accuracy(model, test_data)
     known = UserModel(train_data.X.shape[2], UserModelConfig(**{**asdict(cfg.model), "n_types": cfg.types}))
     known.fit_known_types(train_data, planted_train)
@@ -192,6 +211,8 @@ def evaluate_user_model(cfg: EvalUserModelConfig) -> dict:
         "planted_model_inferred_type_choice_accuracy": planted_inferred_accuracy,
         "accuracy_gap_vs_inferred_type_points": 100 * (planted_inferred_accuracy - accuracy),
         "known_types_choice_accuracy": known_types_accuracy,
+        "linear_ceiling_known_type_choice_accuracy": linear_known_accuracy,
+        "linear_ceiling_inferred_type_choice_accuracy": linear_inferred_accuracy,
         "held_out_log_likelihood_per_turn": model.log_likelihood(test_data) / len(test_data.X),
         "ari": float(ari),
         "posterior_after_3_turns_share": float((mass3 >= 0.8).mean()),
@@ -254,6 +275,8 @@ def main(argv: list[str]) -> int:
     print(f"{'choice accuracy (planted model)':<34} {r['planted_model_choice_accuracy']:>9.3f}")
     print(f"{'  same, type inferred from 4 turns':<34} {r['planted_model_inferred_type_choice_accuracy']:>9.3f}")
     print(f"{'this model fitted with types given':<34} {r['known_types_choice_accuracy']:>9.3f}")
+    print(f"{'best linear utility, types given':<34} {r['linear_ceiling_known_type_choice_accuracy']:>9.3f}")
+    print(f"{'  same, type inferred from 4 turns':<34} {r['linear_ceiling_inferred_type_choice_accuracy']:>9.3f}")
     print(f"{'held-out log-likelihood per turn':<34} {r['held_out_log_likelihood_per_turn']:>9.3f}")
     print("accuracy by turns observed: " + ", ".join(f"{a:.3f}" for a in r["accuracy_by_turns_observed"]))
     print(f"wrote {cfg.out / 'metrics.json'} and {cfg.out / 'user_model_accuracy.png'}")

@@ -45,6 +45,9 @@ class _Common:
 class DPOKArgs(_Common):
     out: Path = ALIGN_DIR / "dpok"
     """Adapter folder to write."""
+    resume: bool = False
+    """Continue from the trainer state saved in --out (with --save-every, a run that was stopped loses at most that
+    many rounds); the config must match, except --rounds, --minutes and --save-every."""
     config: tyro.conf.OmitArgPrefixes[DPOKConfig] = field(default_factory=DPOKConfig.embedded)
 
 
@@ -79,7 +82,7 @@ def run(method: str, argv: list[str]) -> int:
     if method == "dpok":
         from pasta.align.dpok import train_dpok
 
-        summary = train_dpok(model, reward, prompts, args.config, args.out, card=card)
+        summary = train_dpok(model, reward, prompts, args.config, args.out, card=card, resume=args.resume)
         print(f"DPOK: {summary['rounds']} rounds, {summary['images_seen']} images, reward "
               f"{summary['reward_first_rounds']:.4f} -> {summary['reward_last_rounds']:.4f} (training rollouts), "
               f"KL {summary['kl_trajectory_last_rounds']:.4g}, median round {summary['round_seconds_median']:.1f} s")

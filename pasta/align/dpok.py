@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -193,9 +194,17 @@ class ReplayBuffer:
         )
 
 
+TRAINER_STATE = "trainer_state.pt"
+RESUMABLE_FIELDS = ("rounds", "minutes", "save_every")
+"""Config fields a resumed run may change; any other difference means a different experiment."""
+
+
 class DPOK:
     """The trainer: owns the LoRA-adapted UNet (`self.unet`, a peft model over the base), the value baseline and
-    the replay buffer. `train()` runs rounds until the budget ends; each piece is a method for tests to call."""
+    the replay buffer. `train()` runs rounds until the budget ends; each piece is a method for tests to call.
+
+    Every save also writes `trainer_state.pt` beside the adapter (LoRA and value weights, both optimizers, the replay
+    buffer, the random states and the history), so `resume(folder)` continues a run exactly where it stopped."""
 
     def __init__(self, model: EmbeddedDiffusion, reward: Reward, prompts: list[str], config: DPOKConfig | None = None):
         if not prompts:
@@ -216,6 +225,8 @@ class DPOK:
         self.history: list[dict] = []
         self.rounds_done = 0
         self.images_seen = 0
+        self.seconds_before = 0.0
+        """Training seconds of the runs this one resumed."""
 
     # ------------------------------------------------------------------------------------------- rollout
 
@@ -318,18 +329,62 @@ class DPOK:
     def train(self, out: str | Path | None = None, progress: bool = True, card: dict | None = None) -> dict:
         c = self.config
         start = time.perf_counter()
-        bar = tqdm(total=c.rounds, desc="dpok", disable=not progress)
+        elapsed = lambda: self.seconds_before + time.perf_counter() - start  # noqa: E731
+        bar = tqdm(total=c.rounds, initial=self.rounds_done, desc="dpok", disable=not progress)
         while self.rounds_done < c.rounds and time.perf_counter() - start < c.minutes * 60:
             log = self.round()
             bar.update(1)
             bar.set_postfix(reward=f"{log['reward_mean']:.3f}", kl=f"{log['kl_trajectory']:.4f}")
             if out and c.save_every and self.rounds_done % c.save_every == 0:
-                self.save(out, time.perf_counter() - start, card)
+                self.save(out, elapsed(), card)
         bar.close()
-        summary = self.summary(time.perf_counter() - start)
+        summary = self.summary(elapsed())
         if out:
             self.save(out, summary["train_seconds"], card)
         return summary
+
+    # ---------------------------------------------------------------------------------------- checkpoint
+
+    def trainer_state(self, seconds: float) -> dict:
+        from peft import get_peft_model_state_dict
+
+        return {"config": json.loads(json.dumps(asdict(self.config), default=str)),
+                "lora": get_peft_model_state_dict(self.unet), "value": self.value.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "value_optimizer": self.value_optimizer.state_dict(),
+                "buffer": self.buffer.items, "generator": self.generator.get_state(),
+                "torch_rng": torch.get_rng_state(), "numpy_rng": self.rng.bit_generator.state,
+                "rounds_done": self.rounds_done, "images_seen": self.images_seen, "history": self.history,
+                "seconds": seconds}
+
+    def resume(self, folder: str | Path) -> DPOK:
+        """Load `folder/trainer_state.pt` (written by `save`) and continue from its round. The config must match the
+        saved one except for the budget fields (rounds, minutes, save_every)."""
+        from peft import set_peft_model_state_dict
+
+        path = Path(folder) / TRAINER_STATE
+        if not path.is_file():
+            raise FileNotFoundError(f"cannot resume: {path} does not exist (written by `pasta align dpok` on save)")
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        mine = json.loads(json.dumps(asdict(self.config), default=str))
+        changed = sorted(k for k in set(mine) | set(state["config"])
+                         if k not in RESUMABLE_FIELDS and mine.get(k) != state["config"].get(k))
+        if changed:
+            details = ", ".join(f"{k}: saved {state['config'].get(k)!r}, now {mine.get(k)!r}" for k in changed)
+            raise ValueError(f"cannot resume {path}: the config differs ({details}); only "
+                             f"{', '.join(RESUMABLE_FIELDS)} may change")
+        result = set_peft_model_state_dict(self.unet, state["lora"])
+        if getattr(result, "unexpected_keys", None):
+            raise ValueError(f"cannot resume {path}: LoRA weights do not fit this UNet ({result.unexpected_keys[:3]})")
+        self.value.load_state_dict(state["value"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.value_optimizer.load_state_dict(state["value_optimizer"])
+        self.buffer.items = state["buffer"]
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.rng.bit_generator.state = state["numpy_rng"]
+        self.rounds_done, self.images_seen = state["rounds_done"], state["images_seen"]
+        self.history, self.seconds_before = state["history"], state["seconds"]
+        return self
 
     def summary(self, seconds: float) -> dict:
         h = self.history
@@ -366,10 +421,19 @@ class DPOK:
             "config": json.loads(json.dumps(asdict(self.config), default=str)),
             **(card or {}),
         }
-        return save_adapter(self.unet, out, full)
+        folder = save_adapter(self.unet, out, full)
+        tmp = folder / (TRAINER_STATE + ".tmp")
+        torch.save(self.trainer_state(seconds), tmp)
+        os.replace(tmp, folder / TRAINER_STATE)  # a run killed mid-write keeps the previous checkpoint
+        return folder
 
 
 def train_dpok(model: EmbeddedDiffusion, reward: Reward, prompts: list[str], config: DPOKConfig | None = None,
-               out: str | Path | None = None, progress: bool = True, card: dict | None = None) -> dict:
-    """Run DPOK and write the adapter (with its model card) to `out`; returns the training summary."""
-    return DPOK(model, reward, prompts, config).train(out, progress, card)
+               out: str | Path | None = None, progress: bool = True, card: dict | None = None,
+               resume: bool = False) -> dict:
+    """Run DPOK and write the adapter (with its model card) to `out`; returns the training summary. With `resume`,
+    continue from `out`'s trainer state when there is one (and start fresh when there is none)."""
+    trainer = DPOK(model, reward, prompts, config)
+    if resume and out is not None and (Path(out) / TRAINER_STATE).is_file():
+        trainer.resume(out)
+    return trainer.train(out, progress, card)
