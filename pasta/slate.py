@@ -2,10 +2,16 @@
 
 Every policy returns the chosen indices and a score per candidate (for "why this slate?"); value-based
 policies score with Q, baselines with simpler rules, all behind the same interface.
+
+Two ways to turn per-candidate values into a slate: `top_per_category` (the best candidate of each category) and
+`choice_model_slate` (SlateQ, Ie et al. 2019: the person consumes one column, chosen by the user model's choice
+model, so a slate is worth the choice-probability-weighted value of its columns under each user type).
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -29,6 +35,54 @@ def top_per_category(scores: np.ndarray, candidates: Sequence[Candidate], slate_
         best.setdefault(candidates[int(i)].category, int(i))
     ranked = sorted(best.values(), key=lambda i: -scores[i])
     return ranked[:slate_size]
+
+
+def choice_model_slate(values: np.ndarray, utilities: np.ndarray, posterior: np.ndarray, temperature: float,
+                       candidates: Sequence[Candidate], slate_size: int, max_slates: int = 20_000) -> list[int]:
+    """The slate A (at most one candidate per category) that maximizes SlateQ's slate value
+
+        value(A) = sum_k p_k sum_{j in A} softmax_{j in A}(u_k(j) / T) values[j, k]
+
+    p: posterior over user types [K]; u: per-type utilities [N, K] with the choice temperature T (the user model's
+    choice model); values[j, k]: what consuming j is worth to a user of type k (u_k(j) for a myopic policy, plus the
+    Q-network's continuation value for the agent). Top-per-category ignores that a person picks one column: under an
+    uncertain posterior it shows four variants of the best guess, where this shows columns that serve the likely
+    types. Exact enumeration (25 candidates in 5 categories, L = 4: 3,125 slates); larger candidate sets keep the
+    best `m` per category by posterior-mean value, with m as large as `max_slates` allows."""
+    U = np.asarray(utilities, np.float64).reshape(len(candidates), -1)
+    V = np.asarray(values, np.float64).reshape(len(candidates), -1)
+    p = np.asarray(posterior, np.float64).reshape(-1)
+    if not U.shape[1] == V.shape[1] == len(p):
+        raise ValueError(f"utilities {U.shape}, values {V.shape} and posterior {p.shape} disagree on the types")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    by_category: dict[str, list[int]] = {}
+    for i in np.argsort(-(V @ p), kind="stable"):
+        by_category.setdefault(candidates[int(i)].category, []).append(int(i))
+    size = min(slate_size, len(by_category))
+    m = max((len(v) for v in by_category.values()), default=0)
+    while m > 1 and math.comb(len(by_category), size) * m**size > max_slates:
+        m -= 1
+    best, best_value = [], -np.inf
+    for categories in itertools.combinations(by_category, size):
+        slates = np.array(list(itertools.product(*(by_category[c][:m] for c in categories))))  # [n, L]
+        logits = U[slates] / temperature  # [n, L, K]
+        prob = np.exp(logits - logits.max(axis=1, keepdims=True))
+        prob /= prob.sum(axis=1, keepdims=True)
+        value = np.einsum("nlk,k,nlk->n", prob, p, V[slates])
+        i = int(value.argmax())
+        if value[i] > best_value:
+            best, best_value = slates[i].tolist(), value[i]
+    return sorted(best, key=lambda j: -float(V[j] @ p))
+
+
+SLATES = ("top", "choice-model")
+
+
+def check_slate(slate: str) -> str:
+    if slate not in SLATES:
+        raise ValueError(f"unknown slate construction {slate!r}: choose one of {', '.join(SLATES)}")
+    return slate
 
 
 class LMMOrderPolicy:
@@ -67,13 +121,18 @@ def candidate_column_features(state: dict) -> np.ndarray:
     return column_features(state["candidate_embeddings"], None)
 
 
+def choice_temperature(user_model) -> float:
+    return float(user_model.log_temperature.detach().exp())
+
+
 class GreedyMyopicPolicy:
-    """Baseline: the candidates with the highest expected immediate utility under the user-type posterior."""
+    """Baseline: immediate utility under the user-type posterior, no look-ahead. `slate="top"` (the "greedy"
+    baseline) shows the best candidate per category; `"choice-model"` ("greedy-slate") the slate with the highest
+    expected utility of the column the person will choose (`choice_model_slate` with values = utilities)."""
 
-    name = "greedy"
-
-    def __init__(self, user_model) -> None:
-        self.user_model = user_model
+    def __init__(self, user_model, slate: str = "top") -> None:
+        self.user_model, self.slate = user_model, check_slate(slate)
+        self.name = "greedy" if slate == "top" else "greedy-slate"
 
     def select(self, state: dict, candidates: Sequence[Candidate], slate_size: int) -> tuple[list[int], np.ndarray]:
         import torch
@@ -82,16 +141,21 @@ class GreedyMyopicPolicy:
         with torch.no_grad():
             u = self.user_model.utilities(torch.as_tensor(candidate_column_features(state))).numpy()
         scores = (u @ posterior).astype(np.float32)
-        return top_per_category(scores, candidates, slate_size), scores
+        if self.slate == "top":
+            return top_per_category(scores, candidates, slate_size), scores
+        slate = choice_model_slate(u, u, posterior, choice_temperature(self.user_model), candidates, slate_size)
+        return slate, scores
 
 
 class QPolicy:
-    """The PASTA agent: per category the candidate with the highest Q(state, candidate), trained by IQL."""
+    """The PASTA agent: Q(state, candidate), trained by IQL, turned into a slate by SlateQ's choice model (default)
+    or per category by the highest Q (`slate="top"`). With the myopic-residual Q-network, a candidate's value to
+    type k is u_k(a) + (Q(s, a) - posterior . u(a)): its utility to that type plus the learned continuation value."""
 
     name = "iql"
 
-    def __init__(self, q, user_model) -> None:
-        self.q, self.user_model = q, user_model
+    def __init__(self, q, user_model, slate: str = "choice-model") -> None:
+        self.q, self.user_model, self.slate = q, user_model, check_slate(slate)
 
     def state_vector(self, state: dict) -> np.ndarray:
         from pasta.qnet import state_features
@@ -109,4 +173,12 @@ class QPolicy:
             u = self.user_model.utilities(torch.as_tensor(candidate_column_features(state))).numpy()
         actions = action_features(state["candidate_embeddings"], [c.category for c in candidates], u)
         scores = self.q.q(self.state_vector(state), actions)
-        return top_per_category(scores, candidates, slate_size), scores
+        if self.slate == "top":
+            return top_per_category(scores, candidates, slate_size), scores
+        posterior = posterior_from_state(self.user_model, state)
+        if self.q.config.myopic_residual:
+            values = u + (scores - u @ posterior)[:, None]
+        else:
+            values = np.repeat(scores[:, None], u.shape[1], axis=1)
+        slate = choice_model_slate(values, u, posterior, choice_temperature(self.user_model), candidates, slate_size)
+        return slate, scores

@@ -117,7 +117,7 @@ def test_policies_pick_one_per_category(user_model):
              "chosen_image_embeddings": unit(rng, 1), "history_slates": [(np.concatenate([E[:4], E[:4]], 1), 2)],
              "candidate_embeddings": E}
     q = TwinQ(QNetConfig(embedding_dim=D, n_types=K, horizon=3, hidden=16))
-    for policy in (GreedyMyopicPolicy(user_model), QPolicy(q, user_model)):
+    for policy in (GreedyMyopicPolicy(user_model), QPolicy(q, user_model, slate="top")):
         slate, scores = policy.select(state, cands, 4)
         assert len(slate) == 4 and scores.shape == (25,)
         assert len({cands[i].category for i in slate}) == 4
@@ -125,3 +125,59 @@ def test_policies_pick_one_per_category(user_model):
         for i in slate:
             same = [j for j in range(25) if cands[j].category == cands[i].category]
             assert scores[i] == max(scores[j] for j in same)
+    for policy in (GreedyMyopicPolicy(user_model, "choice-model"), QPolicy(q, user_model)):
+        slate, scores = policy.select(state, cands, 4)
+        assert len(slate) == 4 and scores.shape == (25,) and len({cands[i].category for i in slate}) == 4
+    with pytest.raises(ValueError, match="unknown slate construction 'best'"):
+        QPolicy(q, user_model, slate="best")
+
+
+def brute_force_slate_value(slate, values, utilities, posterior, temperature):
+    """sum_k p_k sum_j softmax_j(u_kj / T) v_jk, written out for one slate."""
+    total = 0.0
+    for k, p in enumerate(posterior):
+        w = np.exp(utilities[slate, k] / temperature)
+        total += p * float((w / w.sum()) @ values[slate, k])
+    return total
+
+
+def test_choice_model_slate_is_the_best_one_per_category_slate():
+    """Exact against brute force over every slate of 4 of 5 categories; with one known type and a near-zero
+    temperature it is top-per-category; under an uncertain posterior it covers the types that top-per-category
+    leaves out."""
+    import itertools
+
+    from pasta.slate import choice_model_slate, top_per_category
+
+    rng = np.random.default_rng(5)
+    cands = [Candidate(f"c{i}", CATEGORIES[i % 5]) for i in range(25)]
+    for _ in range(5):
+        u = rng.normal(size=(25, 3))
+        v = u + rng.normal(scale=0.3, size=(25, 1))
+        p = rng.dirichlet(np.ones(3))
+        slate = choice_model_slate(v, u, p, 0.3, cands, 4)
+        assert len({cands[i].category for i in slate}) == 4
+        best = max(brute_force_slate_value(list(s), v, u, p, 0.3)
+                   for cats in itertools.combinations(range(5), 4)
+                   for s in itertools.product(*([j for j in range(25) if j % 5 == c] for c in cats)))
+        assert brute_force_slate_value(slate, v, u, p, 0.3) == pytest.approx(best)
+
+    u1 = rng.normal(size=(25, 1))
+    assert sorted(choice_model_slate(u1, u1, np.ones(1), 1e-3, cands, 4)) == sorted(top_per_category(u1[:, 0], cands, 4))
+
+    # two equally likely types with opposite favourites (+3 for one, -3 for the other: mean 0) and mild
+    # compromises (0.5 for both) in every category: top-per-category shows four compromises, the choice model
+    # shows each type's favourite, which that type will pick
+    u2 = np.full((25, 2), -5.0)
+    u2[[2, 3, 4, 5, 6]] = 0.5
+    u2[0], u2[1] = (3.0, -3.0), (-3.0, 3.0)
+    p2 = np.array([0.5, 0.5])
+    assert not {0, 1} & set(top_per_category(u2 @ p2, cands, 4))
+    slate = choice_model_slate(u2, u2, p2, 0.3, cands, 4)
+    assert {0, 1} <= set(slate)
+    assert brute_force_slate_value(slate, u2, u2, p2, 0.3) > 2.5
+
+    with pytest.raises(ValueError, match="disagree on the types"):
+        choice_model_slate(u2, u2, np.ones(3) / 3, 0.3, cands, 4)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        choice_model_slate(u2, u2, np.array([0.5, 0.5]), 0.0, cands, 4)

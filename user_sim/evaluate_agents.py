@@ -42,7 +42,10 @@ class EvalAgentsConfig:
     """Policy that chose the logged slates."""
     user_model: UserModelConfig = field(default_factory=lambda: UserModelConfig(n_types=4))
     iql: IQLConfig = field(default_factory=IQLConfig)
-    policies: tuple[str, ...] = ("lmm-order", "random", "greedy", "iql", "oracle")
+    policies: tuple[str, ...] = ("lmm-order", "random", "greedy", "greedy-slate", "iql", "oracle")
+    """greedy: best myopic candidate per category; greedy-slate: myopic values with the agent's slate construction
+    (SlateQ choice model), the agent without what IQL learned; oracle: knows the planted type (oracle-top: best
+    planted candidate per category)."""
     bootstrap: int = 1000
     out: Path = Path("runs/eval_agents")
     seed: int = 0
@@ -115,10 +118,11 @@ def evaluate_agents(cfg: EvalAgentsConfig, progress: bool = True) -> dict:
     q, iql_stats = train_iql(dataset, iql_cfg, progress=progress)
     timings["iql_train_s"] = iql_stats["seconds"]
 
-    policies = {"greedy": GreedyMyopicPolicy(user_model), "iql": QPolicy(q, user_model)}
+    policies = {"greedy": GreedyMyopicPolicy(user_model), "greedy-slate": GreedyMyopicPolicy(user_model, "choice-model"),
+                "iql": QPolicy(q, user_model)}
     eval_users = make_users(world, types, cfg.eval_users, seed=cfg.seed + 2, temperature=cfg.temperature)
     rng = np.random.default_rng(cfg.seed)
-    results, curves = {}, {}
+    results, curves, finals = {}, {}, {}
     for name in cfg.policies:
         policy = TimedPolicy(policies.get(name) or make_policy(name, cfg.seed))
         t0 = time.perf_counter()
@@ -127,6 +131,7 @@ def evaluate_agents(cfg: EvalAgentsConfig, progress: bool = True) -> dict:
         U = np.stack([e.utilities() for e in episodes])  # [users, turns]
         planted = np.array([e.type_index for e in episodes])
         curves[name] = U.mean(0).tolist()
+        finals[name] = U[:, -1]
         results[name] = {
             "final_turn_utility": float(U[:, -1].mean()), "final_turn_ci95": bootstrap_ci(U[:, -1], cfg.bootstrap, rng),
             "cumulative_utility": float(U.sum(1).mean()), "cumulative_ci95": bootstrap_ci(U.sum(1), cfg.bootstrap, rng),
@@ -146,6 +151,11 @@ def evaluate_agents(cfg: EvalAgentsConfig, progress: bool = True) -> dict:
             "iql_share_of_oracle_improvement": (iql["final_turn_utility"] - base["final_turn_utility"])
             / (results["oracle"]["final_turn_utility"] - base["final_turn_utility"]),
         }
+    for other in ("greedy", "greedy-slate", "oracle"):
+        if {"iql", other} <= set(finals):  # paired: the same users and seeds
+            d = finals["iql"] - finals[other]
+            summary[f"iql_minus_{other.replace('-', '_')}_final_paired_se"] = float(d.std() / np.sqrt(len(d)))
+            summary.setdefault(f"iql_minus_{other.replace('-', '_')}_final", float(d.mean()))
     timings["iql_select_25_candidates_ms_median"] = results.get("iql", {}).get("select_ms_median")
     out = {"config": json.loads(json.dumps(asdict(cfg), default=str)), "policies": results, "utility_by_turn": curves,
            "summary": summary, "iql": iql_stats, "timings": timings,
@@ -180,15 +190,19 @@ def main(argv: list[str]) -> int:
 
     cfg = tyro.cli(EvalAgentsConfig, args=argv, prog="pasta eval agents")
     r = evaluate_agents(cfg)
-    print(f"{'policy':<10} {'final':>7} {'95% CI':>17} {'cumulative':>11} {'gain vs t0':>11} {'select ms':>10} "
+    print(f"{'policy':<12} {'final':>7} {'95% CI':>17} {'cumulative':>11} {'gain vs t0':>11} {'select ms':>10} "
           f"{'episodes/s':>11}")
     for name, m in r["policies"].items():
         lo, hi = m["final_turn_ci95"]
-        print(f"{name:<10} {m['final_turn_utility']:>7.3f} [{lo:>6.3f}, {hi:>6.3f}] {m['cumulative_utility']:>11.3f} "
+        print(f"{name:<12} {m['final_turn_utility']:>7.3f} [{lo:>6.3f}, {hi:>6.3f}] {m['cumulative_utility']:>11.3f} "
               f"{m['improvement_over_turn0']:>11.3f} {m['select_ms_median']:>10.3f} {m['episodes_per_second']:>11.1f}")
     t = r["timings"]
     print(f"IQL on {r['iql']['transitions']} transitions: {r['iql']['seconds']:.1f} s for {r['iql']['steps']} steps; "
           f"behaviour simulator {t['episodes_per_second']:.0f} episodes/s")
+    for other in ("greedy", "greedy_slate", "oracle"):
+        if f"iql_minus_{other}_final_paired_se" in r["summary"]:
+            print(f"iql - {other}: {r['summary'][f'iql_minus_{other}_final']:+.3f} final-turn utility "
+                  f"(paired se {r['summary'][f'iql_minus_{other}_final_paired_se']:.3f})")
     for name, t in r["targets"].items():
         value = "n/a" if t["value"] is None else f"{t['value']:.3f}"
         print(f"{name:<36} {value:>8} (target {t['target']}) {'met' if t['met'] else 'NOT met'}")

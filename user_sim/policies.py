@@ -7,20 +7,28 @@ from collections.abc import Sequence
 import numpy as np
 
 from pasta.contracts import Candidate
-from pasta.slate import LMMOrderPolicy, RandomPolicy, top_per_category
+from pasta.slate import LMMOrderPolicy, RandomPolicy, check_slate, choice_model_slate, top_per_category
 
 
 class OraclePolicy:
-    """Top candidate per category by the user's true (planted) utility, read from the simulator's state."""
+    """Knows the user's true (planted) utilities and choice noise, read from the simulator's state: by default the
+    slate with the highest expected true utility of the chosen column (`choice_model_slate` with one known type);
+    `slate="top"` ("oracle-top") the best candidate per category."""
 
-    name = "oracle"
+    def __init__(self, slate: str = "choice-model") -> None:
+        self.slate = check_slate(slate)
+        self.name = "oracle" if slate == "choice-model" else "oracle-top"
 
     def select(self, state: dict, candidates: Sequence[Candidate], slate_size: int) -> tuple[list[int], np.ndarray]:
         scores = np.asarray(state["planted_utilities"], np.float32)
-        return top_per_category(scores, candidates, slate_size), scores
+        if self.slate == "top":
+            return top_per_category(scores, candidates, slate_size), scores
+        u = scores[:, None]
+        return choice_model_slate(u, u, np.ones(1), state["planted_temperature"], candidates, slate_size), scores
 
 
-BASELINES = {"random": RandomPolicy, "lmm-order": LMMOrderPolicy, "oracle": OraclePolicy}
+BASELINES = {"random": RandomPolicy, "lmm-order": LMMOrderPolicy, "oracle": OraclePolicy,
+             "oracle-top": lambda: OraclePolicy("top")}
 
 
 def make_policy(name: str, seed: int = 0):

@@ -54,8 +54,8 @@ class Episode:
 
 def policy_state(world: EmbeddingWorld, user: SimulatedUser, seed: int, history: list[int],
                  candidates: list[SimCandidate], turn: int, steps: list[Step]) -> dict:
-    """What a policy sees, in the same keys the live agent provides. `planted_utilities` is the simulator's
-    secret: only the oracle baseline reads it."""
+    """What a policy sees, in the same keys the live agent provides. `planted_utilities` and
+    `planted_temperature` are the simulator's secrets: only the oracle baselines read them."""
     from pasta.user_model import column_features
 
     indices = np.array([c.index for c in candidates])
@@ -72,6 +72,7 @@ def policy_state(world: EmbeddingWorld, user: SimulatedUser, seed: int, history:
         "candidate_embeddings": E[indices],
         "candidate_categories": [c.candidate.category for c in candidates],
         "planted_utilities": user.utilities[indices],
+        "planted_temperature": user.temperature,
     }
 
 

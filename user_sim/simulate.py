@@ -23,7 +23,7 @@ class SimulateConfig:
     db: Path
     """Log store to write the simulated sessions to (created if missing)."""
     policy: str = "random"
-    """Slate policy: random, lmm-order or oracle."""
+    """Slate policy: random, lmm-order, oracle or oracle-top."""
     users: int = 1000
     turns: int = 5
     types: int = 4
