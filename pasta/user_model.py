@@ -32,10 +32,12 @@ class UserModelConfig:
     0.95 and a 6.0 vs 6.7 point accuracy gap with width 64)."""
     mlp: bool = False
     """Small MLP (one GELU layer) after the projection instead of a purely linear utility."""
-    em_iters: int = 25
+    em_iters: int = 40
     """EM iterations (stops early when the log-likelihood gain falls below tol)."""
-    m_epochs: int = 3
-    """Passes over the data per M-step."""
+    m_epochs: int = 6
+    """Passes over the data per M-step. 6 x up to 40 rather than 3 x 25: on 4 planted types, 2,000 users, the
+    held-out accuracy gap to the planted model falls from 6.0 to 4.9 points (seed 0) and 5.1 to 4.6 (seed 1), for an
+    EM fit of ~15 s instead of ~6 s on one thread."""
     batch_users: int = 256
     lr: float = 1e-2
     weight_decay: float = 1e-4
