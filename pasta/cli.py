@@ -45,6 +45,24 @@ def cmd_propose(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_logs(args: argparse.Namespace) -> int:
+    from pasta import logbook
+
+    try:
+        if args.action == "export":
+            fmt = args.format or ("jsonl" if str(args.dest).endswith(".jsonl") else "parquet")
+            counts = logbook.export(args.db, args.dest, fmt)
+        else:
+            counts = logbook.import_(args.db, args.dest, **({"source": args.source} if args.source else {}),
+                                     **({"image_dir": args.image_dir} if args.image_dir else {}))
+    except (ValueError, logbook.LogStoreError) as error:
+        print(f"pasta logs {args.action}: error: {error}", file=sys.stderr)
+        return 2
+    verb = "exported from" if args.action == "export" else "imported into"
+    print(", ".join(f"{n} {table}" for table, n in counts.items()) + f" {verb} {args.db}")
+    return 0
+
+
 def _delegate(module: str, function: str = "main"):
     """Subcommands with their own typed options: they parse the rest of the command line themselves."""
 
@@ -91,6 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=25, help="number of candidates (default 25)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_propose)
+
+    p = sub.add_parser("logs", help="export a log store (Parquet tables or JSONL episodes) or import into one: an "
+                                    "export, episodes, or Pick-a-Pic-style pairwise preferences (.parquet)")
+    p.add_argument("action", choices=("export", "import"))
+    p.add_argument("db", help="the log store (import creates it when missing)")
+    p.add_argument("dest", help="export: a folder (parquet) or a .jsonl file; import: an export folder, a .jsonl "
+                                "file of episodes or a .parquet file of pairwise preferences")
+    p.add_argument("--format", choices=("parquet", "jsonl"), default=None,
+                   help="export format (default: jsonl when dest ends in .jsonl, else parquet)")
+    p.add_argument("--source", default=None, help="pairwise import: source name (default: the file's name)")
+    p.add_argument("--image-dir", default=None, help="pairwise import: where to save images given as bytes")
+    p.set_defaults(func=cmd_logs)
 
     # Listed for `pasta --help`; run through DELEGATES, so `pasta eval t2i --help` shows that command's options.
     for name, what, text in (

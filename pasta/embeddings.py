@@ -66,3 +66,33 @@ def choice_data_from_episodes(episodes: Iterable[dict], text_embed: Callable[[li
             k += 1
     data = ChoiceData(X, np.array([c for *_, c in rows]), np.array([u for u, *_ in rows]), mask)
     return data, user_ids
+
+
+def choice_data_from_pairwise(rows: Iterable[dict], text_embed: Callable[[list[str]], np.ndarray]
+                              ) -> tuple[ChoiceData, list[str], dict[str, int]]:
+    """Pairwise preferences (`LogStore.pairwise_rows`) as two-column choices: columns (prompt, image A) and
+    (prompt, image B), the preferred one chosen; rows of one user id form one user, rows without one are each their
+    own. Ties (label 0.5) choose nothing and rows without image embeddings cannot be featurized: both are skipped and
+    counted. Returns (data, user ids, {"used", "ties", "no_embeddings"})."""
+    kept, counts = [], {"used": 0, "ties": 0, "no_embeddings": 0}
+    for row in rows:
+        if row["embedding_a"] is None or row["embedding_b"] is None:
+            counts["no_embeddings"] += 1
+        elif row["label"] == 0.5:
+            counts["ties"] += 1
+        else:
+            kept.append(row)
+    counts["used"] = len(kept)
+    if not kept:
+        return ChoiceData(np.zeros((0, 2, 0), np.float32), [], [], np.zeros((0, 2), bool)), [], counts
+    text = text_embed([r["prompt"] for r in kept])
+    dims = {len(r["embedding_a"]) for r in kept} | {len(r["embedding_b"]) for r in kept}
+    if dims != {text.shape[1]}:
+        raise ValueError(f"pairwise image embeddings have {sorted(dims)} dimensions but prompt embeddings have "
+                         f"{text.shape[1]}: import embeddings from the same embedding space")
+    user_index: dict[str, int] = {}
+    users = [user_index.setdefault(r["user_id"] or f"pair:{r['id']}", len(user_index)) for r in kept]
+    X = np.stack([np.stack([column_features(t, np.asarray(r["embedding_a"])[None]),
+                            column_features(t, np.asarray(r["embedding_b"])[None])]) for t, r in zip(text, kept)])
+    choice = np.array([0 if r["label"] > 0.5 else 1 for r in kept])
+    return ChoiceData(X, choice, np.array(users), np.ones((len(kept), 2), bool)), list(user_index), counts

@@ -77,6 +77,22 @@ class ChoiceData:
     def n_users(self) -> int:
         return int(self.user.max()) + 1 if len(self.user) else 0
 
+    @staticmethod
+    def concat(parts: list[ChoiceData]) -> ChoiceData:
+        """One dataset from several (users renumbered part after part; narrower slates padded and masked)."""
+        parts = [p for p in parts if len(p.X)]
+        if not parts:
+            raise ValueError("nothing to concatenate: every part is empty")
+        if len({p.X.shape[2] for p in parts}) > 1:
+            raise ValueError(f"the parts have different feature sizes: {sorted({p.X.shape[2] for p in parts})}")
+        width = max(p.X.shape[1] for p in parts)
+        pad = lambda a, value: np.pad(a, [(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2),  # noqa: E731
+                                      constant_values=value)
+        offsets = np.cumsum([0] + [p.n_users for p in parts[:-1]])
+        return ChoiceData(np.concatenate([pad(p.X, 0.0) for p in parts]), np.concatenate([p.choice for p in parts]),
+                          np.concatenate([p.user + o for p, o in zip(parts, offsets, strict=True)]),
+                          np.concatenate([pad(p.mask, False) for p in parts]))
+
     def subset_users(self, users: np.ndarray) -> ChoiceData:
         """The turns of the given users, re-indexed 0..len(users)-1 in the given order."""
         remap = -np.ones(self.n_users, np.int64)

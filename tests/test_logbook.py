@@ -447,3 +447,28 @@ def test_cli_helpers_export_and_import(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         logbook.import_(tmp_path / "d.sqlite", tmp_path / "nothing.jsonl")
     assert not (tmp_path / "missing.sqlite").exists() and not (tmp_path / "d.sqlite").exists()
+
+
+def test_pasta_logs_command_exports_imports_and_refuses_bad_input(tmp_path, capsys):
+    from pasta.cli import main as pasta
+
+    with LogStore(tmp_path / "a.sqlite") as store:
+        fill(store)
+    assert pasta(["logs", "export", str(tmp_path / "a.sqlite"), str(tmp_path / "e.jsonl")]) == 0
+    assert "2 episodes exported from" in capsys.readouterr().out
+    assert pasta(["logs", "export", str(tmp_path / "a.sqlite"), str(tmp_path / "out")]) == 0
+    assert pasta(["logs", "import", str(tmp_path / "b.sqlite"), str(tmp_path / "out")]) == 0
+    assert "2 sessions" in capsys.readouterr().out
+    _write_pick_a_pic(tmp_path / "pairs.parquet")
+    assert pasta(["logs", "import", str(tmp_path / "b.sqlite"), str(tmp_path / "pairs.parquet"),
+                  "--source", "pap"]) == 0
+    assert "5 pairwise imported into" in capsys.readouterr().out
+    with LogStore(tmp_path / "b.sqlite", create=False) as store:
+        assert store.counts()["sessions"] == 2 and {r["source"] for r in store.pairwise_rows()} == {"pap"}
+
+    (tmp_path / "foreign.sqlite").write_bytes(b"not a database at all" * 10)
+    assert pasta(["logs", "import", str(tmp_path / "foreign.sqlite"), str(tmp_path / "e.jsonl")]) == 2
+    assert "is not a SQLite database" in capsys.readouterr().err
+    assert (tmp_path / "foreign.sqlite").read_bytes() == b"not a database at all" * 10
+    assert pasta(["logs", "export", str(tmp_path / "missing.sqlite"), str(tmp_path / "x")]) == 2
+    assert "there is no log store" in capsys.readouterr().err

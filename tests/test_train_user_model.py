@@ -48,6 +48,53 @@ def test_train_user_model_saves_and_records_a_version(world, tmp_path):
     assert version["path"] == str(tmp_path / "um") and version["metrics"]["k"] == metrics["k"]
 
 
+def test_pairwise_preferences_join_the_em_likelihood_as_two_column_choices(world, tmp_path):
+    """Pick-a-Pic-style rows (a prompt, two images with embeddings, a label) imported from Parquet become
+    two-column choices; ties and rows without embeddings are skipped and counted; a wrong embedding size fails
+    clearly and trains nothing."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pasta.embeddings import choice_data_from_pairwise
+    from pasta.user_model import ChoiceData
+
+    db = tmp_path / "sim.sqlite"
+    assert pasta(["simulate", "--db", str(db), "--users", "60", "--types", "2", "--policy", "random"]) == 0
+    E, texts = world.embeddings, list(world.known_text_embeddings())
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(len(E), size=(2, 40))
+    labels = [1.0, 0.0, 0.5, 1.0] * 10
+    table = {"caption": texts[:40], "image_0_uid": [f"a{i}" for i in range(40)],
+             "image_1_uid": [f"b{i}" for i in range(40)], "label": labels, "user_id": [i % 8 for i in range(40)],
+             "embedding_0": [E[i].tolist() if n != 5 else None for n, i in enumerate(a)],
+             "embedding_1": [E[i].tolist() for i in b]}
+    pq.write_table(pa.table(table), tmp_path / "pairs.parquet")
+    with LogStore(db) as store:
+        assert store.import_pairwise_parquet(tmp_path / "pairs.parquet") == 40
+        pairs, users, counts = choice_data_from_pairwise(store.pairwise_rows(),
+                                                         TextEmbeddingCache(None, known=world.known_text_embeddings()))
+    assert counts == {"used": 29, "ties": 10, "no_embeddings": 1} and len(users) == 6  # users 2, 6: only ties
+    assert pairs.X.shape == (29, 2, 768) and pairs.mask.all()
+    first = [n for n in range(40) if labels[n] != 0.5 and n != 5][0]
+    assert np.allclose(pairs.X[0, 0, 384:], E[a[first]]) and pairs.choice[0] == (0 if labels[first] == 1 else 1)
+    both = ChoiceData.concat([ChoiceData(np.zeros((3, 4, 768)), [0, 1, 2], [0, 0, 1]), pairs])
+    assert both.X.shape == (32, 4, 768) and both.n_users == 2 + 6 and not both.mask[3:, 2:].any()
+
+    cfg = TrainUserModelConfig(db=db, out=tmp_path / "um", ks=(1, 2), pairwise=True,
+                               model=UserModelConfig(hidden=16, em_iters=3))
+    metrics = train_user_model(cfg, known_texts=world.known_text_embeddings())
+    assert metrics["pairwise"] == counts and metrics["turns"] == 300
+    with LogStore(db, create=False) as store:
+        assert store.latest_model_version("user_model")["trained_on"]["pairwise_choices"] == 29
+
+    table["embedding_1"] = [E[i][:100].tolist() for i in b]
+    pq.write_table(pa.table(table), tmp_path / "short.parquet")
+    with LogStore(tmp_path / "short.sqlite") as store:
+        store.import_pairwise_parquet(tmp_path / "short.parquet")
+        with pytest.raises(ValueError, match=r"\[100, 384\] dimensions but prompt embeddings have 384"):
+            choice_data_from_pairwise(store.pairwise_rows(), TextEmbeddingCache(None, known=world.known_text_embeddings()))
+
+
 def test_training_on_a_missing_or_tiny_store_fails_clearly(tmp_path):
     with pytest.raises(Exception, match="missing|does not exist|no such|not found"):
         train_user_model(TrainUserModelConfig(db=tmp_path / "none.sqlite"))
