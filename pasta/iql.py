@@ -2,7 +2,10 @@
 
 Each logged turn is one transition (SlateQ decomposition: the slate's value is carried by the item the person
 consumed): state s_t, action = the chosen column's candidate, reward r_t = the chosen column's utility under the
-EM user model (posterior-weighted) or the person's rating when they gave one, next state s_{t+1}.
+EM user model or the person's rating when they gave one, next state s_{t+1}. With per-type values (the default,
+pasta.qnet) every type k has its own reward u_k(chosen), Q_k and V_k, and each transition's type-k losses are
+weighted by the posterior of type k given the whole session (EM's responsibilities), so Q_k learns from the sessions
+of people of type k.
 
     V   <- expectile_tau( min(Q1', Q2')(s, a) - V(s) )              (tau = 0.7)
     Qi  <- ( r + gamma * (1 - done) * V(s') - Qi(s, a) )^2           (gamma = 0.99)
@@ -24,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pasta.qnet import QNetConfig, QNetwork, ValueNetwork, action_features, state_features
+from pasta.qnet import QNetConfig, QNetwork, ValueNetwork, action_features, posterior_weighted, state_features
 from pasta.user_model import UserModel, column_features
 
 
@@ -84,16 +87,33 @@ class Transitions:
     states: np.ndarray
     actions: np.ndarray
     rewards: np.ndarray
+    """[N]: the reward under the posterior (single-output Q-networks)."""
     next_states: np.ndarray
     dones: np.ndarray
+    type_rewards: np.ndarray | None = None
+    """[N, K]: the reward if the person is of type k (per-type Q-networks; default: `rewards` for every type)."""
+    type_weights: np.ndarray | None = None
+    """[N, K]: how much each type's losses count for this transition: the posterior over types given the whole
+    logged session, as EM's responsibilities (default: uniform)."""
 
     def __len__(self) -> int:
         return len(self.rewards)
 
+    FIELDS = ("states", "actions", "rewards", "next_states", "dones", "type_rewards", "type_weights")
+
     @classmethod
     def concat(cls, parts: list[Transitions]) -> Transitions:
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in
-                     ("states", "actions", "rewards", "next_states", "dones")))
+        def join(field: str):
+            arrays = [getattr(p, field) for p in parts]
+            return None if any(a is None for a in arrays) else np.concatenate(arrays)
+
+        return cls(*(join(f) for f in cls.FIELDS))
+
+    def per_type(self, n_types: int) -> tuple[np.ndarray, np.ndarray]:
+        """(type_rewards, type_weights), filled in with their defaults where missing."""
+        rewards = self.type_rewards if self.type_rewards is not None else np.repeat(self.rewards[:, None], n_types, 1)
+        weights = self.type_weights if self.type_weights is not None else np.full((len(self), n_types), 1 / n_types)
+        return rewards.astype(np.float32), weights.astype(np.float32)
 
 
 def episode_states(episode: LoggedEpisode, user_model: UserModel, qnet: QNetConfig) -> list[np.ndarray]:
@@ -124,17 +144,19 @@ def transitions(episodes: list[LoggedEpisode], user_model: UserModel, cfg: IQLCo
         states = episode_states(episode, user_model, cfg.qnet)
         slates = [(column_features(t.text_embeddings, t.image_embeddings[:, None, :]), t.choice) for t in episode.turns]
         posteriors = {"final": user_model.live_posterior(slates)}
-        S, A, R = [], [], []
+        S, A, R, RK = [], [], [], []
         for t, turn in enumerate(episode.turns):
             x = slates[t][0]
             if turn.rating is not None:
                 reward = (turn.rating - 3) * cfg.rating_scale
+                RK.append(np.full(len(posteriors["final"]), reward, np.float32))
             else:
                 seen = {"before": t, "after": t + 1}.get(cfg.reward_posterior)
                 posterior = posteriors["final"] if seen is None else user_model.live_posterior(slates[:seen])
                 with torch.no_grad():
-                    u = user_model.utilities(torch.as_tensor(x[turn.choice]))  # [K]
-                reward = float(u.numpy() @ posterior)
+                    u = user_model.utilities(torch.as_tensor(x[turn.choice])).numpy()  # [K]
+                reward = float(u @ posterior)
+                RK.append(u)
             with torch.no_grad():
                 u_action = user_model.utilities(torch.as_tensor(column_features(
                     turn.text_embeddings[[turn.choice]], None))).numpy()  # as the policy sees it: before rendering
@@ -143,7 +165,8 @@ def transitions(episodes: list[LoggedEpisode], user_model: UserModel, cfg: IQLCo
             R.append(reward)
         n = len(episode.turns)
         parts.append(Transitions(np.stack(S), np.stack(A), np.array(R, np.float32), np.stack(states[1 : n + 1]),
-                                 np.array([0.0] * (n - 1) + [1.0], np.float32)))
+                                 np.array([0.0] * (n - 1) + [1.0], np.float32), np.stack(RK).astype(np.float32),
+                                 np.repeat(posteriors["final"][None].astype(np.float32), n, 0)))
     return Transitions.concat(parts)
 
 
@@ -158,14 +181,26 @@ class TwinQ(nn.Module):
         self.config = config
         self.q1, self.q2 = QNetwork(config), QNetwork(config)
 
+    def values(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """[B, K] per-type values (or [B]): the minimum of the two networks, type by type."""
+        return torch.minimum(self.q1.values(state, action), self.q2.values(state, action))
+
     def forward(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return torch.minimum(self.q1(state, action), self.q2(state, action))
+        values = self.values(state, action)
+        return posterior_weighted(values, state, self.config) if self.config.per_type_values else values
 
     @torch.no_grad()
     def q(self, state: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """One state [S], candidates [N, A] -> [N] values: `QNetwork.q` of the DESIGN contract."""
         s = torch.as_tensor(state, dtype=torch.float32).expand(len(candidates), -1)
         return self.forward(s, torch.as_tensor(candidates, dtype=torch.float32)).numpy()
+
+    @torch.no_grad()
+    def q_types(self, state: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """One state [S], candidates [N, A] -> [N, K]: each candidate's value if the person is of type k."""
+        s = torch.as_tensor(state, dtype=torch.float32).expand(len(candidates), -1)
+        values = self.values(s, torch.as_tensor(candidates, dtype=torch.float32))
+        return (values if self.config.per_type_values else values[:, None].expand(-1, self.config.n_types)).numpy()
 
     def save(self, folder: str | Path, metrics: dict | None = None) -> None:
         from safetensors.torch import save_file
@@ -183,14 +218,20 @@ class TwinQ(nn.Module):
         folder = Path(folder)
         if not (folder / "qnet.json").exists():
             raise FileNotFoundError(f"no Q-network in {folder}: train one with `pasta train q`")
-        model = cls(QNetConfig(**json.loads((folder / "qnet.json").read_text())["qnet"]))
+        saved = json.loads((folder / "qnet.json").read_text())["qnet"]
+        model = cls(QNetConfig(**{"per_type_values": False, **saved}))  # saved before per-type values existed
         model.load_state_dict(load_file(folder / "qnet.safetensors"))
         return model.eval()
 
 
-def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
-    weight = torch.where(diff > 0, expectile, 1 - expectile)
-    return (weight * diff.pow(2)).mean()
+def expectile_loss(diff: torch.Tensor, expectile: float, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean asymmetric squared error; with per-type `weights` [B, K], summed over types with those weights."""
+    loss = torch.where(diff > 0, expectile, 1 - expectile) * diff.pow(2)
+    return loss.mean() if weights is None else (weights * loss).sum(-1).mean()
+
+
+def squared_loss(diff: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    return diff.pow(2).mean() if weights is None else (weights * diff.pow(2)).sum(-1).mean()
 
 
 def train_iql(data: Transitions, cfg: IQLConfig, progress: bool = False) -> tuple[TwinQ, dict]:
@@ -201,8 +242,10 @@ def train_iql(data: Transitions, cfg: IQLConfig, progress: bool = False) -> tupl
     v = ValueNetwork(cfg.qnet)
     q_opt = torch.optim.Adam(q.parameters(), lr=cfg.lr)
     v_opt = torch.optim.Adam(v.parameters(), lr=cfg.lr)
+    per_type = cfg.qnet.per_type_values
+    rewards, weights = data.per_type(cfg.qnet.n_types) if per_type else (data.rewards, np.ones(len(data)))
     tensors = [torch.as_tensor(x, dtype=torch.float32) for x in
-               (data.states, data.actions, data.rewards, data.next_states, data.dones)]
+               (data.states, data.actions, rewards, data.next_states, data.dones, weights)]
     log: dict[str, list[float]] = {"q_loss": [], "v_loss": []}
     steps = range(cfg.steps)
     if progress:
@@ -212,16 +255,19 @@ def train_iql(data: Transitions, cfg: IQLConfig, progress: bool = False) -> tupl
     t0 = time.perf_counter()
     for step in steps:
         idx = torch.as_tensor(rng.integers(0, len(data), cfg.batch_size))
-        s, a, r, s2, done = (x[idx] for x in tensors)
+        s, a, r, s2, done, w = (x[idx] for x in tensors)
+        w = w if per_type else None  # per-type: each type's loss weighted by the session's posterior
+        if per_type:
+            done = done[:, None]
         with torch.no_grad():
-            target_q = q_target(s, a)
+            target_q = q_target.values(s, a)
             next_v = v(s2)
-        v_loss = expectile_loss(target_q - v(s), cfg.expectile)
+        v_loss = expectile_loss(target_q - v(s), cfg.expectile, w)
         v_opt.zero_grad(set_to_none=True)
         v_loss.backward()
         v_opt.step()
         target = r + cfg.discount * (1 - done) * next_v
-        q_loss = (q.q1(s, a) - target).pow(2).mean() + (q.q2(s, a) - target).pow(2).mean()
+        q_loss = squared_loss(q.q1.values(s, a) - target, w) + squared_loss(q.q2.values(s, a) - target, w)
         q_opt.zero_grad(set_to_none=True)
         q_loss.backward()
         q_opt.step()

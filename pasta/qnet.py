@@ -6,9 +6,11 @@ Action features: the candidate's text embedding, its category (one-hot) and its 
 Candidate sets change every turn, so Q scores (state, candidate) pairs rather than a fixed action list (RL over
 changing action spaces).
 
-Q is a residual on the user model's myopic value: Q(s, a) = posterior(s) . u(a) + f(s, a), so the network only has
-to learn what a choice is worth beyond its immediate utility (where it leads, what it reveals about the user). With
-`myopic_residual=False` Q is the plain MLP f.
+Q is a residual on the user model's myopic value, one value per user type: Q_k(s, a) = u_k(a) + f_k(s, a), what
+candidate a is worth if the person is of type k (its utility to that type plus where it leads), and
+Q(s, a) = posterior(s) . Q_.(s, a). One residual shared by all types (`per_type_values=False`: Q = posterior . u +
+f) has to average continuation values that differ by type, and measured worse. With `myopic_residual=False` the
+network outputs Q without the utility term.
 """
 
 from __future__ import annotations
@@ -35,7 +37,14 @@ class QNetConfig:
     dimensions before the MLP: four embeddings of raw width would let the network chase noise in directions the
     logged choices say nothing about."""
     myopic_residual: bool = True
-    """Q = posterior . per-type utilities + MLP (see the module docstring)."""
+    """Add the per-type utilities of the candidate to the network's output (see the module docstring)."""
+    per_type_values: bool = True
+    """One output per user type, trained on each type's reward weighted by the session's posterior over types
+    (pasta.iql); False: a single output."""
+
+    @property
+    def n_values(self) -> int:
+        return self.n_types if self.per_type_values else 1
 
 
 def state_dim(c: QNetConfig) -> int:
@@ -84,8 +93,13 @@ class EmbeddingProjection(nn.Module):
         return in_dim - self.n * (self.d - self.linear.out_features)
 
 
+def posterior_weighted(values: torch.Tensor, state: torch.Tensor, config: QNetConfig) -> torch.Tensor:
+    """[B, K] per-type values -> [B]: weighted by the posterior over types held in the state's last K features."""
+    return (values * state[..., -config.n_types:]).sum(-1)
+
+
 class QNetwork(nn.Module):
-    """q(state, candidates) -> one value per candidate."""
+    """Q(state, candidate): per-type values [B, K] (`values`) or, with `per_type_values=False`, one value [B]."""
 
     def __init__(self, config: QNetConfig) -> None:
         super().__init__()
@@ -93,16 +107,24 @@ class QNetwork(nn.Module):
         self.state_projection = EmbeddingProjection(config, 3)  # initial, current, mean chosen image (one shared map)
         self.action_projection = EmbeddingProjection(config, 1)
         n_in = self.state_projection.out_dim(state_dim(config)) + self.action_projection.out_dim(action_dim(config))
-        self.net = mlp(n_in, config.hidden)
+        self.net = mlp(n_in, config.hidden, config.n_values)
+
+    def values(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """state [B, S], action [B, A] -> [B, K] per-type values, or [B] for a single-output network."""
+        features = torch.cat([self.state_projection(state), self.action_projection(action)], dim=-1)
+        out = self.net(features)
+        k = self.config.n_types
+        if not self.config.per_type_values:
+            out = out.squeeze(-1)
+            if self.config.myopic_residual:
+                out = out + posterior_weighted(action[..., -k:], state, self.config)  # posterior . u(a)
+            return out
+        return out + action[..., -k:] if self.config.myopic_residual else out  # u_k(a) + f_k(s, a)
 
     def forward(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """state [B, S], action [B, A] -> [B]."""
-        features = torch.cat([self.state_projection(state), self.action_projection(action)], dim=-1)
-        q = self.net(features).squeeze(-1)
-        if self.config.myopic_residual:
-            k = self.config.n_types
-            q = q + (state[..., -k:] * action[..., -k:]).sum(-1)  # posterior . u(a)
-        return q
+        """[B]: the value under the state's posterior over types."""
+        out = self.values(state, action)
+        return posterior_weighted(out, state, self.config) if self.config.per_type_values else out
 
     @torch.no_grad()
     def q(self, state: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -112,13 +134,17 @@ class QNetwork(nn.Module):
 
 
 class ValueNetwork(nn.Module):
+    """V(state): per-type [B, K] (or [B] for single-output Q-networks)."""
+
     def __init__(self, config: QNetConfig) -> None:
         super().__init__()
+        self.config = config
         self.projection = EmbeddingProjection(config, 3)
-        self.net = mlp(self.projection.out_dim(state_dim(config)), config.hidden)
+        self.net = mlp(self.projection.out_dim(state_dim(config)), config.hidden, config.n_values)
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
-        return self.net(self.projection(state)).squeeze(-1)
+        out = self.net(self.projection(state))
+        return out if self.config.per_type_values else out.squeeze(-1)
 
 
 def config_dict(c: QNetConfig) -> dict:

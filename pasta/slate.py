@@ -150,7 +150,8 @@ class GreedyMyopicPolicy:
 class QPolicy:
     """The PASTA agent: Q(state, candidate), trained by IQL, turned into a slate by SlateQ's choice model (default)
     or per category by the highest Q (`slate="top"`). With the myopic-residual Q-network, a candidate's value to
-    type k is u_k(a) + (Q(s, a) - posterior . u(a)): its utility to that type plus the learned continuation value."""
+    type k is Q_k(s, a) (per-type Q-networks) or u_k(a) + (Q(s, a) - posterior . u(a)) (single-output ones): its
+    utility to that type plus the learned continuation value."""
 
     name = "iql"
 
@@ -172,13 +173,16 @@ class QPolicy:
         with torch.no_grad():
             u = self.user_model.utilities(torch.as_tensor(candidate_column_features(state))).numpy()
         actions = action_features(state["candidate_embeddings"], [c.category for c in candidates], u)
-        scores = self.q.q(self.state_vector(state), actions)
+        posterior = posterior_from_state(self.user_model, state)
+        config = self.q.config
+        if config.per_type_values:
+            values = self.q.q_types(self.state_vector(state), actions)  # [N, K]
+            scores = (values @ posterior).astype(np.float32)
+        else:
+            scores = self.q.q(self.state_vector(state), actions)
+            values = (u + (scores - u @ posterior)[:, None] if config.myopic_residual
+                      else np.repeat(scores[:, None], u.shape[1], axis=1))
         if self.slate == "top":
             return top_per_category(scores, candidates, slate_size), scores
-        posterior = posterior_from_state(self.user_model, state)
-        if self.q.config.myopic_residual:
-            values = u + (scores - u @ posterior)[:, None]
-        else:
-            values = np.repeat(scores[:, None], u.shape[1], axis=1)
         slate = choice_model_slate(values, u, posterior, choice_temperature(self.user_model), candidates, slate_size)
         return slate, scores

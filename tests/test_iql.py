@@ -66,13 +66,21 @@ def test_transitions_one_per_turn_with_terminal_flags_and_ratings(user_model):
     assert set(np.unique(data.rewards)) <= {-2.0, -1.0, 0.0, 1.0, 2.0}  # (rating - 3) * rating_scale
     # the next state of turn t is the state of turn t+1
     np.testing.assert_array_equal(data.next_states[0], data.states[1])
+    # per type: a rating is every type's reward; the weights are the posterior given the whole session
+    np.testing.assert_array_equal(data.type_rewards, np.repeat(data.rewards[:, None], K, 1))
+    np.testing.assert_allclose(data.type_weights.sum(1), 1, rtol=1e-5)
+    np.testing.assert_array_equal(data.type_weights[0], data.type_weights[2])
+
+    unrated = transitions(episodes(rng, 2, turns=3), user_model, cfg)
+    assert unrated.type_rewards.shape == unrated.type_weights.shape == (6, K)
+    assert not np.allclose(unrated.type_rewards[:, 0], unrated.type_rewards[:, 1])  # u_k(chosen) differs by type
 
 
 def test_iql_learns_a_planted_action_value(user_model):
     """One-step episodes where reward = first action coordinate: Q must rank by it after training."""
     rng = np.random.default_rng(2)
     cfg = small_config(steps=600, lr=3e-3)
-    cfg.qnet.myopic_residual = False
+    cfg.qnet.myopic_residual = cfg.qnet.per_type_values = False
     n = 2000
     S = rng.normal(size=(n, state_dim(cfg.qnet))).astype(np.float32)
     A = rng.normal(size=(n, action_dim(cfg.qnet))).astype(np.float32)
@@ -82,6 +90,46 @@ def test_iql_learns_a_planted_action_value(user_model):
     probe = rng.normal(size=(50, action_dim(cfg.qnet))).astype(np.float32)
     values = q.q(S[0], probe)
     assert np.corrcoef(values, probe[:, 0])[0, 1] > 0.9
+
+
+def test_per_type_iql_learns_what_each_type_values():
+    """One-step sessions of two kinds of people: type 0 is rewarded by the action's first coordinate, type 1 by minus
+    it, and each session's weight says whose it is. Q_0 must rank by the coordinate and Q_1 against it, and the
+    posterior in the state picks between them."""
+    rng = np.random.default_rng(3)
+    cfg = small_config(steps=800, lr=3e-3)
+    cfg.qnet.myopic_residual = False
+    n = 2000
+    S = rng.normal(size=(n, state_dim(cfg.qnet))).astype(np.float32)
+    A = rng.normal(size=(n, action_dim(cfg.qnet))).astype(np.float32)
+    kind = rng.integers(2, size=n)
+    rewards = np.stack([A[:, 0], -A[:, 0]], 1)
+    weights = np.eye(2, dtype=np.float32)[kind]
+    data = Transitions(S, A, rewards[np.arange(n), kind], S, np.ones(n, np.float32), rewards, weights)
+    q, _ = train_iql(data, cfg)
+    probe = rng.normal(size=(50, action_dim(cfg.qnet))).astype(np.float32)
+    values = q.q_types(S[0], probe)
+    assert values.shape == (50, 2)
+    assert np.corrcoef(values[:, 0], probe[:, 0])[0, 1] > 0.9 and np.corrcoef(values[:, 1], probe[:, 0])[0, 1] < -0.9
+    s = S[0].copy()
+    s[-K:] = (0.0, 1.0)  # a person known to be of type 1
+    np.testing.assert_allclose(q.q(s, probe), q.q_types(s, probe)[:, 1], rtol=1e-5)
+
+
+def test_a_q_network_saved_before_per_type_values_still_loads(tmp_path):
+    import json
+
+    torch.manual_seed(0)
+    old = TwinQ(QNetConfig(embedding_dim=D, n_types=K, horizon=3, hidden=16, per_type_values=False))
+    old.save(tmp_path / "q")
+    meta = json.loads((tmp_path / "q" / "qnet.json").read_text())
+    del meta["qnet"]["per_type_values"]
+    (tmp_path / "q" / "qnet.json").write_text(json.dumps(meta))
+    again = TwinQ.load(tmp_path / "q")
+    assert again.config.per_type_values is False
+    s, a = np.ones(state_dim(old.config), np.float32), np.ones((3, action_dim(old.config)), np.float32)
+    np.testing.assert_array_equal(old.q(s, a), again.q(s, a))
+    assert again.q_types(s, a).shape == (3, K)
 
 
 def test_twin_q_save_load_round_trip(tmp_path):
