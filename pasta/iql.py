@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -99,15 +99,13 @@ class Transitions:
     def __len__(self) -> int:
         return len(self.rewards)
 
-    FIELDS = ("states", "actions", "rewards", "next_states", "dones", "type_rewards", "type_weights")
-
     @classmethod
     def concat(cls, parts: list[Transitions]) -> Transitions:
-        def join(field: str):
-            arrays = [getattr(p, field) for p in parts]
+        def join(name: str):
+            arrays = [getattr(p, name) for p in parts]
             return None if any(a is None for a in arrays) else np.concatenate(arrays)
 
-        return cls(*(join(f) for f in cls.FIELDS))
+        return cls(*(join(f.name) for f in fields(cls)))
 
     def per_type(self, n_types: int) -> tuple[np.ndarray, np.ndarray]:
         """(type_rewards, type_weights), filled in with their defaults where missing."""

@@ -158,12 +158,14 @@ class QPolicy:
     def __init__(self, q, user_model, slate: str = "choice-model") -> None:
         self.q, self.user_model, self.slate = q, user_model, check_slate(slate)
 
-    def state_vector(self, state: dict) -> np.ndarray:
+    def state_vector(self, state: dict, posterior: np.ndarray | None = None) -> np.ndarray:
+        """The Q-network's state features; `posterior` when the caller already has it (else computed)."""
         from pasta.qnet import state_features
 
+        if posterior is None:
+            posterior = posterior_from_state(self.user_model, state)
         return state_features(self.q.config, state["initial_embedding"], state["current_embedding"],
-                              state["chosen_image_embeddings"], state["turn"],
-                              posterior_from_state(self.user_model, state))
+                              state["chosen_image_embeddings"], state["turn"], posterior)
 
     def select(self, state: dict, candidates: Sequence[Candidate], slate_size: int) -> tuple[list[int], np.ndarray]:
         import torch
@@ -174,12 +176,13 @@ class QPolicy:
             u = self.user_model.utilities(torch.as_tensor(candidate_column_features(state))).numpy()
         actions = action_features(state["candidate_embeddings"], [c.category for c in candidates], u)
         posterior = posterior_from_state(self.user_model, state)
+        state_vector = self.state_vector(state, posterior)
         config = self.q.config
         if config.per_type_values:
-            values = self.q.q_types(self.state_vector(state), actions)  # [N, K]
+            values = self.q.q_types(state_vector, actions)  # [N, K]
             scores = (values @ posterior).astype(np.float32)
         else:
-            scores = self.q.q(self.state_vector(state), actions)
+            scores = self.q.q(state_vector, actions)
             values = (u + (scores - u @ posterior)[:, None] if config.myopic_residual
                       else np.repeat(scores[:, None], u.shape[1], axis=1))
         if self.slate == "top":

@@ -26,6 +26,14 @@ from user_sim.rollout import Episode, run_episode
 from user_sim.users import make_users, planted_population
 from user_sim.world import EmbeddingWorld
 
+PAIRED = ("greedy", "greedy-slate", "oracle")
+"""Policies the agent is compared with turn by turn on the same users (paired differences)."""
+
+
+def paired_key(other: str) -> str:
+    return f"iql_minus_{other.replace('-', '_')}_final"
+
+
 TARGETS = {"iql_vs_lmm_order_relative_final": 0.15, "iql_minus_greedy_final": 0.0, "iql_share_of_oracle_improvement": 0.8}
 
 
@@ -151,11 +159,11 @@ def evaluate_agents(cfg: EvalAgentsConfig, progress: bool = True) -> dict:
             "iql_share_of_oracle_improvement": (iql["final_turn_utility"] - base["final_turn_utility"])
             / (results["oracle"]["final_turn_utility"] - base["final_turn_utility"]),
         }
-    for other in ("greedy", "greedy-slate", "oracle"):
+    for other in PAIRED:
         if {"iql", other} <= set(finals):  # paired: the same users and seeds
             d = finals["iql"] - finals[other]
-            summary[f"iql_minus_{other.replace('-', '_')}_final_paired_se"] = float(d.std() / np.sqrt(len(d)))
-            summary.setdefault(f"iql_minus_{other.replace('-', '_')}_final", float(d.mean()))
+            summary[paired_key(other) + "_paired_se"] = float(d.std() / np.sqrt(len(d)))
+            summary.setdefault(paired_key(other), float(d.mean()))
     timings["iql_select_25_candidates_ms_median"] = results.get("iql", {}).get("select_ms_median")
     out = {"config": json.loads(json.dumps(asdict(cfg), default=str)), "policies": results, "utility_by_turn": curves,
            "summary": summary, "iql": iql_stats, "timings": timings,
@@ -199,10 +207,10 @@ def main(argv: list[str]) -> int:
     t = r["timings"]
     print(f"IQL on {r['iql']['transitions']} transitions: {r['iql']['seconds']:.1f} s for {r['iql']['steps']} steps; "
           f"behaviour simulator {t['episodes_per_second']:.0f} episodes/s")
-    for other in ("greedy", "greedy_slate", "oracle"):
-        if f"iql_minus_{other}_final_paired_se" in r["summary"]:
-            print(f"iql - {other}: {r['summary'][f'iql_minus_{other}_final']:+.3f} final-turn utility "
-                  f"(paired se {r['summary'][f'iql_minus_{other}_final_paired_se']:.3f})")
+    for other in PAIRED:
+        if paired_key(other) + "_paired_se" in r["summary"]:
+            print(f"iql - {other}: {r['summary'][paired_key(other)]:+.3f} final-turn utility "
+                  f"(paired se {r['summary'][paired_key(other) + '_paired_se']:.3f})")
     for name, t in r["targets"].items():
         value = "n/a" if t["value"] is None else f"{t['value']:.3f}"
         print(f"{name:<36} {value:>8} (target {t['target']}) {'met' if t['met'] else 'NOT met'}")

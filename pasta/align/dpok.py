@@ -345,10 +345,14 @@ class DPOK:
 
     # ---------------------------------------------------------------------------------------- checkpoint
 
+    def config_json(self) -> dict:
+        """The config as JSON values (paths as strings): what the model card and the trainer state record."""
+        return json.loads(json.dumps(asdict(self.config), default=str))
+
     def trainer_state(self, seconds: float) -> dict:
         from peft import get_peft_model_state_dict
 
-        return {"config": json.loads(json.dumps(asdict(self.config), default=str)),
+        return {"config": self.config_json(),
                 "lora": get_peft_model_state_dict(self.unet), "value": self.value.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "value_optimizer": self.value_optimizer.state_dict(),
                 "buffer": self.buffer.items, "generator": self.generator.get_state(),
@@ -365,7 +369,7 @@ class DPOK:
         if not path.is_file():
             raise FileNotFoundError(f"cannot resume: {path} does not exist (written by `pasta align dpok` on save)")
         state = torch.load(path, map_location="cpu", weights_only=False)
-        mine = json.loads(json.dumps(asdict(self.config), default=str))
+        mine = self.config_json()
         changed = sorted(k for k in set(mine) | set(state["config"])
                          if k not in RESUMABLE_FIELDS and mine.get(k) != state["config"].get(k))
         if changed:
@@ -418,7 +422,7 @@ class DPOK:
             "base_model": self.model.describe(),
             "metrics": s,
             "history": self.history,
-            "config": json.loads(json.dumps(asdict(self.config), default=str)),
+            "config": self.config_json(),
             **(card or {}),
         }
         folder = save_adapter(self.unet, out, full)
