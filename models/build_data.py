@@ -22,11 +22,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import tyro
 from PIL import Image
-from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pasta import fashion  # noqa: E402
+from pasta.console import progress_bar  # noqa: E402
 
 
 @dataclass
@@ -67,7 +67,7 @@ def build(cfg: BuildDataConfig, progress: bool = True) -> dict:
     tmp = cfg.out.with_name(cfg.out.name + ".tmp")
     preview = []
     rows = compose_rows(images, labels, rng, cfg.n, held_out=cfg.split == "eval")
-    with pq.ParquetWriter(tmp, schema) as writer, tqdm(total=cfg.n, disable=not progress, desc="build data") as bar:
+    with pq.ParquetWriter(tmp, schema) as writer, progress_bar(total=cfg.n, disable=not progress, desc="build data") as bar:
         written = 0
         while written < cfg.n:
             group = [next(rows) for _ in range(min(cfg.rows_per_group, cfg.n - written))]

@@ -24,7 +24,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import tyro
-from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -35,6 +34,7 @@ from pasta.attribute_classifier import (  # noqa: E402
     AttributeClassifierConfig,
     label_indices,
 )
+from pasta.console import progress_bar  # noqa: E402
 from pasta.paths import EMBEDDED_DIR  # noqa: E402
 
 HEADS = tuple(fashion.ATTRIBUTE_VALUES)
@@ -215,7 +215,7 @@ def main(cfg: TrainAttributeClassifierConfig, train_data: tuple[np.ndarray, np.n
         cfg.checkpoint.with_suffix(".tmp").replace(cfg.checkpoint)
 
     start, losses = time.time(), []
-    bar = tqdm(total=cfg.steps, initial=step, desc="train attribute classifier")
+    bar = progress_bar(total=cfg.steps, initial=step, desc="train attribute classifier")
     model.train()
     while step < cfg.steps and time.time() - start < cfg.minutes * 60:
         t_step = time.time()

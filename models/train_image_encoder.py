@@ -35,11 +35,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import tyro
-from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pasta import fashion  # noqa: E402
+from pasta.console import progress_bar  # noqa: E402
 from pasta.image_encoder import (  # noqa: E402
     DEFAULT_IMAGE_ENCODER_DIR,
     ImageEncoder,
@@ -121,7 +121,7 @@ def embed_in_chunks(embed, texts: list[str], chunk: int, desc: str) -> np.ndarra
     """MiniLM over many texts, sorted by length so each chunk pads little; rows come back in input order."""
     order = np.argsort([len(t) for t in texts], kind="stable")
     out = np.zeros((len(texts), 384), np.float32)
-    for start in tqdm(range(0, len(texts), chunk), desc=desc, leave=False):
+    for start in progress_bar(range(0, len(texts), chunk), desc=desc, leave=False):
         rows = order[start : start + chunk]
         out[rows] = embed([texts[i] for i in rows])
     return out
@@ -338,7 +338,7 @@ def main(cfg: TrainImageEncoderConfig, train_data: tuple[np.ndarray, np.ndarray]
 
     n_bank = len(bank["texts"])
     start, losses = time.time(), []
-    bar = tqdm(total=cfg.steps, initial=step, desc="train image encoder")
+    bar = progress_bar(total=cfg.steps, initial=step, desc="train image encoder")
     model.train()
     while step < cfg.steps and time.time() - start < cfg.minutes * 60:
         t_step = time.time()

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import tyro
-from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -38,6 +37,7 @@ from pasta.backends.embedded_t2i import (  # noqa: E402
     to_patches,
 )
 from pasta.backends.minilm import shared_minilm  # noqa: E402
+from pasta.console import progress_bar  # noqa: E402
 from pasta.phrase_bank import clip_interrogator_phrases  # noqa: E402
 
 
@@ -143,7 +143,7 @@ def main(cfg: TrainT2IConfig) -> None:
         export(ema_unet, scheduler, cfg.out, step)
 
     start, losses = time.time(), []
-    bar = tqdm(total=cfg.steps, initial=step, desc="train t2i")
+    bar = progress_bar(total=cfg.steps, initial=step, desc="train t2i")
     while step < cfg.steps and time.time() - start < cfg.minutes * 60:
         idx = rng.integers(0, len(images), cfg.batch_size)
         batch, captions = [], []

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
+import secrets
 import threading
 import time
 import unicodedata
@@ -108,6 +110,13 @@ class Session:
     favourites: list[tuple[int, int, int | None]] = field(default_factory=list)
     """(turn index, column, image index or None for the whole column)."""
     initial_embedding: np.ndarray | None = field(default=None, repr=False)
+    pending: Turn | None = field(default=None, repr=False)
+    """A turn whose slate was chosen (and logged) but whose images were not all rendered: the next action that
+    computes a turn renders this one again instead of proposing another."""
+    resume_token: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False, compare=False)
+    """The secret (256 bits) that resuming this session asks for besides its id. The id is shown and exported; the
+    token stays in the person's browser state and the log store keeps only its digest: never shown, logged or
+    exported."""
     _busy: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def history(self) -> list[str]:
@@ -141,15 +150,19 @@ class Step:
 
 
 _CONTROL = {"Cc", "Cf", "Cs", "Co"}
+_ESCAPE_SEQUENCE = re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves ("\x1b[31m")
+                              r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC: titles, hyperlinks
+                              r"|\x1b[@-Z\\-_]")  # any other two-character escape
 _KEEP_FORMAT = {"\u200d", "\ufe0f", "\ufe0e"}  # joiners and variation selectors inside emoji
 
 
 def check_prompt(prompt: object) -> str:
     """The prompt as the agent uses it, or an InputError saying what is wrong: text, not empty, at most
-    MAX_INPUT_CHARS characters, some letters or digits; control characters are dropped, whitespace collapsed."""
+    MAX_INPUT_CHARS characters, some letters or digits; terminal escape sequences and control characters are
+    dropped, whitespace collapsed."""
     if not isinstance(prompt, str):
         raise InputError(f"the prompt must be text, not {type(prompt).__name__}")
-    prompt = unicodedata.normalize("NFC", prompt)
+    prompt = _ESCAPE_SEQUENCE.sub(" ", unicodedata.normalize("NFC", prompt))
     prompt = "".join(ch if ch.isspace() or unicodedata.category(ch) not in _CONTROL or ch in _KEEP_FORMAT else " "
                      for ch in prompt)
     prompt = " ".join(prompt.split())
@@ -207,9 +220,7 @@ class Agent:
         if self.embedder is not None:
             session.initial_embedding = self.embedder.text([prompt])[0]
         with self._busy(session):
-            if self.recorder is not None:
-                self.recorder.on_start(session, self.describe())
-            yield from self._turn_steps(session)
+            yield from self._turn_steps(session)  # the log's session row comes with its first slate
 
     def check_safe(self, prompt: object, session_id: str | None = None) -> str:
         """check_prompt, then the safety filter; a refusal is logged and raised as RefusedError."""
@@ -297,18 +308,25 @@ class Agent:
         if image is not None and not 0 <= image < len(turn.images[column]):
             raise InputError(f"image must be a number from 1 to {len(turn.images[column])}")
         key = (int(turn_index), int(column), None if image is None else int(image))
-        if key in session.favourites:
+        favourite = key not in session.favourites
+        if self.recorder is not None:
+            self.recorder.on_favourite(session, key, favourite)
+        if favourite:
+            session.favourites.append(key)
+        else:
             session.favourites.remove(key)
-            return False
-        session.favourites.append(key)
-        return True
+        return favourite
 
-    def resume(self, session_id: str) -> Session:
+    def resume(self, session_id: str, resume_token: str | None, *, from_browser: bool = False) -> Session:
         """A logged session, rebuilt from the log store (after a server restart, say): prompts, seeds, picks and
-        ratings from the log, images from their saved files (re-rendered from their seeds if a file is gone)."""
+        ratings from the log, images from their saved files (re-rendered from their seeds if a file is gone).
+
+        The id alone is not enough: `resume_token` must be the session's token. A session logged before tokens
+        existed has none; it opens only `from_browser` (the browser that holds its id in its own state) and gets a
+        token then, which the caller gives back to that browser (`Session.resume_token`)."""
         if self.recorder is None:
             raise InputError("this app keeps no log, so there is nothing to resume")
-        session = self.recorder.load_session(session_id, self)
+        session = self.recorder.load_session(session_id, resume_token, self, from_browser=from_browser)
         session.max_turns = max(session.max_turns, len(session.turns))
         return session
 
@@ -357,6 +375,40 @@ class Agent:
     # -- one turn ------------------------------------------------------------------------------------------------
 
     def _turn_steps(self, session: Session) -> Iterator[Step]:
+        t0 = time.perf_counter()
+        turn = session.pending
+        if turn is None or turn.index != len(session.turns):
+            turn = session.pending = self._propose_turn(session)
+        else:  # its slate was logged and shown, then rendering stopped (the page closed): the same slate again
+            turn.images = [[] for _ in turn.slate]
+        slate, seeds = turn.slate, turn.seeds
+        yield Step(session, turn, "proposed", 0.2, "slate chosen, rendering images")
+        t2 = time.perf_counter()
+        prompts = [c.text for c in turn.slate_prompts]
+        if self.render_in_columns:
+            for column in range(len(slate)):
+                turn.images[column] = self.render([prompts[column]], [seeds[column]])[0]
+                yield Step(session, turn, "column", 0.2 + 0.75 * (column + 1) / len(slate),
+                           f"rendered column {column + 1} of {len(slate)}", column + 1)
+        else:
+            turn.images = self.render(prompts, seeds)
+            yield Step(session, turn, "column", 0.95, f"rendered {len(slate)} columns", len(slate))
+        t3 = time.perf_counter()
+        if self.embedder is not None:
+            flat = [image for column in turn.images for image in column]
+            turn.image_embeddings = self.embedder.image(flat).reshape(len(slate), -1, self.embedder.dim)
+        turn.timings.update(render=t3 - t2, embed_images=time.perf_counter() - t3)
+        if self.recorder is not None:  # the images' files and embeddings, before the slate can be picked
+            self.recorder.on_images(session, turn)
+        turn.shown_at = time.time()
+        session.turns.append(turn)
+        session.pending = None
+        turn.timings["total"] = time.perf_counter() - t0
+        self._prefetch_next(session, turn)
+        yield Step(session, turn, "done", 1.0, "slate ready", len(slate))
+
+    def _propose_turn(self, session: Session) -> Turn:
+        """The next turn's candidates and slate, logged (for a consenting session) before anyone sees them."""
         s = self.settings
         history = session.history()
         t0 = time.perf_counter()
@@ -384,28 +436,9 @@ class Agent:
                     posterior=self.posterior(session), refused=refused,
                     timings={"propose": t1 - t0, "select": t2 - t1,
                              "proposed_ahead": float(getattr(self.generator, "hits", 0) > hits)})
-        yield Step(session, turn, "proposed", 0.2, "slate chosen, rendering images")
-        prompts = [c.text for c in turn.slate_prompts]
-        if self.render_in_columns:
-            for column in range(len(slate)):
-                turn.images[column] = self.render([prompts[column]], [seeds[column]])[0]
-                yield Step(session, turn, "column", 0.2 + 0.75 * (column + 1) / len(slate),
-                           f"rendered column {column + 1} of {len(slate)}", column + 1)
-        else:
-            turn.images = self.render(prompts, seeds)
-            yield Step(session, turn, "column", 0.95, f"rendered {len(slate)} columns", len(slate))
-        t3 = time.perf_counter()
-        if self.embedder is not None:
-            flat = [image for column in turn.images for image in column]
-            turn.image_embeddings = self.embedder.image(flat).reshape(len(slate), -1, self.embedder.dim)
-        turn.timings.update(render=t3 - t2, embed_images=time.perf_counter() - t3)
-        if self.recorder is not None:  # logged before the slate can be picked
-            self.recorder.on_turn(session, turn)
-        turn.shown_at = time.time()
-        session.turns.append(turn)
-        turn.timings["total"] = time.perf_counter() - t0
-        self._prefetch_next(session, turn)
-        yield Step(session, turn, "done", 1.0, "slate ready", len(slate))
+        if self.recorder is not None:  # durable before anyone sees it: a restart resumes exactly this slate
+            self.recorder.on_slate(session, turn, self.describe())
+        return turn
 
     def _next_histories(self, session: Session, turn: Turn) -> list[list[str]]:
         """The history each column's pick would lead to, the likeliest pick first (the user model's choice

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -11,15 +12,14 @@ from pasta.config import SettingsError, settings_arguments, settings_from_args
 
 
 def cmd_app(args: argparse.Namespace) -> int:
-    from pasta.logbook import LogStoreError
+    from pasta.console import report
     from pasta.ui import build_demo, launch
 
     settings = settings_from_args(args).with_overrides(host=args.host, port=args.port)
     try:
-        demo = build_demo(settings)
-    except LogStoreError as error:
-        print(f"pasta: error: {error}", file=sys.stderr)
-        return 2
+        demo = build_demo(settings)  # a bad log path, a foreign log store or missing weights stop here
+    except Exception as error:
+        return report(error)
     launch(demo, settings, share=args.share)
     return 0
 
@@ -94,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     parent = settings_arguments()
     parser = argparse.ArgumentParser(
         prog="pasta", description="PASTA: personalized, sequential text-to-image co-creation.",
-        epilog="Settings may also come from PASTA_* environment variables; flags win.",
+        epilog="Settings may also come from PASTA_* environment variables; flags win. Every command also takes "
+               "--progress (progress bars even when not on a terminal) and --debug (tracebacks with errors).",
     )
     sub = parser.add_subparsers(dest="command", metavar="command", required=True)
 
@@ -139,8 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+GLOBAL_FLAGS = {"--progress": "PASTA_PROGRESS", "--debug": "PASTA_DEBUG"}
+"""Flags any command takes, anywhere on its line: progress bars off a terminal too; tracebacks with errors."""
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    for flag, variable in GLOBAL_FLAGS.items():
+        if flag in argv:
+            argv = [a for a in argv if a != flag]
+            os.environ[variable] = "1"
     parser = build_parser()
     try:
         for words, run in DELEGATES.items():

@@ -126,9 +126,10 @@ class Settings:
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in fields(cls):
-            key = f"PASTA_{f.name.upper()}"
-            if key in environ:
-                values[f.name] = _parse(f.name, environ[key], key)
+            for key in (f"PASTA_{f.name.upper()}", *_ALSO_FROM.get(f.name, ())):
+                if key in environ:
+                    values[f.name] = _parse(f.name, environ[key], key)
+                    break
         values.update({k: v for k, v in overrides.items() if v is not None})
         unknown = set(values) - {f.name for f in fields(cls)}
         if unknown:
@@ -144,6 +145,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "generator": get_args(Generator),
     "device": get_args(Device),
 }
+_ALSO_FROM = {"host": ("GRADIO_SERVER_NAME",), "port": ("GRADIO_SERVER_PORT",)}
+"""Gradio's own settings, read where the PASTA_ one is not set (hosting platforms set these)."""
 _INT_FIELDS = {"n_candidates", "slate_size", "images_per_prompt", "turns", "port", "threads"}
 _BOOL_FIELDS = {"prefetch"}
 _BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}

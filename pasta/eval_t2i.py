@@ -120,10 +120,9 @@ def evaluate_t2i(
 ) -> dict:
     """Generate images for held-out prompts, read them with the attribute classifier, time a turn; write
     metrics.json and contact_sheet.png to `out_dir` and return the metrics."""
-    from tqdm import tqdm
-
     from pasta.attribute_classifier import DEFAULT_CLASSIFIER_DIR, AttributeClassifier
     from pasta.backends.embedded_t2i import EmbeddedTextToImage, tensor_to_images
+    from pasta.console import progress_bar
 
     if n_prompts < 1 or images_per_prompt < 1 or repeats < 1:
         raise ValueError("n_prompts, images_per_prompt and repeats must be at least 1")
@@ -136,7 +135,7 @@ def evaluate_t2i(
     prompts = fashion.evaluation_prompts(n_prompts)
     seeds = [seed * 1_000_003 + i for i in range(n_prompts)]
     pixels, gen_seconds = [], 0.0
-    for start in tqdm(range(0, n_prompts, batch_prompts), desc="eval t2i: generate", disable=not progress):
+    for start in progress_bar(range(0, n_prompts, batch_prompts), desc="eval t2i: generate", disable=not progress):
         chunk = prompts[start : start + batch_prompts]
         t1 = time.perf_counter()
         x = t2i.sample_tensor([p for p, _ in chunk], seeds[start : start + batch_prompts], images_per_prompt)
@@ -159,7 +158,7 @@ def evaluate_t2i(
     turn_texts, turn_seeds = [p for p, _ in turn], [seed * 1_000_003 + 10_000 + i for i in range(TURN_PROMPTS)]
     t2i.generate(turn_texts, turn_seeds, TURN_IMAGES)  # warm-up
     times = []
-    for _ in tqdm(range(repeats), desc="eval t2i: time a turn", disable=not progress):
+    for _ in progress_bar(range(repeats), desc="eval t2i: time a turn", disable=not progress):
         t1 = time.perf_counter()
         t2i.generate(turn_texts, turn_seeds, TURN_IMAGES)
         times.append(time.perf_counter() - t1)

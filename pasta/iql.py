@@ -247,9 +247,9 @@ def train_iql(data: Transitions, cfg: IQLConfig, progress: bool = False) -> tupl
     log: dict[str, list[float]] = {"q_loss": [], "v_loss": []}
     steps = range(cfg.steps)
     if progress:
-        from tqdm import tqdm
+        from pasta.console import progress_bar
 
-        steps = tqdm(steps, desc="IQL")
+        steps = progress_bar(steps, desc="IQL")
     t0 = time.perf_counter()
     for step in steps:
         idx = torch.as_tensor(rng.integers(0, len(data), cfg.batch_size))

@@ -17,8 +17,10 @@ has its own table, to pre-train the utility on large non-sequential data as in t
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import math
+import secrets
 import sqlite3
 import threading
 import time
@@ -34,7 +36,8 @@ APPLICATION_ID = 0x50415354
 """`PRAGMA application_id` of every PASTA log store ("PAST" in ASCII): tells our files from other SQLite files."""
 SQLITE_MAGIC = b"SQLite format 3\x00"
 USER_KINDS = ("person", "simulated")
-TABLES = ("users", "sessions", "turns", "candidates", "slates", "choices", "model_versions", "refusals", "pairwise")
+TABLES = ("users", "sessions", "turns", "candidates", "slates", "choices", "model_versions", "refusals", "pairwise",
+          "favourites")
 """Data tables in foreign-key order: imports insert parents first."""
 
 
@@ -133,7 +136,25 @@ def _create_v1(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT INTO meta VALUES ('created', ?), ('creator', 'pasta')", (_now_iso(),))
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1]
+def _add_resume_tokens_and_favourites_v2(conn: sqlite3.Connection) -> None:
+    """Schema 2: a resume token per session (its SHA-256 digest only): knowing a session's id is not enough to act
+    in it; the token is a secret the person's browser keeps (not in TABLES: never exported, imported or counted).
+    And the favourites a person marks (image -1: the whole column), so that a resumed session keeps them."""
+    conn.execute("""CREATE TABLE resume_tokens (
+        session_id TEXT PRIMARY KEY REFERENCES sessions(id),
+        digest BLOB NOT NULL,
+        created REAL NOT NULL)""")
+    conn.execute("""CREATE TABLE favourites (
+        session_id TEXT NOT NULL,
+        turn_index INTEGER NOT NULL,
+        column INTEGER NOT NULL,
+        image INTEGER NOT NULL DEFAULT -1,
+        created REAL NOT NULL,
+        PRIMARY KEY (session_id, turn_index, column, image),
+        FOREIGN KEY (session_id, turn_index, column) REFERENCES slates(session_id, turn_index, column))""")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_create_v1, _add_resume_tokens_and_favourites_v2]
 """MIGRATIONS[n] takes a database from schema n to n + 1 (0 is a new file); the current version is their count.
 Append a function to change the schema; never edit one that has shipped."""
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -244,8 +265,10 @@ class LogStore:
         return user_id
 
     def start_session(self, initial_prompt: str, seed: int, *, user_id: str | None = None, consent: bool = False,
-                      source: str = "app", settings: Mapping | None = None, session_id: str | None = None) -> str:
-        """Log a new session and return its id (`session_id`, e.g. the agent's `Session.id`, or a fresh one)."""
+                      source: str = "app", settings: Mapping | None = None, session_id: str | None = None,
+                      resume_token: str | None = None) -> str:
+        """Log a new session and return its id (`session_id`, e.g. the agent's `Session.id`, or a fresh one).
+        `resume_token` (kept as a digest) is the secret that `resume_token_matches` later asks for."""
         session_id = _text(session_id, "session_id") if session_id is not None else uuid.uuid4().hex
         row = (session_id, user_id, _text(initial_prompt, "initial_prompt"), _int(seed, "seed"), time.time(),
                int(bool(consent)), _text(source, "source"), _dumps(settings))
@@ -255,7 +278,40 @@ class LogStore:
             if conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone():
                 raise ValueError(f"session {session_id!r} is already logged")
             conn.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+            if resume_token is not None:
+                conn.execute("INSERT INTO resume_tokens VALUES (?, ?, ?)",
+                             (session_id, _token_digest(resume_token), time.time()))
         return session_id
+
+    def set_resume_token(self, session_id: str, resume_token: str) -> None:
+        """Give a session logged without a resume token (before schema 2) its token; a session that has one keeps
+        it (ValueError): a token is never replaced, so nobody can take over a session by re-keying it."""
+        with self._write() as conn:
+            if not conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone():
+                raise ValueError(f"unknown session {session_id!r}")
+            if conn.execute("SELECT 1 FROM resume_tokens WHERE session_id = ?", (session_id,)).fetchone():
+                raise ValueError(f"session {session_id!r} already has a resume token")
+            conn.execute("INSERT INTO resume_tokens VALUES (?, ?, ?)",
+                         (session_id, _token_digest(resume_token), time.time()))
+
+    def resume_token_matches(self, session_id: str, resume_token: object) -> bool | None:
+        """Whether `resume_token` is the session's token (compared in constant time); None when the session has
+        no token (logged before schema 2). A missing session is a KeyError."""
+        with self._snapshot() as conn:
+            if conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is None:
+                raise KeyError(f"no session {session_id!r} in {self.path}")
+            row = conn.execute("SELECT digest FROM resume_tokens WHERE session_id = ?", (session_id,)).fetchone()
+        if row is None:
+            return None
+        given = _token_digest(resume_token) if isinstance(resume_token, str) and resume_token else b"\0" * 32
+        return hmac.compare_digest(bytes(row[0]), given)
+
+    def secret(self, name: str) -> str:
+        """A random server-side secret kept in the store's meta table (made on first use; never exported)."""
+        key = f"secret_{_text(name, 'name')}"
+        with self._write() as conn:
+            conn.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, secrets.token_hex(32)))
+            return conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0]
 
     def log_turn(self, session_id: str, turn_index: int, prompt: str, candidates: Sequence[Any],
                  scores: Sequence[float], slate: Sequence[int], seeds: Sequence[int],
@@ -302,6 +358,48 @@ class LogStore:
             conn.executemany("INSERT INTO slates VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                              [(session_id, turn_index, col, idx, _int(seed, "seed"), *emb, path)
                               for col, (idx, seed, emb, path) in enumerate(zip(slate, seeds, embeddings, paths))])
+
+    def log_slate_images(self, session_id: str, turn_index: int,
+                         image_embeddings: Sequence[Any] | np.ndarray | None = None,
+                         image_paths: Sequence[Sequence[str]] | None = None) -> None:
+        """Add the rendered images' embeddings and files to a slate `log_turn` logged before rendering (so a crash
+        while rendering loses nothing that was shown: the prompts and seeds re-render the same images)."""
+        turn_index = _int(turn_index, "turn_index", low=0)
+        with self._write() as conn:
+            (columns,) = conn.execute("SELECT count(*) FROM slates WHERE session_id = ? AND turn_index = ?",
+                                      (session_id, turn_index)).fetchone()
+            if not columns:
+                raise ValueError(f"no slate was logged for turn {turn_index} of session {session_id!r}")
+            embeddings = _slate_embeddings(image_embeddings, columns)
+            if image_paths is not None and len(image_paths) != columns:
+                raise ValueError(f"image_paths has {len(image_paths)} entries for a slate of {columns}")
+            for column, emb in enumerate(embeddings):
+                path = None if image_paths is None else json.dumps([str(p) for p in image_paths[column]])
+                conn.execute("UPDATE slates SET embedding_dim = coalesce(?, embedding_dim), "
+                             "image_embeddings = coalesce(?, image_embeddings), image_paths = coalesce(?, image_paths) "
+                             "WHERE session_id = ? AND turn_index = ? AND column = ?",
+                             (*emb, path, session_id, turn_index, column))
+
+    def set_favourite(self, session_id: str, turn_index: int, column: int, image: int | None, favourite: bool) -> None:
+        """Mark (or unmark) a column (`image` None) or one of its images as a favourite of the session."""
+        key = (session_id, _int(turn_index, "turn_index", low=0), _int(column, "column", low=0),
+               -1 if image is None else _int(image, "image", low=0))
+        with self._write() as conn:
+            if not conn.execute("SELECT 1 FROM slates WHERE session_id = ? AND turn_index = ? AND column = ?",
+                                key[:3]).fetchone():
+                raise ValueError(f"no column {column} was logged for turn {turn_index} of session {session_id!r}")
+            if favourite:
+                conn.execute("INSERT OR IGNORE INTO favourites VALUES (?, ?, ?, ?, ?)", (*key, time.time()))
+            else:
+                conn.execute("DELETE FROM favourites WHERE session_id = ? AND turn_index = ? AND column = ? "
+                             "AND image = ?", key)
+
+    def favourites(self, session_id: str) -> list[tuple[int, int, int | None]]:
+        """(turn index, column, image or None for the whole column), in the order they were marked."""
+        with self._snapshot() as conn:
+            rows = conn.execute("SELECT turn_index, column, image FROM favourites WHERE session_id = ? "
+                                "ORDER BY created, rowid", (session_id,)).fetchall()
+        return [(t, c, None if i < 0 else i) for t, c, i in rows]
 
     def log_choice(self, session_id: str, turn_index: int, column: int, rating: int | None = None,
                    response_seconds: float | None = None) -> None:
@@ -637,6 +735,10 @@ def _read_only_uri(path: Path) -> str:
 
 
 # -- rows in and out ---------------------------------------------------------------------------------------------
+
+
+def _token_digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8")).digest()
 
 
 def _now_iso() -> str:

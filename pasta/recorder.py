@@ -1,8 +1,9 @@
 """The app's memory: what each consenting session was shown and chose, in the log store, and the images on disk.
 
 The agent calls the recorder at fixed points of the loop, so the log store's ordering contract holds by
-construction: `on_turn` commits a slate (candidates, Q-scores, seeds, image embeddings and image paths) before it
-can be picked, `on_choice` commits the pick before the next slate is computed. Only sessions whose person opted in
+construction: `on_slate` commits a slate (candidates, Q-scores, seeds) before it reaches the screen, `on_images`
+adds its image files and embeddings once rendered, `on_choice` commits the pick before the next slate is computed.
+A session's row is written with its first slate, so a start that fails leaves nothing behind. Only sessions whose person opted in
 (`Session.consent`) are written; refusals of the safety filter are always logged (without them nobody could audit
 the filter), with the refused text only.
 
@@ -38,9 +39,28 @@ class SessionRecorder:
     def on_start(self, session, describe: dict) -> None:
         if session.consent:
             self.store.start_session(session.initial_prompt, session.seed, consent=True, source="app",
-                                     settings=self._settings(session, describe), session_id=session.id)
+                                     settings=self._settings(session, describe), session_id=session.id,
+                                     resume_token=session.resume_token)
+
+    def on_slate(self, session, turn, describe: dict) -> None:
+        """The slate's prompts, scores and seeds, before it is rendered or shown (and the session, with its first)."""
+        if not session.consent:
+            return
+        if turn.index == 0:
+            self.on_start(session, describe)
+        self.store.log_turn(session.id, turn.index, turn.prompt, turn.candidates, turn.scores, turn.slate, turn.seeds)
+
+    def on_images(self, session, turn) -> None:
+        """The rendered images' files and embeddings, added to the slate `on_slate` logged."""
+        if not session.consent:
+            return
+        if turn.image_paths is None:
+            turn.image_paths = self._save_images(session.id, turn)
+        embeddings = None if turn.image_embeddings is None else list(turn.image_embeddings)
+        self.store.log_slate_images(session.id, turn.index, embeddings, turn.image_paths)
 
     def on_turn(self, session, turn) -> None:
+        """A whole turn at once, images included (a branch copies the turns it shares)."""
         if not session.consent:
             return
         if turn.image_paths is None:
@@ -57,6 +77,10 @@ class SessionRecorder:
         if session.consent:
             self.store.rate(session.id, turn.index, turn.rating)
 
+    def on_favourite(self, session, key: tuple[int, int, int | None], favourite: bool) -> None:
+        if session.consent:
+            self.store.set_favourite(session.id, *key, favourite)
+
     def on_refusal(self, text: str, reason: str, session_id: str | None = None) -> None:
         self.store.log_refusal(text, reason, session_id)
 
@@ -70,25 +94,37 @@ class SessionRecorder:
             self.on_turn(session, turn)
             if turn.choice is not None:
                 self.on_choice(session, turn)
+        for key in session.favourites:
+            self.on_favourite(session, key, True)
 
     # -- resuming ------------------------------------------------------------------------------------------------
 
-    def load_session(self, session_id: str, agent):
-        """The logged session `session_id` as a live `Session` (see the module docstring)."""
+    def load_session(self, session_id: str, resume_token: str | None, agent, *, from_browser: bool = False):
+        """The logged session `session_id` as a live `Session` (see the module docstring), when `resume_token` is
+        its token (see `Agent.resume`); otherwise an InputError that changes nothing."""
         from pasta.agent import InputError, Session, Turn
 
         if not isinstance(session_id, str) or not _SESSION_ID.match(session_id.strip()):
             raise InputError("a session id is 32 hexadecimal characters, as shown under 'Session details'")
+        session_id = session_id.strip()
+        refused = InputError(f"session {session_id} cannot be resumed here: its resume code is missing or wrong "
+                             "(a session resumes in the browser that started it, or with its resume code)")
         try:
-            episode = self.store.episode(session_id.strip())
+            matches = self.store.resume_token_matches(session_id, resume_token)
         except KeyError:
-            raise InputError(f"no logged session {session_id.strip()}: only sessions with logging consent are "
-                             "kept") from None
+            raise refused from None  # the same answer as a wrong code: ids of other sessions are not confirmed
+        if matches is False or (matches is None and not from_browser):
+            raise refused
+        episode = self.store.episode(session_id)
         settings = episode.get("settings") or {}
         branch = settings.get("branch_of")
         session = Session(episode["initial_prompt"], int(episode["seed"]), id=episode["id"], consent=True,
                           max_turns=int(settings.get("max_turns", agent.settings.turns)),
                           branch_of=tuple(branch) if branch else None)
+        if matches:
+            session.resume_token = resume_token
+        else:  # logged before resume tokens: this browser held the id, and from now on it holds the token too
+            self.store.set_resume_token(session.id, session.resume_token)
         if agent.embedder is not None:
             session.initial_embedding = agent.embedder.text([session.initial_prompt])[0]
         for logged in episode["turns"]:
@@ -116,9 +152,12 @@ class SessionRecorder:
             if agent.embedder is not None:
                 turn.candidate_embeddings = agent.embedder.text([c.text for c in candidates])
             turn.posterior = agent.posterior(session)  # the posterior before this turn's pick, as when it was shown
+            if turn.image_paths is None:  # rendered again from its seeds (the server stopped while it rendered)
+                self.on_images(session, turn)
             session.turns.append(turn)
         if not session.turns:
             raise InputError(f"session {session.id} has no logged slate to resume")
+        session.favourites = [f for f in self.store.favourites(session.id) if f[0] < len(session.turns)]
         session.max_turns = max(session.max_turns, len(session.turns))
         return session
 

@@ -67,9 +67,21 @@ def export_session(session, folder: str | Path, episode: dict | None = None) -> 
             for k in range(len(images)) if i is None else [i]:
                 z.writestr(f"favourites/turn{t + 1}_column{c + 1}_{k + 1}.png", _png(images[k]))
         if episode is not None:
-            z.writestr("log_episode.json", json.dumps(_jsonable(episode), indent=2, ensure_ascii=False))
+            z.writestr("log_episode.json", json.dumps(_jsonable(_zip_paths(episode)), indent=2, ensure_ascii=False))
     tmp.replace(path)
     return path
+
+
+def _zip_paths(episode: dict) -> dict:
+    """The logged episode with its image paths replaced by the images' names inside the zip: an export names no
+    folder of the server it came from."""
+    turns = []
+    for turn in episode.get("turns", []):
+        slate = [{**column, "image_paths": None if column.get("image_paths") is None else
+                  [f"turn{turn['turn_index'] + 1}/column{column['column'] + 1}_{i + 1}.png"
+                   for i in range(len(column["image_paths"]))]} for column in turn.get("slate", [])]
+        turns.append({**turn, "slate": slate})
+    return {**episode, "turns": turns}
 
 
 def _png(image) -> bytes:

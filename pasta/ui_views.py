@@ -12,6 +12,7 @@ import re
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
 
@@ -43,6 +44,18 @@ def status(session, settings, notice: str = "") -> str:
         if session.branch_of is not None:
             text += f"  \n_Branched from turn {session.branch_of[1] + 1} of an earlier session._"
     return text + (f"  \n<small>{escape_md(notice)}</small>" if notice else "")
+
+
+DISPLAY_SIDE = 256
+"""Images smaller than this (the embedded model draws 32 px) are shown at this side."""
+
+
+def for_display(image: Image.Image, side: int = DISPLAY_SIDE) -> Image.Image:
+    """An image as people see it: a small one enlarged smoothly (Lanczos), not in blocks; large ones as they are."""
+    if max(image.size) >= side:
+        return image
+    scale = side / max(image.size)
+    return image.resize((round(image.width * scale), round(image.height * scale)), Image.LANCZOS)
 
 
 def history_items(session) -> list[tuple]:

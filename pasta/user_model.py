@@ -185,9 +185,9 @@ class UserModel(nn.Module):
         trace: list[float] = []
         iterator = range(c.em_iters)
         if progress:
-            from tqdm import tqdm
+            from pasta.console import progress_bar
 
-            iterator = tqdm(iterator, desc=f"EM K={c.n_types}")
+            iterator = progress_bar(iterator, desc=f"EM K={c.n_types}")
         for _ in iterator:
             self._m_step(data, responsibilities, optimizer)
             responsibilities = self.posterior(data)  # E-step

@@ -12,6 +12,17 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 torch.set_num_threads(int(os.environ.get("PASTA_TEST_THREADS", "1")))
 
 
+def pytest_runtest_setup(item):
+    """Tests marked `fashion_mnist` skip, saying why, where the Debian data is missing (or hidden by pointing
+    PASTA_FASHION_MNIST_DIR at an empty folder, as CI does once to prove it)."""
+    if item.get_closest_marker("fashion_mnist"):
+        from pasta.fashion import fashion_mnist_dir
+
+        if not (fashion_mnist_dir() / "t10k-images-idx3-ubyte.gz").exists():
+            pytest.skip(f"Fashion-MNIST is not installed at {fashion_mnist_dir()} "
+                        "(apt-get install dataset-fashion-mnist)")
+
+
 @pytest.fixture(scope="session")
 def minilm():
     from pasta.backends.minilm import shared_minilm

@@ -20,7 +20,8 @@ def test_a_session_runs_its_turns_and_records_choices(agent):
     assert len(turn.candidates) == 25 and len(turn.slate) == 4
     assert len({turn.candidates[i].category for i in turn.slate}) == 4  # at most one per category
     assert [len(column) for column in turn.images] == [4, 4, 4, 4]
-    assert turn.images[0][0].size == (256, 256)
+    side = agent.t2i.config.image_size
+    assert turn.images[0][0].size == (side, side)  # the model's own pixels; the app enlarges them to look at
     agent.pick(session, 2, rating=4)
     assert session.turns[0].choice == 2 and session.turns[0].rating == 4
     assert session.history() == ["a red dress", turn.slate_prompts[2].text]
@@ -148,3 +149,75 @@ def test_a_finished_session_continues_for_more_turns(q_agent):
     assert session.finished and len(session.turns) == 3
     list(q_agent.continue_steps(session))
     assert session.max_turns == 6 and len(session.turns) == 4 and session.awaiting_pick
+
+
+class FailingGenerator:
+    name = "failing"
+
+    def propose(self, history, n=25):
+        raise RuntimeError("the generator broke")
+
+
+def test_a_shown_slate_is_logged_before_rendering_and_is_the_slate_a_continue_renders(q_agent, tmp_path):
+    from pasta.logbook import LogStore
+    from pasta.recorder import SessionRecorder
+
+    with LogStore(tmp_path / "logs.sqlite") as store:
+        agent = Agent(q_agent.settings, q_agent.embedder, q_agent.t2i, q_agent.generator, q_agent.policy,
+                      recorder=SessionRecorder(store, tmp_path / "images"))
+        session = agent.start("a green scarf", seed=4, consent=True)
+        steps = agent.pick_steps(session, 2)
+        shown = next(steps).turn  # the slate's prompts are on screen; no image yet
+        logged = store.episode(session.id)["turns"][1]
+        assert [s["prompt"] for s in logged["slate"]] == [c.text for c in shown.slate_prompts]
+        assert [s["seed"] for s in logged["slate"]] == shown.seeds
+        assert all(s["image_paths"] is None for s in logged["slate"])
+        steps.close()  # the page closed while it rendered
+        list(agent.continue_steps(session))
+        assert session.current.slate_prompts == shown.slate_prompts and session.current.seeds == shown.seeds
+        logged = store.episode(session.id)["turns"]
+        assert len(logged) == 2 and all(len(s["image_paths"]) == 1 for s in logged[1]["slate"])
+        assert logged[1]["slate"][0]["image_embeddings"].shape == (1, 384)
+
+        resumed = agent.resume(session.id, session.resume_token)
+        assert resumed.current.slate_prompts == shown.slate_prompts and resumed.awaiting_pick
+
+
+def test_a_failed_start_leaves_no_session_behind(q_agent, tmp_path):
+    from pasta.logbook import LogStore
+    from pasta.recorder import SessionRecorder
+
+    with LogStore(tmp_path / "logs.sqlite") as store:
+        agent = Agent(q_agent.settings, q_agent.embedder, q_agent.t2i, FailingGenerator(), q_agent.policy,
+                      recorder=SessionRecorder(store, tmp_path / "images"))
+        with pytest.raises(RuntimeError, match="the generator broke"):
+            agent.start("a red dress", consent=True)
+        assert store.counts()["sessions"] == 0 and store.counts()["turns"] == 0
+
+
+def test_a_session_logged_before_resume_tokens_opens_once_for_the_browser_that_holds_it(q_agent, tmp_path,
+                                                                                      monkeypatch):
+    from pasta import logbook
+    from pasta.logbook import LogStore
+    from pasta.recorder import SessionRecorder
+
+    path = tmp_path / "logs.sqlite"
+    monkeypatch.setattr(logbook, "MIGRATIONS", logbook.MIGRATIONS[:1])  # the log store as older versions wrote it
+    with LogStore(path) as store:
+        old = Agent(q_agent.settings, q_agent.embedder, q_agent.t2i, q_agent.generator, q_agent.policy,
+                    recorder=SessionRecorder(store, tmp_path / "images"))
+        monkeypatch.setattr(store, "start_session", lambda *a, resume_token=None, **k:
+                            LogStore.start_session(store, *a, **k))
+        session_id = old.start("a blue coat", seed=3, consent=True).id
+    monkeypatch.undo()
+
+    with LogStore(path) as store:
+        agent = Agent(q_agent.settings, q_agent.embedder, q_agent.t2i, q_agent.generator, q_agent.policy,
+                      recorder=SessionRecorder(store, tmp_path / "images"))
+        with pytest.raises(InputError, match="resume code is missing or wrong"):
+            agent.resume(session_id, None)  # an API client with the id alone
+        session = agent.resume(session_id, None, from_browser=True)  # the browser that started it
+        assert session.id == session_id and session.awaiting_pick
+        with pytest.raises(InputError, match="resume code is missing or wrong"):
+            agent.resume(session_id, None, from_browser=True)  # from now on it has a token
+        assert agent.resume(session_id, session.resume_token).id == session_id

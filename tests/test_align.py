@@ -308,6 +308,7 @@ def test_focus_n_fix_raises_the_reward_and_keeps_the_outside_closer(denoiser_dir
     assert card["method"] == "focus" and card["config"]["mask_fraction"] == 0.25
 
 
+@pytest.mark.fashion_mnist  # the pre-training term of the loss denoises real composed garments
 def test_rwr_writes_an_adapter_that_changes_the_model(model, tmp_path):
     cfg = RWRConfig(images_per_prompt=2, max_prompts=4, batch_size=4, steps=5, lr=1e-2)
     summary = train_rwr(model, RednessReward(), PROMPTS, cfg, tmp_path / "rwr", progress=False)

@@ -13,10 +13,6 @@ from pasta.align.prompts import REQUESTED, load_prompts, training_prompts
 from pasta.align.rewards import AlignmentReward, RednessReward, Reward, UserTypeReward, make_reward
 from pasta.image_encoder import ImageEncoder, ImageEncoderConfig
 
-needs_fashion_mnist = pytest.mark.skipif(
-    not (fashion.fashion_mnist_dir() / "t10k-images-idx3-ubyte.gz").exists(),
-    reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
-
 
 @pytest.fixture(scope="module")
 def encoder_dir(tmp_path_factory):
@@ -26,7 +22,7 @@ def encoder_dir(tmp_path_factory):
     return folder
 
 
-@needs_fashion_mnist
+@pytest.mark.fashion_mnist
 def test_alignment_reward_trains_reports_held_out_accuracy_and_reloads(encoder_dir, tmp_path, minilm):
     from pasta.align.train_reward import TrainRewardConfig, preference_data, train_reward
 
@@ -61,7 +57,7 @@ def test_alignment_reward_trains_reports_held_out_accuracy_and_reloads(encoder_d
         AlignmentReward.load(tmp_path / "missing")
 
 
-@needs_fashion_mnist
+@pytest.mark.fashion_mnist
 def test_redness_reward_prefers_red_and_reports_held_out_accuracy():
     reward = RednessReward()
     red = torch.tensor([1.0, -1.0, -1.0])[None, :, None, None].expand(1, 3, 8, 8)

@@ -21,7 +21,7 @@ class View:
         self.captions = list(out[1 : 1 + SLATE])
         self.galleries = list(out[1 + SLATE : 1 + 2 * SLATE])
         (self.history, self.history_table, self.posterior, self.favourites, self.details,
-         self.rating) = out[1 + 2 * SLATE :]
+         self.rating, self.consent, self.resume_code) = out[1 + 2 * SLATE :]
 
 
 def start(client: Client, prompt: str, consent: bool = True) -> View:
@@ -30,6 +30,13 @@ def start(client: Client, prompt: str, consent: bool = True) -> View:
 
 def pick(client: Client, column: int, rating: int | None = None) -> View:
     return View(client.predict(column, rating, api_name="/pick"))
+
+
+def logged(server, session_id: str) -> tuple:
+    """What the log store holds of a session (arrays as lists, so two snapshots compare), and its row counts."""
+    from pasta.session_export import _jsonable
+
+    return _jsonable(server.store.episode(session_id)), server.store.counts()
 
 
 @pytest.fixture(scope="module")
@@ -204,17 +211,72 @@ def test_without_consent_nothing_of_the_session_is_logged(fast_server):
 def test_a_server_restart_loses_nothing_that_was_shown(start_app, tmp_path):
     first = start_app(log_db=tmp_path / "logs.sqlite", images_per_prompt=1)
     client = first.client()
-    shown = [start(client, "a black boot").details]
+    view = start(client, "a black boot")
+    code, shown = view.resume_code, [view.details]
     shown.append(pick(client, 2).details)
     shown.append(pick(client, 3).details)
     first.close()
 
     second = start_app(log_db=tmp_path / "logs.sqlite", images_per_prompt=1)
     client = second.client()
-    view = View(client.predict(shown[-1]["session_id"], api_name="/resume"))
+    view = View(client.predict(shown[-1]["session_id"], code, api_name="/resume"))
     assert view.details["history"] == shown[-1]["history"] and view.details["slate"] == shown[-1]["slate"]
-    assert view.details["awaiting_pick"] and len(view.history) == 3
+    assert view.details["awaiting_pick"] and len(view.history) == 3 and view.consent is True
     assert pick(client, 1).details["turn"] == 4
     assert len(second.store.episode(shown[0]["session_id"])["turns"]) == 4
-    with pytest.raises(Exception, match="no logged session"):
-        client.predict("0" * 32, api_name="/resume")
+    with pytest.raises(Exception, match="resume code is missing or wrong"):  # unknown ids get the same answer
+        client.predict("0" * 32, code, api_name="/resume")
+
+
+def test_a_session_id_alone_cannot_act_in_a_session(fast_server, caplog):
+    owner, other = fast_server.client(), fast_server.client()
+    view = start(owner, "a red scarf")
+    session_id, code = view.details["session_id"], view.resume_code
+    assert len(code) >= 43 and code not in str(view.details)  # 256 bits, never in what is shown as details
+    before = logged(fast_server, session_id)
+    for wrong in ("", "0" * 43, code[:-1] + ("A" if code[-1] != "A" else "B")):
+        with pytest.raises(Exception, match="resume code is missing or wrong"):
+            other.predict(session_id, wrong, api_name="/resume")
+        with pytest.raises(Exception, match="Start with a prompt first"):  # the other client has no session
+            pick(other, 1)
+    assert logged(fast_server, session_id) == before
+    assert pick(owner, 2).details["turn"] == 2  # the owner's session went on as it was
+
+    resumed = View(other.predict(session_id, code, api_name="/resume"))  # the code is what grants it
+    assert resumed.details["session_id"] == session_id and resumed.details["turn"] == 2
+    zip_path = owner.predict(api_name="/export")
+    with zipfile.ZipFile(zip_path) as z:
+        assert not any(code.encode() in z.read(name) for name in z.namelist())
+        episode = z.read("log_episode.json").decode()
+    assert str(fast_server.settings.resolved_image_dir()) not in episode and '"turn1/column1_1.png"' in episode
+    assert code not in caplog.text
+
+
+BAD_ARGUMENTS = [
+    ("/pick", (1, 2.5), "rating must be a whole number"),
+    ("/pick", (1, "x"), "rating must be a whole number, not 'x'"),
+    ("/pick", ("x", None), "column must be a whole number, not 'x'"),
+    ("/pick", (2.5, None), "column must be a whole number"),
+    ("/pick", (5, None), "column must be a number from 1 to 4"),
+    ("/rate", (2.5, 1), "rating must be a whole number"),
+    ("/rate", ("x", None), "rating must be a whole number, not 'x'"),
+    ("/rate", (4, "one"), "turn must be a whole number, not 'one'"),
+    ("/rate", (4, 9), "turn must be a number from 1 to 2"),
+    ("/back", ("x",), "turn must be a whole number, not 'x'"),
+    ("/back", (0,), "turn must be a whole number from 1"),
+    ("/favourite", ("x", 1), "turn must be a whole number, not 'x'"),
+    ("/favourite", (1, 1.5), "column must be a whole number"),
+    ("/favourite", (1, 9), "column must be a number from 1 to 4"),
+]
+
+
+def test_every_api_argument_is_checked_and_a_refusal_stores_nothing(fast_server):
+    client = fast_server.client()
+    session_id = start(client, "a teal skirt").details["session_id"]
+    pick(client, 1)
+    before = logged(fast_server, session_id)
+    for endpoint, args, message in BAD_ARGUMENTS:
+        with pytest.raises(Exception, match=message):
+            client.predict(*args, api_name=endpoint)
+        assert logged(fast_server, session_id) == before, endpoint
+    assert pick(client, 2).details["turn"] == 3  # and the session is still usable

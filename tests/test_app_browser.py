@@ -104,3 +104,40 @@ def test_on_a_phone_the_slate_fits_and_a_pick_button_works(server, browser):
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "app-phone.png"), full_page=True)
     page.close()
+
+
+def test_an_unlogged_session_leaves_no_image_and_no_url_when_its_page_closes(server, browser):
+    import time
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    page.goto(server.url)
+    page.locator("#pasta-prompt textarea").fill("a green hat")
+    page.locator("#pasta-start").click()  # consent left unticked
+    wait_for_slate(page, 1)
+    urls = [image.get_attribute("src") for column in range(1, 5) for image in column_images(page, column).all()]
+    assert len(urls) == 16 and all(urls)
+    urls = [url if url.startswith("http") else server.url.rstrip("/") + url for url in urls]
+    with urllib.request.urlopen(urls[0], timeout=10) as answer:
+        assert answer.status == 200  # served while the page is open
+    stored = page.evaluate("JSON.stringify(Object.assign({}, localStorage))")
+    assert "a green hat" not in stored and "pasta-shown" not in stored  # no run history in the browser
+    page.close()
+
+    deadline = time.time() + 30
+    gone = []
+    while time.time() < deadline and len(gone) < len(urls):
+        gone = []
+        for url in urls:
+            try:
+                urllib.request.urlopen(url, timeout=10).close()
+            except urllib.error.HTTPError as error:
+                gone.append(error.code)
+        time.sleep(0.5)
+    assert len(gone) == len(urls) and set(gone) <= {403, 404}
+    assert not [s for s in server.store.sessions() if s["initial_prompt"] == "a green hat"]
+    files = [Path(urllib.parse.unquote(url.split("file=", 1)[1])) for url in urls]
+    assert all(server.demo.pasta_shown.root in f.parents for f in files)  # the app's own folder, not Gradio's cache
+    assert not any(f.exists() for f in files) and not files[0].parent.exists()

@@ -4,6 +4,7 @@ Spaces packaging."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -81,6 +82,28 @@ def test_a_log_store_that_is_not_ours_stops_the_app_with_a_clear_message(tmp_pat
     bad.write_text("shopping list")
     assert main(["app", "--log-db", str(bad), "--generator", "retrieval", "--tier", "embedded"]) == 2
     assert bad.read_text() == "shopping list"
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("PASTA_LOG_DB", "{tmp}/notes.sqlite", "is not a SQLite database"),
+    ("PASTA_LOG_DB", "{tmp}/a-file/logs.sqlite", "cannot open the log store"),
+    ("PASTA_T2I_MODEL_DIR", "{tmp}/nothing", "no embedded text-to-image weights"),
+])
+def test_start_up_errors_are_one_line_and_a_non_zero_exit(tmp_path, setting, value, message):
+    (tmp_path / "notes.sqlite").write_text("shopping list")
+    (tmp_path / "a-file").write_text("not a folder")
+    env = {**os.environ, "PASTA_GENERATOR": "retrieval", "PASTA_TIER": "embedded", "PASTA_PREFETCH": "off",
+           "PASTA_LOG_DB": str(tmp_path / "logs.sqlite"), setting: value.format(tmp=tmp_path)}
+    env.pop("PASTA_DEBUG", None)
+    done = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("pasta: error: ") and message in lines[0], done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert (tmp_path / "notes.sqlite").read_text() == "shopping list"
+    debug = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env={**env, "PASTA_DEBUG": "1"},
+                           capture_output=True, text=True, timeout=180)
+    assert debug.returncode == 2 and "Traceback" in debug.stderr
 
 
 # -- export --------------------------------------------------------------------------------------------------------
@@ -161,3 +184,19 @@ def test_bench_app_runs_a_real_server_and_finds_every_log_row(tmp_path):
         assert row["pick_to_first_images"]["median_s"] <= row["pick_to_complete_slate"]["median_s"]
         assert np.isfinite(row["pick_to_complete_slate"]["median_s"])
     assert result["latency"][1]["picks_with_candidates_proposed_ahead"] == 1  # 2 s is time enough for retrieval
+
+
+def test_small_images_are_shown_enlarged_smoothly_and_large_ones_as_they_are():
+    from PIL import Image
+
+    from pasta.ui_views import DISPLAY_SIDE, for_display
+
+    rng = np.random.default_rng(0)
+    small = Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    shown = for_display(small)
+    assert shown.size == (DISPLAY_SIDE, DISPLAY_SIDE)
+    pixels = np.asarray(shown).astype(int)
+    # Nearest-neighbour enlarging repeats each pixel in 8x8 blocks; a smooth filter changes within a block.
+    assert (np.abs(np.diff(pixels[:8, :8], axis=1)) > 0).mean() > 0.5
+    large = Image.new("RGB", (512, 384))
+    assert for_display(large) is large

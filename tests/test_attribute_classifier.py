@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from model_scripts import have_fashion_mnist, load_script, small_data
+from model_scripts import load_script, small_data
 from PIL import Image
 
 from pasta import fashion
@@ -98,10 +98,9 @@ def test_tiny_training_run_exports_loads_and_resumes(tmp_path):
     assert train.main(cfg, *data)["train"]["steps"] == 3
 
 
+@pytest.mark.fashion_mnist
 @pytest.mark.skipif(not (DEFAULT_CLASSIFIER_DIR / "model.safetensors").exists(), reason="no shipped classifier")
 def test_shipped_classifier_reads_composed_test_images():
-    if not have_fashion_mnist():
-        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
     images, labels = fashion.load_fashion_mnist("test")
     rng = np.random.default_rng(11)
     pick = rng.choice(len(images), 300, replace=False)

@@ -5,12 +5,12 @@ import io
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from model_scripts import have_fashion_mnist, load_script
+from model_scripts import load_script
 from PIL import Image
 
 from pasta import fashion
 
-pytestmark = pytest.mark.skipif(not have_fashion_mnist(), reason="needs Debian's dataset-fashion-mnist")
+pytestmark = pytest.mark.fashion_mnist
 
 
 @pytest.fixture(scope="module")

@@ -43,3 +43,12 @@ def test_api_key_is_never_printed():
     s = Settings.from_env({"PASTA_LMM_API_KEY": "sk-secret"})
     assert s.lmm_api_key == "sk-secret"
     assert "sk-secret" not in str(s.public())
+
+
+def test_gradio_server_settings_are_read_where_pasta_ones_are_not_set():
+    settings = Settings.from_env({"GRADIO_SERVER_PORT": "7999", "GRADIO_SERVER_NAME": "0.0.0.0"})
+    assert settings.port == 7999 and settings.host == "0.0.0.0"
+    settings = Settings.from_env({"GRADIO_SERVER_PORT": "7999", "PASTA_PORT": "8100"})
+    assert settings.port == 8100
+    with pytest.raises(SettingsError, match="GRADIO_SERVER_PORT='x'"):
+        Settings.from_env({"GRADIO_SERVER_PORT": "x"})

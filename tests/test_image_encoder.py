@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from model_scripts import have_fashion_mnist, load_script, small_data
+from model_scripts import load_script, small_data
 from PIL import Image
 
 from pasta import fashion
@@ -151,10 +151,9 @@ def test_tiny_training_run_exports_loads_and_resumes(tmp_path, minilm):
     assert again["train"]["steps"] == 3
 
 
+@pytest.mark.fashion_mnist
 @pytest.mark.skipif(not (DEFAULT_IMAGE_ENCODER_DIR / "model.safetensors").exists(), reason="no shipped image encoder")
 def test_shipped_encoder_zero_shot_accuracy(minilm):
-    if not have_fashion_mnist():
-        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
     images, labels = fashion.load_fashion_mnist("test")
     rng = np.random.default_rng(7)
     pick = rng.choice(len(images), 200, replace=False)

@@ -290,17 +290,18 @@ def test_an_older_schema_is_migrated_in_place_keeping_its_data(tmp_path, monkeyp
         conn.execute("CREATE TABLE half_done (x)")
         raise RuntimeError("disk on fire")
 
+    n = logbook.SCHEMA_VERSION
     monkeypatch.setattr(logbook, "MIGRATIONS", [*logbook.MIGRATIONS, broken])
-    with pytest.raises(LogStoreError, match="from schema 1 to 2 failed \\(disk on fire\\); the file was left at"):
+    with pytest.raises(LogStoreError, match=f"from schema {n} to {n + 1} failed \\(disk on fire\\); the file was left at"):
         LogStore(path)
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == n
     assert not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'half_done'").fetchall()
     conn.close()
 
-    monkeypatch.setattr(logbook, "MIGRATIONS", [*logbook.MIGRATIONS[:1], add_notes])
+    monkeypatch.setattr(logbook, "MIGRATIONS", [*logbook.MIGRATIONS[:n], add_notes])
     with LogStore(path) as store:
-        assert store.schema_version == 2
+        assert store.schema_version == n + 1
         assert store.episode(sid)["notes"] == "" and len(store.episode(sid)["turns"]) == 2
 
 
@@ -472,3 +473,35 @@ def test_pasta_logs_command_exports_imports_and_refuses_bad_input(tmp_path, caps
     assert (tmp_path / "foreign.sqlite").read_bytes() == b"not a database at all" * 10
     assert pasta(["logs", "export", str(tmp_path / "missing.sqlite"), str(tmp_path / "x")]) == 2
     assert "there is no log store" in capsys.readouterr().err
+
+
+def test_resume_tokens_are_kept_as_digests_checked_in_constant_time_and_never_exported(tmp_path, monkeypatch):
+    token = "s3cret-token-of-forty-three-characters-xyz"
+    with LogStore(tmp_path / "logs.sqlite") as store:
+        sid = store.start_session("a red dress", 1, consent=True, resume_token=token)
+        assert store.resume_token_matches(sid, token) is True
+        assert store.resume_token_matches(sid, token + "x") is False and store.resume_token_matches(sid, None) is False
+        with pytest.raises(ValueError, match="already has a resume token"):
+            store.set_resume_token(sid, "another")  # nobody re-keys a session
+        with pytest.raises(KeyError):
+            store.resume_token_matches("f" * 32, token)
+        store.export_parquet(tmp_path / "export")
+        store.export_jsonl(tmp_path / "episodes.jsonl")
+    raw = (tmp_path / "logs.sqlite").read_bytes()
+    assert token.encode() not in raw
+    for file in [*(tmp_path / "export").iterdir(), tmp_path / "episodes.jsonl"]:
+        assert b"resume" not in file.read_bytes() and token.encode() not in file.read_bytes()
+
+
+def test_a_session_logged_before_resume_tokens_gets_one_once(tmp_path, monkeypatch):
+    path = tmp_path / "logs.sqlite"
+    monkeypatch.setattr(logbook, "MIGRATIONS", logbook.MIGRATIONS[:1])  # a store written before schema 2
+    with LogStore(path) as store:
+        sid = play(store, turns=1)
+    monkeypatch.undo()
+    with LogStore(path) as store:
+        assert store.schema_version == logbook.SCHEMA_VERSION
+        assert store.resume_token_matches(sid, "anything") is None  # no token yet
+        store.set_resume_token(sid, "the-first-token")
+        assert store.resume_token_matches(sid, "the-first-token") is True
+        assert len(store.episode(sid)["turns"]) == 1

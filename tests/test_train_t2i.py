@@ -4,9 +4,9 @@ import json
 
 import pytest
 import torch
-from model_scripts import have_fashion_mnist, load_script
+from model_scripts import load_script
 
-pytestmark = pytest.mark.skipif(not have_fashion_mnist(), reason="needs Debian's dataset-fashion-mnist")
+pytestmark = pytest.mark.fashion_mnist
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
+from pasta.console import progress_bar
 from pasta.logbook import LogStore
 from user_sim.policies import make_policy
 from user_sim.rollout import run_episode
@@ -42,7 +42,7 @@ def simulate(cfg: SimulateConfig) -> dict:
     policy = make_policy(cfg.policy, cfg.seed)
     t0 = time.perf_counter()
     episodes = [run_episode(policy, u, world, seed=cfg.seed * 10_000_019 + i, turns=cfg.turns, rate=cfg.ratings)
-                for i, u in enumerate(tqdm(users, desc=f"simulate {cfg.policy}"))]
+                for i, u in enumerate(progress_bar(users, desc=f"simulate {cfg.policy}"))]
     rollout_seconds = time.perf_counter() - t0
     with LogStore(cfg.db) as store:
         write_episodes(store, episodes, world, [t.name for t in types])

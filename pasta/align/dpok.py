@@ -32,12 +32,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from pasta.align.adapters import LoraSettings, add_lora, save_adapter, trainable_parameters
 from pasta.align.ddim_policy import DDIMPolicy, estimate_kl
 from pasta.align.diffusion import EmbeddedDiffusion
 from pasta.align.rewards import Reward
+from pasta.console import progress_bar
 
 
 @dataclass
@@ -330,7 +330,7 @@ class DPOK:
         c = self.config
         start = time.perf_counter()
         elapsed = lambda: self.seconds_before + time.perf_counter() - start  # noqa: E731
-        bar = tqdm(total=c.rounds, initial=self.rounds_done, desc="dpok", disable=not progress)
+        bar = progress_bar(total=c.rounds, initial=self.rounds_done, desc="dpok", disable=not progress)
         while self.rounds_done < c.rounds and time.perf_counter() - start < c.minutes * 60:
             log = self.round()
             bar.update(1)

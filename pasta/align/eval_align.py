@@ -134,8 +134,6 @@ def bench_dpok_round(model_dir: Path | None, reward, prompts: list[str], threads
 
 
 def evaluate_align(cfg: EvalAlignConfig, progress: bool = True) -> dict:
-    from tqdm import tqdm
-
     from pasta.align.adapters import load_adapter, read_card
     from pasta.align.ddim_policy import estimate_kl
     from pasta.align.diffusion import EmbeddedDiffusion
@@ -143,6 +141,7 @@ def evaluate_align(cfg: EvalAlignConfig, progress: bool = True) -> dict:
     from pasta.align.rewards import make_reward
     from pasta.attribute_classifier import AttributeClassifier
     from pasta.backends.embedded_t2i import EmbeddedTextToImage
+    from pasta.console import progress_bar
 
     adapters = [Path(a) for a in cfg.adapters] or default_adapters()
     for a in adapters:
@@ -168,7 +167,7 @@ def evaluate_align(cfg: EvalAlignConfig, progress: bool = True) -> dict:
 
     def render(label: str) -> torch.Tensor:
         chunks = []
-        for b in tqdm(range(0, len(texts), 4), desc=f"eval align: {label}", disable=not progress):
+        for b in progress_bar(range(0, len(texts), 4), desc=f"eval align: {label}", disable=not progress):
             chunks.append(t2i.sample_tensor(texts[b : b + 4], seeds[b : b + 4], cfg.images_per_prompt))
         return torch.cat(chunks).clamp(-1, 1)
 

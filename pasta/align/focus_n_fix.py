@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from pasta.align.adapters import LoraSettings, add_lora, save_adapter, trainable_parameters
 from pasta.align.diffusion import EmbeddedDiffusion
 from pasta.align.rewards import Reward
+from pasta.console import progress_bar
 
 
 @dataclass
@@ -179,7 +179,7 @@ class FocusNFix:
     def train(self, out: str | Path | None = None, progress: bool = True, card: dict | None = None) -> dict:
         c = self.config
         start = time.perf_counter()
-        bar = tqdm(total=c.steps, desc="focus-n-fix", disable=not progress)
+        bar = progress_bar(total=c.steps, desc="focus-n-fix", disable=not progress)
         while self.steps_done < c.steps and time.perf_counter() - start < c.minutes * 60:
             log = self.step()
             bar.update(1)

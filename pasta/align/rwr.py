@@ -28,13 +28,13 @@ from typing import Literal
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from pasta import fashion
 from pasta.align.adapters import LoraSettings, add_lora, save_adapter, trainable_parameters
 from pasta.align.diffusion import EmbeddedDiffusion
 from pasta.align.rewards import Reward
 from pasta.backends.embedded_t2i import images_to_tensor
+from pasta.console import progress_bar
 
 
 @dataclass
@@ -181,7 +181,7 @@ def train_rwr(model: EmbeddedDiffusion, reward: Reward, prompts: list[str], conf
                              "use --weighting exp")
         # 2. reward-weighted denoising + pre-training regularizer
         unet.train()
-        bar = tqdm(range(c.steps), desc=f"rwr round {round_index + 1}", disable=not progress)
+        bar = progress_bar(range(c.steps), desc=f"rwr round {round_index + 1}", disable=not progress)
         for _ in bar:
             if time.perf_counter() > deadline:
                 break

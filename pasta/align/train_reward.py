@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from pasta import fashion
 from pasta.align.prompts import REQUESTED, evaluation_style_prompt, full_caption, training_attributes
 from pasta.align.rewards import DEFAULT_ALIGNMENT_REWARD_DIR, AlignmentHead, AlignmentReward, AlignmentRewardConfig
+from pasta.console import progress_bar
 
 
 @dataclass
@@ -132,7 +132,7 @@ def embed_data(data: dict, reward: AlignmentReward, batch: int = 512, progress: 
     image_emb = torch.cat([reward.features(x[i : i + batch]) for i in range(0, len(x), batch)])
     flat = [c for row in data["captions"] for c in row]
     unique = list(dict.fromkeys(flat))
-    for i in tqdm(range(0, len(unique), 256), desc="embed captions", disable=not progress):
+    for i in progress_bar(range(0, len(unique), 256), desc="embed captions", disable=not progress):
         reward.text(unique[i : i + 256])
     text_emb = reward.text(flat).view(len(x), -1, image_emb.shape[1])
     return image_emb, text_emb
@@ -188,7 +188,7 @@ def train_reward(cfg: TrainRewardConfig, progress: bool = True) -> dict:
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     g = torch.Generator().manual_seed(cfg.seed)
     history = []
-    for epoch in tqdm(range(cfg.epochs), desc="train alignment reward", disable=not progress):
+    for epoch in progress_bar(range(cfg.epochs), desc="train alignment reward", disable=not progress):
         head.train()
         order = torch.randperm(n, generator=g)
         total = 0.0

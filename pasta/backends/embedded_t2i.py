@@ -41,7 +41,8 @@ class EmbeddedT2IConfig:
     guidance_scale: float = 3.0
     """Classifier-free guidance weight."""
     display_size: int = 256
-    """Images are upscaled (nearest) to this side for people to look at."""
+    """Side the app shows images at (smoothly resampled by `pasta.ui_views.for_display`). `generate` returns the
+    model's own pixels, which the exports and the log keep."""
     cpu_bfloat16: bool = True
     """On a CPU with native bfloat16 (AVX512-BF16/AMX), sample under bfloat16 autocast: 1.25x faster on 2 cores
     here. The images of a seed then differ slightly (mean 2/255 per pixel) from those of a CPU without it."""
@@ -248,6 +249,5 @@ class EmbeddedTextToImage:
         if not prompts:
             return []
         pixels = tensor_to_images(self.sample_tensor(prompts, seeds, n_per_prompt))
-        size = self.config.display_size
-        images = [Image.fromarray(p).resize((size, size), Image.NEAREST) for p in pixels]
+        images = [Image.fromarray(p) for p in pixels]
         return [images[i * n_per_prompt : (i + 1) * n_per_prompt] for i in range(len(prompts))]

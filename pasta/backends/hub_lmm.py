@@ -16,6 +16,7 @@ import torch
 
 from pasta import torch_thread
 from pasta.backends.hub_t2i import cannot_load, default_dtype
+from pasta.console import silenced_stderr
 
 Messages = list[dict[str, str]]
 
@@ -68,8 +69,9 @@ class TransformersChatModel:
         self.top_p = top_p
         extra = {"gguf_file": gguf_file} if gguf_file else {}
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.model_name, **extra)
-            self.model = AutoModelForCausalLM.from_pretrained(self.model_name, dtype=self.dtype, **extra)
+            with silenced_stderr():  # a GGUF load draws a de-quantizing bar nobody can turn off
+                self.tokenizer = AutoTokenizer.from_pretrained(self.model_name, **extra)
+                self.model = AutoModelForCausalLM.from_pretrained(self.model_name, dtype=self.dtype, **extra)
         except OSError as error:
             raise OSError(cannot_load("chat model", self.model_name, error)) from error
         if not self.tokenizer.chat_template:
