@@ -12,6 +12,9 @@ Two phases against one server (`pasta app` in a subprocess, its own log store in
 2. load: N clients at once each run a whole session (start + H picks, random columns); every error counts, and
    afterwards the log store must hold every turn and every pick of every session ("no lost log row").
 
+With `--browser`, each latency phase is run a second time in headless Chromium (`pasta.bench_browser`): the page
+as a person sees it, images fetched and decoded, beside the gradio_client figures in the same table.
+
 Prints a table and writes JSON (bench-results/app.json). Targets (issue 6, embedded tier, 2 CPU cores): median
 pick -> complete next slate <= 4 s, first images sooner; 8 concurrent clients with no error and no lost row.
 Timings on a machine shared with other work are noisy: the JSON records the load average before and after.
@@ -150,6 +153,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--think-time", type=float, nargs="+", default=[0.0, 10.0], help="seconds a simulated person "
                    "looks at a complete slate before picking; one latency phase each (load clients use the last)")
     p.add_argument("--download-images", action="store_true", help="the client downloads every image it is sent")
+    p.add_argument("--browser", action="store_true", help="also time each latency phase in headless Chromium "
+                   "(Playwright with Debian's chromium): the page as people see it")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--startup-timeout", type=float, default=600)
     p.add_argument("--out", type=Path, default=Path("bench-results/app.json"))
@@ -166,13 +171,23 @@ def main(argv: list[str]) -> int:
     server = start_server(args, log_db, port)
     startup = time.perf_counter() - t0
     url = f"http://127.0.0.1:{port}/"
-    phases, load, errors, load_seconds = {}, [], [], 0.0
+    phases, browser_phases, load, errors, load_seconds = {}, {}, [], [], 0.0
+    if args.browser:
+        from pasta.bench_browser import browser_available, run_browser_phase
+
+        if not browser_available():
+            p.error("--browser needs playwright (pip install -e '.[test]') and Debian's chromium at /usr/bin/chromium")
     try:
         for think in args.think_time:
             print(f"latency phase: {args.sessions} sessions x {args.turns} turns, picking {think:g} s after each "
                   "complete slate", flush=True)
             phases[think] = [run_session(url, prompts[(i + len(phases)) % len(prompts)], args.turns, rng, think,
                                          args.download_images) for i in range(args.sessions)]
+            if args.browser:
+                print("latency phase in Chromium: the same, clicking images", flush=True)
+                browser_phases[think] = run_browser_phase(url, prompts[len(phases):] + prompts[: len(phases)],
+                                                          args.sessions, args.turns, think, args.seed,
+                                                          settings.images_per_prompt)
         if args.clients:
             print(f"load phase: {args.clients} concurrent clients", flush=True)
             lock = threading.Lock()
@@ -214,6 +229,14 @@ def main(argv: list[str]) -> int:
             "meets_target": bool(picks) and complete["median_s"] <= TARGET_PICK_TO_SLATE_S,
             "server_timings_last_turn": picks[-1]["details"].get("timings") if picks else None,
         }
+    browser_latency = {think: {
+        "think_time_s": think,
+        "pick_to_complete_slate": summarize([p["complete_s"] for s in phase for p in s["picks"]]),
+        "pick_to_first_images": summarize([p["first_images_s"] for s in phase for p in s["picks"]]),
+        "start_to_complete_slate": summarize([s["start"]["complete_s"] for s in phase]),
+        "start_to_first_images": summarize([s["start"]["first_images_s"] for s in phase]),
+        "page_ready": summarize([s["page_ready_s"] for s in phase]),
+    } for think, phase in browser_phases.items()}
     load_picks = summarize([p["complete_s"] for s in load for p in s["picks"]])
     load_ok = not args.clients or (not errors and not lost and len(load) == args.clients)
     result = {
@@ -225,6 +248,7 @@ def main(argv: list[str]) -> int:
                     "load_average_before": load_before, "load_average_after": os.getloadavg()},
         "server_startup_s": startup,
         "latency": list(latency.values()),
+        "browser_latency": list(browser_latency.values()),
         "load": {"clients": args.clients, "think_time_s": args.think_time[-1], "completed_sessions": len(load),
                  "errors": errors, "seconds": load_seconds, "pick_to_complete_slate": load_picks,
                  "log_problems": lost, "meets_target": load_ok},
@@ -242,6 +266,16 @@ def main(argv: list[str]) -> int:
             if values.get("n"):
                 print(f"{name + f' (think {think:g} s)':<40} {values['n']:>3} {values['median_s']:>7.2f}s "
                       f"{values['p90_s']:>7.2f}s {target:>8} {ahead:>6}")
+    for think, row in browser_latency.items():
+        for name, key in (("pick -> complete next slate", "pick_to_complete_slate"),
+                          ("pick -> first images", "pick_to_first_images"),
+                          ("start -> complete first slate", "start_to_complete_slate"),
+                          ("start -> first images", "start_to_first_images"),
+                          ("page load -> prompt box", "page_ready")):
+            values = row[key]
+            if values.get("n"):
+                print(f"{'browser: ' + name + f' (think {think:g} s)':<52} {values['n']:>3} "
+                      f"{values['median_s']:>7.2f}s {values['p90_s']:>7.2f}s")
     if load_picks.get("n"):
         print(f"{f'pick -> slate, {args.clients} clients at once':<40} {load_picks['n']:>3} "
               f"{load_picks['median_s']:>7.2f}s {load_picks['p90_s']:>7.2f}s")

@@ -372,7 +372,10 @@ def build_demo(settings: Settings | None = None, agent: Agent | None = None,
 
         # -- wiring ---------------------------------------------------------------------------------------------
 
-        turn_events = {"concurrency_id": "turn", "concurrency_limit": 2, "trigger_mode": "once"}
+        # The progress bar on the status line alone: drawn over all ~20 outputs, it cost a browser on 2 cores more
+        # time than the turn's own work (pasta bench app --browser).
+        turn_events = {"concurrency_id": "turn", "concurrency_limit": 2, "trigger_mode": "once",
+                       "show_progress_on": [status]}
 
         def then_remember(event):
             event.success(remember, [session_state], [browser], api_visibility="private", queue=False)

@@ -140,8 +140,8 @@ def test_bad_prompts_get_clear_messages_and_change_nothing(fast_server, prompt, 
 
 
 def test_an_emoji_prompt_with_words_works_and_control_characters_are_dropped(fast_server):
-    view = start(fast_server.client(), "a 🐱 on a red\x00 t-shirt ✨\u202e")
-    assert view.details["initial_prompt"] == "a 🐱 on a red t-shirt ✨"
+    view = start(fast_server.client(), "a 🐱 on a red\x00 t-shirt ✨\u202e \x1b[31mbold\x1b[0m")
+    assert view.details["initial_prompt"] == "a 🐱 on a red t-shirt ✨ bold"
     assert all(len(g) == 1 and Path(g[0]["image"]).is_file() for g in view.galleries)
 
 
@@ -215,6 +215,7 @@ def test_a_server_restart_loses_nothing_that_was_shown(start_app, tmp_path):
     code, shown = view.resume_code, [view.details]
     shown.append(pick(client, 2).details)
     shown.append(pick(client, 3).details)
+    client.predict(2, 4, api_name="/favourite")  # column 4 of turn 2
     first.close()
 
     second = start_app(log_db=tmp_path / "logs.sqlite", images_per_prompt=1)
@@ -222,6 +223,7 @@ def test_a_server_restart_loses_nothing_that_was_shown(start_app, tmp_path):
     view = View(client.predict(shown[-1]["session_id"], code, api_name="/resume"))
     assert view.details["history"] == shown[-1]["history"] and view.details["slate"] == shown[-1]["slate"]
     assert view.details["awaiting_pick"] and len(view.history) == 3 and view.consent is True
+    assert len(view.favourites) == 1 and "Turn 2, column 4" in view.favourites[0]["caption"]
     assert pick(client, 1).details["turn"] == 4
     assert len(second.store.episode(shown[0]["session_id"])["turns"]) == 4
     with pytest.raises(Exception, match="resume code is missing or wrong"):  # unknown ids get the same answer
