@@ -101,6 +101,8 @@ def test_start_up_errors_are_one_line_and_a_non_zero_exit(tmp_path, setting, val
     assert len(lines) == 1 and lines[0].startswith("pasta: error: ") and message in lines[0], done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     assert (tmp_path / "notes.sqlite").read_text() == "shopping list"
+    if setting != "PASTA_LOG_DB" or "a-file" not in value:
+        return
     debug = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env={**env, "PASTA_DEBUG": "1"},
                            capture_output=True, text=True, timeout=180)
     assert debug.returncode == 2 and "Traceback" in debug.stderr

@@ -51,6 +51,7 @@ def slate_rows(log_db: Path, session_id: str, turn: int) -> list[tuple]:
                             "WHERE s.session_id = ? AND s.turn_index = ? ORDER BY s.column", (session_id, turn)).fetchall()
 
 
+@pytest.mark.slow  # two app start-ups and a 16-image render: about 2 minutes; CI runs it
 def test_a_server_killed_while_rendering_resumes_the_slate_that_was_shown(tmp_path):
     from gradio_client import Client
 

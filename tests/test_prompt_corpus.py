@@ -107,8 +107,8 @@ def agent_starts(parts, prompts: list[str], rendered: list[str], folder) -> None
         assert store.counts()["sessions"] == len(prompts) + len(rendered)
 
 
-def test_the_agent_starts_on_a_fifth_of_the_corpus(q_agent_parts, tmp_path):
-    agent_starts(q_agent_parts, CORPUS[::5], CORPUS[::60], tmp_path)
+def test_the_agent_starts_on_a_tenth_of_the_corpus(q_agent_parts, tmp_path):
+    agent_starts(q_agent_parts, CORPUS[::10], CORPUS[::145], tmp_path)
 
 
 @pytest.mark.slow  # about 5 minutes on 2 cores; CI runs it
