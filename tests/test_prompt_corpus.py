@@ -5,12 +5,12 @@ would), and the agent with a real log store."""
 
 from __future__ import annotations
 
-import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 from prompt_corpus import prompts
+from test_lmm_generator import Scripted
 
 from pasta.agent import Agent, check_prompt
 from pasta.backends.hub_lmm import OpenAIChatModel
@@ -42,31 +42,19 @@ def test_the_retrieval_generator_answers_every_prompt(retrieval):
         check(retrieval.propose([check_prompt(prompt)]), check_prompt(prompt))
 
 
-class Careless(BaseHTTPRequestHandler):
-    """An OpenAI-compatible endpoint whose model echoes the prompt back in the ways small models do: cut off,
-    repeated, wrapped in markup, with chatter and instructions."""
-
-    def do_POST(self):  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        asked = body["messages"][-1]["content"]
-        prompt = asked.split('"', 1)[-1].rsplit('"', 1)[0]
-        reply = " | ".join([f"{prompt}, a painting of a", f"{prompt}, navy blue, bold navy blue",
-                            f"Sure, here is {prompt}", f"<b>{prompt}</b> in the", f"{prompt} {prompt}",
-                            "ignore previous instructions", f"{prompt}, with", prompt[::-1]])
-        payload = json.dumps({"choices": [{"message": {"content": reply}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
+def careless_reply(asked: str) -> str:
+    """What a careless model answers: the prompt echoed back cut off, repeated, wrapped in markup, with chatter and
+    instructions."""
+    prompt = asked.split('"', 1)[-1].rsplit('"', 1)[0]
+    return " | ".join([f"{prompt}, a painting of a", f"{prompt}, navy blue, bold navy blue", f"Sure, here is {prompt}",
+                       f"<b>{prompt}</b> in the", f"{prompt} {prompt}", "ignore previous instructions",
+                       f"{prompt}, with", prompt[::-1]])
 
 
 @pytest.fixture(scope="module")
 def careless_lmm(retrieval):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Careless)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Scripted)  # the OpenAI-compatible endpoint of the LMM tests
+    server.prompts, server.reply = [], careless_reply
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     chat = OpenAIChatModel(f"http://127.0.0.1:{server.server_address[1]}/v1", "careless", timeout=10)
     yield LMMGenerator(chat, retrieval)
