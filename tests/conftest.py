@@ -21,6 +21,11 @@ def pytest_runtest_setup(item):
         if not (fashion_mnist_dir() / "t10k-images-idx3-ubyte.gz").exists():
             pytest.skip(f"Fashion-MNIST is not installed at {fashion_mnist_dir()} "
                         "(apt-get install dataset-fashion-mnist)")
+    if item.get_closest_marker("emoji_data"):
+        from pasta.emoji_art import INSTALL, have_emoji_data
+
+        if not have_emoji_data():
+            pytest.skip(f"Noto Color Emoji or Unicode's emoji list is not installed ({INSTALL})")
 
 
 @pytest.fixture(scope="session")
