@@ -1,5 +1,6 @@
-"""The contracts between the parts (DESIGN.md, "Contracts"): everything between the models works on vectors and
-images, so the same core runs on the embedded tier and the hub tier."""
+"""The contracts between the parts (the project's design notes, "Contracts"; summarised in the README's "How it fits
+together"): everything between the models works on vectors and images, so the same core runs on the embedded tier
+and the hub tier."""
 
 from __future__ import annotations
 

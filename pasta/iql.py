@@ -11,8 +11,9 @@ of people of type k.
     Qi  <- ( r + gamma * (1 - done) * V(s') - Qi(s, a) )^2           (gamma = 0.99)
     Qi' <- (1 - 0.005) Qi' + 0.005 Qi                                (Polyak)
 
-The agent then acts greedily: per category the candidate with the highest min(Q1, Q2), top slate_size
-categories. Defaults follow the IQL paper.
+The agent then builds its slate from these values with the user model's choice model (`pasta.slate.
+choice_model_slate`, SlateQ: the one-per-category slate whose chosen column is worth most in expectation);
+`slate="top"` keeps the older greedy rule (the best candidate per category). Defaults follow the IQL paper.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def episode_states(episode: LoggedEpisode, user_model: UserModel, qnet: QNetConf
 
 def transitions(episodes: list[LoggedEpisode], user_model: UserModel, cfg: IQLConfig) -> Transitions:
     """One transition per logged turn; rewards from ratings when present, else the user model's utility of the
-    chosen column under the posterior over types (see `IQLConfig.hindsight_posterior`)."""
+    chosen column under the posterior over types (see `IQLConfig.reward_posterior`)."""
     parts = []
     for episode in episodes:
         if not episode.turns:
