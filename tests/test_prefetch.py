@@ -50,17 +50,17 @@ def test_a_prefetched_history_is_answered_without_asking_again(retrieval):
     assert (ahead.hits, ahead.misses) == (1, 2) and len(counting.calls) == 4
 
 
-def test_a_batching_generator_proposes_all_histories_in_one_call(retrieval):
+def test_a_batching_generator_proposes_the_likeliest_history_alone_then_the_rest_in_one_call(retrieval):
     from pasta import torch_thread
 
     batching = Batching(retrieval)
     ahead = PrefetchingGenerator(batching)
     gate = torch_thread.background(lambda: None)  # keep the queue's order: the batch cannot start before this
-    ahead.prefetch([["a red dress"], ["a blue coat"], ["a hat"], ["a red dress"]])
-    ahead.forget([["a hat"]])  # cancelled before the batch starts: left out of it
+    ahead.prefetch([["a red dress"], ["a blue coat"], ["a shoe"], ["a hat"], ["a red dress"]])
+    ahead.forget([["a hat"]])  # cancelled before its batch starts: left out of it
     gate.result(timeout=60)
     settle(ahead)
-    assert batching.batches == [[["a red dress"], ["a blue coat"]]] and not batching.calls
+    assert batching.batches == [[["a red dress"]], [["a blue coat"], ["a shoe"]]] and not batching.calls
     assert [c.text for c in ahead.propose(["a blue coat"])] == [c.text for c in retrieval.propose(["a blue coat"])]
     assert (ahead.hits, ahead.misses) == (1, 0)
 
