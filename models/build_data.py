@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pasta import fashion  # noqa: E402
 from pasta.console import progress_bar  # noqa: E402
+from pasta.preview_grid import save_preview_grid  # noqa: E402
 
 
 @dataclass
@@ -79,11 +80,7 @@ def build(cfg: BuildDataConfig, progress: bool = True) -> dict:
             written += len(group)
             bar.update(len(group))
     tmp.replace(cfg.out)
-    tiles = [np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in preview]
-    tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % 8)
-    grid = np.concatenate([np.concatenate(tiles[r : r + 8], 1) for r in range(0, len(tiles), 8)], 0)
-    preview_path = cfg.out.with_suffix(".preview.png")
-    Image.fromarray(grid).resize((grid.shape[1] * 3, grid.shape[0] * 3), Image.NEAREST).save(preview_path)
+    preview_path = save_preview_grid(preview, cfg.out.with_suffix(".preview.png"), scale=3)
     return {**asdict(cfg), "out": str(cfg.out), "preview": str(preview_path), "rows": cfg.n}
 
 

@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pasta.console import progress_bar  # noqa: E402
 from pasta.emoji_art import EmojiFont, subjects  # noqa: E402
 from pasta.emoji_scenes import caption, compose, sample_spec  # noqa: E402
+from pasta.preview_grid import save_preview_grid  # noqa: E402
 
 
 @dataclass
@@ -84,11 +85,7 @@ def build(cfg: BuildEmojiDataConfig, progress: bool = True) -> dict:
             written += len(rows)
             bar.update(len(rows))
     tmp.replace(cfg.out)
-    tiles = [np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in preview]
-    tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % 8)
-    grid = np.concatenate([np.concatenate(tiles[r : r + 8], 1) for r in range(0, len(tiles), 8)], 0)
-    preview_path = cfg.out.with_suffix(".preview.png")
-    Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(preview_path)
+    preview_path = save_preview_grid(preview, cfg.out.with_suffix(".preview.png"), scale=2)
     return {**asdict(cfg), "out": str(cfg.out), "preview": str(preview_path), "rows": cfg.n,
             "concepts": len(names)}
 

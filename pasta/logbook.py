@@ -279,8 +279,7 @@ class LogStore:
                 raise ValueError(f"session {session_id!r} is already logged")
             conn.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
             if resume_token is not None:
-                conn.execute("INSERT INTO resume_tokens VALUES (?, ?, ?)",
-                             (session_id, _token_digest(resume_token), time.time()))
+                _insert_resume_token(conn, session_id, resume_token)
         return session_id
 
     def set_resume_token(self, session_id: str, resume_token: str) -> None:
@@ -291,8 +290,7 @@ class LogStore:
                 raise ValueError(f"unknown session {session_id!r}")
             if conn.execute("SELECT 1 FROM resume_tokens WHERE session_id = ?", (session_id,)).fetchone():
                 raise ValueError(f"session {session_id!r} already has a resume token")
-            conn.execute("INSERT INTO resume_tokens VALUES (?, ?, ?)",
-                         (session_id, _token_digest(resume_token), time.time()))
+            _insert_resume_token(conn, session_id, resume_token)
 
     def resume_token_matches(self, session_id: str, resume_token: object) -> bool | None:
         """Whether `resume_token` is the session's token (compared in constant time); None when the session has
@@ -739,6 +737,10 @@ def _read_only_uri(path: Path) -> str:
 
 def _token_digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+def _insert_resume_token(conn: sqlite3.Connection, session_id: str, token: str) -> None:
+    conn.execute("INSERT INTO resume_tokens VALUES (?, ?, ?)", (session_id, _token_digest(token), time.time()))
 
 
 def _now_iso() -> str:

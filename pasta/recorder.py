@@ -3,8 +3,8 @@
 The agent calls the recorder at fixed points of the loop, so the log store's ordering contract holds by
 construction: `on_slate` commits a slate (candidates, Q-scores, seeds) before it reaches the screen, `on_images`
 adds its image files and embeddings once rendered, `on_choice` commits the pick before the next slate is computed.
-A session's row is written with its first slate, so a start that fails leaves nothing behind. Only sessions whose person opted in
-(`Session.consent`) are written; refusals of the safety filter are always logged (without them nobody could audit
+A session's row is written with its first slate, so a start that fails leaves nothing behind. Only sessions whose
+person opted in (`Session.consent`) are written; refusals of the safety filter are always logged (without them nobody could audit
 the filter), with the refused text only.
 
 `load_session` rebuilds a session from the log after a server restart: nothing that was shown is lost.
@@ -52,22 +52,15 @@ class SessionRecorder:
 
     def on_images(self, session, turn) -> None:
         """The rendered images' files and embeddings, added to the slate `on_slate` logged."""
-        if not session.consent:
-            return
-        if turn.image_paths is None:
-            turn.image_paths = self._save_images(session.id, turn)
-        embeddings = None if turn.image_embeddings is None else list(turn.image_embeddings)
-        self.store.log_slate_images(session.id, turn.index, embeddings, turn.image_paths)
+        if session.consent:
+            self.store.log_slate_images(session.id, turn.index, *self._images(session, turn))
 
     def on_turn(self, session, turn) -> None:
         """A whole turn at once, images included (a branch copies the turns it shares)."""
-        if not session.consent:
-            return
-        if turn.image_paths is None:
-            turn.image_paths = self._save_images(session.id, turn)
-        embeddings = None if turn.image_embeddings is None else list(turn.image_embeddings)
-        self.store.log_turn(session.id, turn.index, turn.prompt, turn.candidates, turn.scores, turn.slate, turn.seeds,
-                            image_embeddings=embeddings, image_paths=turn.image_paths)
+        if session.consent:
+            embeddings, paths = self._images(session, turn)
+            self.store.log_turn(session.id, turn.index, turn.prompt, turn.candidates, turn.scores, turn.slate,
+                                turn.seeds, image_embeddings=embeddings, image_paths=paths)
 
     def on_choice(self, session, turn, response_seconds: float | None = None) -> None:
         if session.consent:
@@ -162,6 +155,12 @@ class SessionRecorder:
         return session
 
     # -- files ---------------------------------------------------------------------------------------------------
+
+    def _images(self, session, turn) -> tuple[list | None, list[list[str]]]:
+        """A turn's image embeddings (per column) and image files, saved once."""
+        if turn.image_paths is None:
+            turn.image_paths = self._save_images(session.id, turn)
+        return None if turn.image_embeddings is None else list(turn.image_embeddings), turn.image_paths
 
     def _save_images(self, session_id: str, turn) -> list[list[str]]:
         folder = self.image_dir / session_id
