@@ -2,9 +2,9 @@
 
 import os
 
+from pasta.app.ui import build_demo, launch
 from pasta.config import Settings
 from pasta.console import report
-from pasta.ui import build_demo, launch
 
 try:
     settings = Settings.from_env()

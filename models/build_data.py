@@ -2,7 +2,7 @@
 
     python models/build_data.py --n 20000 --out data/fashion_world/train.parquet     # + a preview grid PNG
 
-The trainers compose the same data on the fly (`pasta.fashion`: a real Fashion-MNIST garment, random attributes,
+The trainers compose the same data on the fly (`pasta.worlds.fashion`: a real Fashion-MNIST garment, random attributes,
 a caption naming a random subset of them), so nothing here is needed to train. This writes that stream down, for
 looking at, for training elsewhere (a GPU machine), or for another model: one row per image with the PNG bytes,
 the caption, every attribute and the source garment's index. The same --seed gives the same bytes; the training
@@ -25,9 +25,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pasta import fashion  # noqa: E402
 from pasta.console import progress_bar  # noqa: E402
-from pasta.preview_grid import save_preview_grid  # noqa: E402
+from pasta.tools.preview_grid import save_preview_grid  # noqa: E402
+from pasta.worlds import fashion  # noqa: E402
 
 
 @dataclass

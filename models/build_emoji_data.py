@@ -6,7 +6,7 @@
 One row per image: the PNG bytes (RGB, --size px), the caption, the scene's spec (subjects, scene, style, size,
 position, colour) and the subjects' Unicode groups. The same --seed gives the same bytes. The train split never
 holds a held-out (subject, scene, style) combination and never uses an evaluation phrasing; the eval split holds
-only held-out combinations and may use them (`pasta.emoji_scenes`). Needs Debian's fonts-noto-color-emoji and
+only held-out combinations and may use them (`pasta.worlds.emoji_scenes`). Needs Debian's fonts-noto-color-emoji and
 unicode-data (unicode-cldr-core adds keywords).
 """
 
@@ -26,9 +26,9 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pasta.console import progress_bar  # noqa: E402
-from pasta.emoji_art import EmojiFont, subjects  # noqa: E402
-from pasta.emoji_scenes import caption, compose, sample_spec  # noqa: E402
-from pasta.preview_grid import save_preview_grid  # noqa: E402
+from pasta.tools.preview_grid import save_preview_grid  # noqa: E402
+from pasta.worlds.emoji_art import EmojiFont, subjects  # noqa: E402
+from pasta.worlds.emoji_scenes import caption, compose, sample_spec  # noqa: E402
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
     python models/train_attribute_classifier.py          # ~10 min on one CPU thread; resumes from a checkpoint
 
-Images are composed on the fly (pasta.fashion) from Fashion-MNIST *train* garments with random attributes (held-out
+Images are composed on the fly (pasta.worlds.fashion) from Fashion-MNIST *train* garments with random attributes (held-out
 (garment, colour, pattern) triples included: the judge must know every combination, unlike the generator), then
 lightly degraded (colour gain, brightness/contrast, blur, noise) so that slightly imperfect generated images are
 still read correctly. Evaluation composes images from the *test* split: per-head accuracy on random attributes,
@@ -27,15 +27,15 @@ import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pasta import fashion  # noqa: E402
-from pasta.attribute_classifier import (  # noqa: E402
+from pasta.console import progress_bar  # noqa: E402
+from pasta.paths import EMBEDDED_DIR  # noqa: E402
+from pasta.worlds import fashion  # noqa: E402
+from pasta.worlds.fashion_judge import (  # noqa: E402
     DEFAULT_CLASSIFIER_DIR,
     AttributeClassifier,
     AttributeClassifierConfig,
     label_indices,
 )
-from pasta.console import progress_bar  # noqa: E402
-from pasta.paths import EMBEDDED_DIR  # noqa: E402
 
 HEADS = tuple(fashion.ATTRIBUTE_VALUES)
 

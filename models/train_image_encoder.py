@@ -38,15 +38,15 @@ import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pasta import fashion  # noqa: E402
-from pasta.console import progress_bar  # noqa: E402
-from pasta.image_encoder import (  # noqa: E402
+from pasta.backends.image_encoder import (  # noqa: E402
     DEFAULT_IMAGE_ENCODER_DIR,
     ImageEncoder,
     ImageEncoderConfig,
     zero_shot_text,
 )
+from pasta.console import progress_bar  # noqa: E402
 from pasta.paths import EMBEDDED_DIR  # noqa: E402
+from pasta.worlds import fashion  # noqa: E402
 
 ATTRS = tuple(fashion.ATTRIBUTE_VALUES)  # column order of the attribute index arrays
 ZERO_SHOT_ATTRS = ("garment", "colour", "pattern", "background", "style", "size", "position")
@@ -136,7 +136,7 @@ def build_bank(cfg: TrainImageEncoderConfig, embed) -> dict:
     rng = np.random.default_rng([cfg.seed, 1])
     modifiers = ()
     if cfg.modifier_prob > 0:
-        from pasta.phrase_bank import clip_interrogator_phrases
+        from pasta.candidates.phrase_bank import clip_interrogator_phrases
 
         modifiers = clip_interrogator_phrases().get("flavors", ())
     texts, attrs_list, idx, named = [], [], [], []

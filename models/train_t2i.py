@@ -1,11 +1,17 @@
-"""Train the embedded text-to-image model on the Fashion-MNIST attribute world (one file, top to bottom).
+"""Train the embedded text-to-image model on a world (one file, top to bottom).
 
-    python models/train_t2i.py --minutes 120          # resumes from the last checkpoint if there is one
+    python models/train_t2i.py --world emoji --minutes 120     # resumes from runs/t2i-emoji/checkpoint.pt
+    python models/train_t2i.py --world emoji --out models/embedded/t2i_emoji   # ship: write the app's weights
 
-Data are composed on the fly (pasta.fashion): a random training garment, random attributes (never a held-out
-(garment, colour, pattern) triple), a caption naming a random subset of them, 10% empty captions for
-classifier-free guidance, and sometimes an unrelated prompt modifier so that LMM expansions do not derail the
-conditioning. v-prediction on a cosine schedule (an epsilon model can be switched: its weights warm-start the
+Data are composed on the fly. Garments (pasta.worlds.fashion): a random training garment, random attributes (never a
+held-out (garment, colour, pattern) triple), a caption naming a random subset of them. Emoji scenes
+(pasta.worlds.emoji_scenes): one or two of 1,191 emoji subjects on a scene in a style, never a held-out (subject, scene,
+style) combination or an evaluation phrasing. Both: 10% empty captions for classifier-free guidance, and sometimes
+an unrelated prompt modifier so that LMM expansions do not derail the conditioning.
+
+Nothing shipped is overwritten unless --out names it: a run writes its weights to runs/t2i-WORLD/model, its
+checkpoint and loss log beside them. On a fresh machine (no checkpoint) a run warm-starts from the world's shipped
+weights when they exist. v-prediction on a cosine schedule (an epsilon model can be switched: its weights warm-start the
 v model); EMA weights are exported in the diffusers layout to --out as training goes, so the app can use them at
 any time.
 """
@@ -19,6 +25,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -26,9 +33,7 @@ import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pasta import fashion  # noqa: E402
 from pasta.backends.embedded_t2i import (  # noqa: E402
-    DEFAULT_MODEL_DIR,
     EmbeddedT2IConfig,
     build_train_scheduler,
     build_unet,
@@ -37,16 +42,25 @@ from pasta.backends.embedded_t2i import (  # noqa: E402
     to_patches,
 )
 from pasta.backends.minilm import shared_minilm  # noqa: E402
+from pasta.candidates.phrase_bank import clip_interrogator_phrases  # noqa: E402
 from pasta.console import progress_bar  # noqa: E402
-from pasta.phrase_bank import clip_interrogator_phrases  # noqa: E402
+from pasta.paths import EMBEDDED_DIR  # noqa: E402
+from pasta.worlds import fashion  # noqa: E402
+
+SHIPPED = {"fashion": EMBEDDED_DIR / "t2i", "emoji": EMBEDDED_DIR / "t2i_emoji"}
+"""The weights the app loads per world: a warm start for a fresh run, written only when --out names them."""
 
 
 @dataclass
 class TrainT2IConfig:
-    out: Path = DEFAULT_MODEL_DIR
-    """Where the EMA weights are exported (diffusers layout)."""
-    checkpoint: Path = DEFAULT_MODEL_DIR.parent / "checkpoints" / "t2i_last.pt"
-    """Full training state for resuming (not committed)."""
+    world: Literal["fashion", "emoji"] = "fashion"
+    """The world to learn: garments at 32 px or emoji scenes at 64 px."""
+    out: Path | None = None
+    """Where the EMA weights are exported (diffusers layout); default runs/t2i-WORLD/model."""
+    checkpoint: Path | None = None
+    """Full training state for resuming (not committed); default runs/t2i-WORLD/checkpoint.pt."""
+    init_from: Path | None = None
+    """Weights to warm-start from when there is no checkpoint; default the world's shipped weights."""
     steps: int = 20_000
     """Total optimizer steps (resumed runs count from where they stopped)."""
     minutes: float = 1e9
@@ -72,14 +86,54 @@ class TrainT2IConfig:
     """"auto" (a CUDA GPU when there is one), "cpu" or "cuda". Checkpoints and exports load on either."""
 
 
-def export(ema_unet, scheduler, out: Path, step: int) -> None:
+class FashionBatches:
+    """Garments with random attributes (pasta.worlds.fashion), 32 px."""
+
+    def __init__(self) -> None:
+        self.images, self.labels = fashion.load_fashion_mnist("train")
+
+    def __call__(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, list[str]]:
+        batch, captions = [], []
+        for i in rng.integers(0, len(self.images), n):
+            attrs = fashion.sample_attributes(rng, fashion.CLASSES[self.labels[i]])
+            batch.append(fashion.compose(self.images[i], attrs, rng))
+            captions.append(fashion.caption(attrs, rng))
+        return np.stack(batch), captions
+
+
+class EmojiBatches:
+    """Emoji scenes of the training split (pasta.worlds.emoji_scenes), composed from the font's artwork."""
+
+    def __init__(self, size: int) -> None:
+        from pasta.worlds.emoji_art import EmojiFont, subjects
+
+        self.font, self.size = EmojiFont(), size
+        self.concepts = {e.name: e for e in subjects(self.font)}
+        self.names = list(self.concepts)
+        self.artwork = {}
+
+    def __call__(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, list[str]]:
+        from pasta.worlds.emoji_scenes import caption, compose, sample_spec
+
+        batch, captions = [], []
+        for _ in range(n):
+            spec = sample_spec(rng, self.names, "train")
+            for name in spec.subjects:
+                if name not in self.artwork:
+                    self.artwork[name] = self.font.image(self.concepts[name].sequence)
+            batch.append(compose(spec, self.artwork, self.size, int(rng.integers(2**31))))
+            captions.append(caption(spec, rng, "train"))
+        return np.stack(batch), captions
+
+
+def export(ema_unet, scheduler, config: EmbeddedT2IConfig, out: Path, step: int) -> None:
     """Write fp16 EMA weights atomically: a half-written folder never replaces a good one."""
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     ema_unet.to(torch.float16).save_pretrained(tmp / "unet")
     ema_unet.to(torch.float32)
     scheduler.save_pretrained(tmp / "scheduler")
-    EmbeddedT2IConfig().save(tmp)
+    config.save(tmp)
     state = {"step": step, "prediction_type": scheduler.config.prediction_type}
     (tmp / "train_state.json").write_text(json.dumps(state) + "\n")
     shutil.rmtree(out, ignore_errors=True)
@@ -91,17 +145,23 @@ def main(cfg: TrainT2IConfig) -> None:
 
     if cfg.prediction_type not in ("v_prediction", "epsilon"):
         raise ValueError(f"prediction_type must be 'v_prediction' or 'epsilon', got {cfg.prediction_type!r}")
+    run = Path("runs") / f"t2i-{cfg.world}"
+    cfg.out = cfg.out or run / "model"
+    cfg.checkpoint = cfg.checkpoint or run / "checkpoint.pt"
+    init_from = cfg.init_from or SHIPPED[cfg.world]
+    t2i_config = EmbeddedT2IConfig.for_world(cfg.world)
+    losses_path = cfg.checkpoint.with_name("losses.jsonl")
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     if cfg.device == "auto":
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
         device = torch.device(cfg.device)
-    images, labels = fashion.load_fashion_mnist("train")
+    batches = FashionBatches() if cfg.world == "fashion" else EmojiBatches(t2i_config.image_size)
     text = shared_minilm()
     modifiers = clip_interrogator_phrases().get("flavors", ())
     scheduler = build_train_scheduler(cfg.prediction_type)
-    unet = build_unet().to(device)
+    unet = build_unet(t2i_config).to(device)
     ema = EMAModel(unet.parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=2 / 3)
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.01)
     step, rng = 0, np.random.default_rng(cfg.seed)
@@ -119,17 +179,17 @@ def main(cfg: TrainT2IConfig) -> None:
         step, rng = state["step"], np.random.default_rng([cfg.seed, state["step"]])
         print(f"warm start of a {cfg.prediction_type} model from the {state.get('prediction_type', 'epsilon')} "
               f"checkpoint {cfg.checkpoint} (step {step}); optimizer and EMA are new")
-    elif (cfg.out / "unet" / "config.json").exists():
+    elif (init_from / "unet" / "config.json").exists():
         # A fresh machine has no checkpoint (it is not committed), but the committed EMA weights are a warm start.
         from diffusers import UNet2DConditionModel
 
-        warm = UNet2DConditionModel.from_pretrained(cfg.out / "unet", torch_dtype=torch.float32)
+        warm = UNet2DConditionModel.from_pretrained(init_from / "unet", torch_dtype=torch.float32)
         unet.load_state_dict(warm.state_dict())
         ema = EMAModel(unet.parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=2 / 3)
-        step = int(json.loads((cfg.out / "train_state.json").read_text())["step"]) if (
-            cfg.out / "train_state.json").exists() else 0
+        step = int(json.loads((init_from / "train_state.json").read_text())["step"]) if (
+            init_from / "train_state.json").exists() else 0
         rng = np.random.default_rng([cfg.seed, step])
-        print(f"warm start from the exported weights in {cfg.out} (step {step}); optimizer state is new")
+        print(f"warm start from the exported weights in {init_from} (step {step}); optimizer state is new")
     print(f"UNet parameters on {device}: {sum(p.numel() for p in unet.parameters()) / 1e6:.2f}M")
 
     def save() -> None:
@@ -138,24 +198,20 @@ def main(cfg: TrainT2IConfig) -> None:
                  "rng": rng, "torch_rng": torch.get_rng_state(), "prediction_type": cfg.prediction_type}
         torch.save(state, cfg.checkpoint.with_suffix(".tmp"))
         cfg.checkpoint.with_suffix(".tmp").replace(cfg.checkpoint)
-        ema_unet = build_unet()
+        ema_unet = build_unet(t2i_config)
         ema.copy_to(ema_unet.parameters())
-        export(ema_unet, scheduler, cfg.out, step)
+        export(ema_unet, scheduler, t2i_config, cfg.out, step)
 
     start, losses = time.time(), []
     bar = progress_bar(total=cfg.steps, initial=step, desc="train t2i")
     while step < cfg.steps and time.time() - start < cfg.minutes * 60:
-        idx = rng.integers(0, len(images), cfg.batch_size)
-        batch, captions = [], []
-        for i in idx:
-            attrs = fashion.sample_attributes(rng, fashion.CLASSES[labels[i]])
-            batch.append(fashion.compose(images[i], attrs, rng))
-            text_i = fashion.caption(attrs, rng)
+        batch, captions = batches(rng, cfg.batch_size)
+        for i, text_i in enumerate(captions):
             if modifiers and rng.random() < cfg.modifier_prob:
                 text_i += ", " + modifiers[int(rng.integers(len(modifiers)))]
-            captions.append("" if rng.random() < cfg.uncond_prob else text_i)
+            captions[i] = "" if rng.random() < cfg.uncond_prob else text_i
         pooled, tokens, mask = (v.to(device) for v in text.encode(captions))
-        x0 = to_patches(images_to_tensor(np.stack(batch)), 2).to(device)
+        x0 = to_patches(images_to_tensor(batch), t2i_config.patch_size).to(device)
         noise = torch.randn_like(x0)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),)).to(device)
         xt = scheduler.add_noise(x0, noise, t)
@@ -178,6 +234,9 @@ def main(cfg: TrainT2IConfig) -> None:
         bar.update(1)
         if step % 50 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+            losses_path.parent.mkdir(parents=True, exist_ok=True)
+            with losses_path.open("a") as f:  # the loss curve, 50-step means, across resumed runs
+                f.write(json.dumps({"step": step, "loss": float(np.mean(losses[-50:])), "time": time.time()}) + "\n")
         if step % cfg.save_every == 0:
             save()
     bar.close()

@@ -10,7 +10,7 @@ One turn, as the paper draws it:
             -> embedder.image -> recorder.on_turn (log store, before the slate can be picked)
 
 `start_steps`/`pick_steps`/`continue_steps` yield a `Step` after each stage, so a UI can show progress and the
-columns as they render; `start`/`pick` run the same steps to the end. A `recorder` (pasta.recorder) makes every
+columns as they render; `start`/`pick` run the same steps to the end. A `recorder` (pasta.app.recorder) makes every
 slate and choice durable in the log store before the next turn is computed.
 """
 
@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from pasta.candidates import MAX_INPUT_CHARS
+from pasta.candidates.clean import MAX_INPUT_CHARS
+from pasta.candidates.prefetch import PrefetchingGenerator
 from pasta.config import Settings
 from pasta.contracts import Candidate
-from pasta.prefetch import PrefetchingGenerator
+from pasta.policy.slate import LMMOrderPolicy, SlatePolicy
 from pasta.safety import SafetyFilter
-from pasta.slate import LMMOrderPolicy, SlatePolicy
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +87,10 @@ class Turn:
         return None if self.choice is None else self.candidates[self.slate[self.choice]]
 
     def column_features(self) -> np.ndarray | None:
-        """[L, 2D]: each column's prompt embedding and mean image embedding (`pasta.user_model.column_features`)."""
+        """[L, 2D]: each column's prompt embedding and mean image embedding (`pasta.policy.user_model.column_features`)."""
         if self.candidate_embeddings is None or self.image_embeddings is None:
             return None
-        from pasta.user_model import column_features
+        from pasta.policy.user_model import column_features
 
         return column_features(self.candidate_embeddings[self.slate], self.image_embeddings)
 
@@ -186,7 +186,7 @@ def _check_rating(rating: object) -> int | None:
 class Agent:
     def __init__(self, settings: Settings, embedder, text_to_image, generator, policy: SlatePolicy | None = None,
                  *, safety: SafetyFilter | None = None, recorder=None, render_in_columns: bool = True) -> None:
-        """`recorder` (pasta.recorder.SessionRecorder or None) logs what consenting sessions see and choose;
+        """`recorder` (pasta.app.recorder.SessionRecorder or None) logs what consenting sessions see and choose;
         `render_in_columns` renders one column at a time (first images sooner on a CPU) instead of one batch."""
         self.settings = settings
         self.embedder = embedder
@@ -197,7 +197,7 @@ class Agent:
         self.recorder = recorder
         self.render_in_columns = render_in_columns
         self.render = self._render
-        """Renders (prompts, seeds) -> images; the app wraps it for ZeroGPU (pasta.zerogpu)."""
+        """Renders (prompts, seeds) -> images; the app wraps it for ZeroGPU (pasta.app.zerogpu)."""
 
     @property
     def user_model(self):
@@ -358,7 +358,7 @@ class Agent:
         """[K] the user-type posterior after the session's picks so far (None without a user model)."""
         if self.user_model is None or self.embedder is None:
             return None
-        from pasta.slate import posterior_from_state
+        from pasta.policy.slate import posterior_from_state
 
         return np.asarray(posterior_from_state(self.user_model, self.state(session)), np.float32)
 

@@ -12,8 +12,8 @@ from pasta.config import SettingsError, settings_arguments, settings_from_args
 
 
 def cmd_app(args: argparse.Namespace) -> int:
+    from pasta.app.ui import build_demo, launch
     from pasta.console import report
-    from pasta.ui import build_demo, launch
 
     settings = settings_from_args(args).with_overrides(host=args.host, port=args.port)
     try:
@@ -76,16 +76,16 @@ def _delegate(module: str, function: str = "main"):
 
 # (words of the command line) -> the function that parses the rest of it.
 DELEGATES = {
-    ("bench", "propose"): _delegate("pasta.bench"),
-    ("bench", "app"): _delegate("pasta.bench_app"),
-    ("eval", "t2i"): _delegate("pasta.eval_t2i"),
+    ("bench", "propose"): _delegate("pasta.tools.bench_propose"),
+    ("bench", "app"): _delegate("pasta.tools.bench_app"),
+    ("eval", "t2i"): _delegate("pasta.tools.eval_t2i"),
     ("eval", "align"): _delegate("pasta.align.eval_align"),
     ("align",): _delegate("pasta.align.cli"),
     ("eval", "user-model"): _delegate("user_sim.evaluate_user_model"),
     ("eval", "agents"): _delegate("user_sim.evaluate_agents"),
-    ("train", "user-model"): _delegate("pasta.train_user_model"),
-    ("train", "q"): _delegate("pasta.train_q"),
-    ("retrain",): _delegate("pasta.train_q", "retrain_main"),
+    ("train", "user-model"): _delegate("pasta.policy.train_user_model"),
+    ("train", "q"): _delegate("pasta.policy.train_q"),
+    ("retrain",): _delegate("pasta.policy.train_q", "retrain_main"),
     ("simulate",): _delegate("user_sim.simulate"),
 }
 

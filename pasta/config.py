@@ -60,7 +60,7 @@ class Settings:
     """Torch CPU threads for the app (0: torch's default). On a shared or small machine 1 or 2 avoids
     oversubscription, which can slow sampling down many times."""
     prefetch: bool = True
-    """While a person looks at a slate, propose each column's next candidates on idle CPU (`pasta.prefetch`), so
+    """While a person looks at a slate, propose each column's next candidates on idle CPU (`pasta.candidates.prefetch`), so
     that a pick need not wait for the LMM."""
     n_candidates: int = 25
     """L_C: candidate expansions proposed per turn (PASTA paper)."""

@@ -8,7 +8,7 @@ slower than in the main thread (element-wise ops 10x slower). So the app loads i
 that touches them on this one thread. Handlers are short steps (a turn advances one column at a time), so
 sessions still interleave.
 
-Why two lanes: `background` work (candidates proposed ahead of a person's pick, `pasta.prefetch`) must never
+Why two lanes: `background` work (candidates proposed ahead of a person's pick, `pasta.candidates.prefetch`) must never
 delay what someone is waiting for. It runs only when no `call` is queued and none has finished in the last
 `IDLE_S` seconds (a turn's steps come a few milliseconds apart, a person needs longer than that to look at a
 slate). A `call` that arrives while background work runs asks it to stop: long loops (LMM decoding) check

@@ -16,13 +16,13 @@ def pytest_runtest_setup(item):
     """Tests marked `fashion_mnist` skip, saying why, where the Debian data is missing (or hidden by pointing
     PASTA_FASHION_MNIST_DIR at an empty folder, as CI does once to prove it)."""
     if item.get_closest_marker("fashion_mnist"):
-        from pasta.fashion import fashion_mnist_dir
+        from pasta.worlds.fashion import fashion_mnist_dir
 
         if not (fashion_mnist_dir() / "t10k-images-idx3-ubyte.gz").exists():
             pytest.skip(f"Fashion-MNIST is not installed at {fashion_mnist_dir()} "
                         "(apt-get install dataset-fashion-mnist)")
     if item.get_closest_marker("emoji_data"):
-        from pasta.emoji_art import INSTALL, have_emoji_data
+        from pasta.worlds.emoji_art import INSTALL, have_emoji_data
 
         if not have_emoji_data():
             pytest.skip(f"Noto Color Emoji or Unicode's emoji list is not installed ({INSTALL})")
@@ -37,7 +37,7 @@ def minilm():
 
 @pytest.fixture(scope="session")
 def retrieval(minilm):
-    from pasta.retrieval_generator import RetrievalGenerator
+    from pasta.candidates.retrieval import RetrievalGenerator
 
     return RetrievalGenerator(minilm.embed)
 
@@ -53,7 +53,7 @@ def embedded_t2i(minilm):
 
 @pytest.fixture(scope="session")
 def embedded_embedder(minilm):
-    from pasta.image_encoder import DEFAULT_IMAGE_ENCODER_DIR, EmbeddedEmbedder
+    from pasta.backends.image_encoder import DEFAULT_IMAGE_ENCODER_DIR, EmbeddedEmbedder
 
     if not (DEFAULT_IMAGE_ENCODER_DIR / "model.safetensors").exists():
         pytest.skip("no shipped image encoder weights (models/embedded/image_encoder)")
@@ -64,9 +64,9 @@ def embedded_embedder(minilm):
 def tiny_agent_dir(tmp_path_factory):
     """A small, untrained but real slate agent in the layout the app loads: qnet/ (TwinQ.save) and user_model/
     (UserModel.save), seeded; 3 user types, so tests can tell it from the shipped agent."""
-    from pasta.iql import TwinQ
-    from pasta.qnet import QNetConfig
-    from pasta.user_model import UserModel, UserModelConfig
+    from pasta.policy.iql import TwinQ
+    from pasta.policy.qnet import QNetConfig
+    from pasta.policy.user_model import UserModel, UserModelConfig
 
     folder = tmp_path_factory.mktemp("agent")
     torch.manual_seed(0)
@@ -98,11 +98,11 @@ def start_app(embedded_t2i, retrieval, embedded_embedder, tiny_agent_dir, tmp_pa
     import socket
 
     from pasta.agent import Agent
+    from pasta.app.recorder import SessionRecorder
+    from pasta.app.ui import build_demo, launch
     from pasta.config import Settings
     from pasta.logbook import LogStore
-    from pasta.policy_loader import load_policy
-    from pasta.recorder import SessionRecorder
-    from pasta.ui import build_demo, launch
+    from pasta.policy.loader import load_policy
 
     servers = []
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pasta import fashion
+from pasta.worlds import fashion
 
 REPO = Path(__file__).resolve().parents[1]
 

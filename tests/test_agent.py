@@ -6,7 +6,7 @@ import pytest
 from pasta.agent import Agent, InputError, RefusedError
 from pasta.config import Settings
 from pasta.contracts import Candidate
-from pasta.policy_loader import load_policy
+from pasta.policy.loader import load_policy
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +111,8 @@ def test_the_policy_sees_the_state_the_simulator_gives_it(q_agent):
 
 
 def test_unsafe_candidates_never_reach_the_slate_and_are_logged(q_agent, tmp_path):
+    from pasta.app.recorder import SessionRecorder
     from pasta.logbook import LogStore
-    from pasta.recorder import SessionRecorder
 
     generator = ScriptedGenerator(q_agent.generator, "a red dress, gore and severed heads")
     with LogStore(tmp_path / "logs.sqlite") as store:
@@ -159,8 +159,8 @@ class FailingGenerator:
 
 
 def test_a_shown_slate_is_logged_before_rendering_and_is_the_slate_a_continue_renders(q_agent, tmp_path):
+    from pasta.app.recorder import SessionRecorder
     from pasta.logbook import LogStore
-    from pasta.recorder import SessionRecorder
 
     with LogStore(tmp_path / "logs.sqlite") as store:
         agent = Agent(q_agent.settings, q_agent.embedder, q_agent.t2i, q_agent.generator, q_agent.policy,
@@ -184,8 +184,8 @@ def test_a_shown_slate_is_logged_before_rendering_and_is_the_slate_a_continue_re
 
 
 def test_a_failed_start_leaves_no_session_behind(q_agent, tmp_path):
+    from pasta.app.recorder import SessionRecorder
     from pasta.logbook import LogStore
-    from pasta.recorder import SessionRecorder
 
     with LogStore(tmp_path / "logs.sqlite") as store:
         agent = Agent(q_agent.settings, q_agent.embedder, q_agent.t2i, FailingGenerator(), q_agent.policy,
@@ -198,8 +198,8 @@ def test_a_failed_start_leaves_no_session_behind(q_agent, tmp_path):
 def test_a_session_logged_before_resume_tokens_opens_once_for_the_browser_that_holds_it(q_agent, tmp_path,
                                                                                       monkeypatch):
     from pasta import logbook
+    from pasta.app.recorder import SessionRecorder
     from pasta.logbook import LogStore
-    from pasta.recorder import SessionRecorder
 
     path = tmp_path / "logs.sqlite"
     monkeypatch.setattr(logbook, "MIGRATIONS", logbook.MIGRATIONS[:1])  # the log store as older versions wrote it

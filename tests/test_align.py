@@ -384,8 +384,8 @@ def test_pasta_align_cli_writes_an_adapter_and_rejects_bad_input(tiny_model_dir,
 def test_pasta_eval_align_compares_base_and_adapters(tiny_model_dir, minilm, tmp_path):
     from pasta.align.eval_align import EvalAlignConfig, evaluate_align
     from pasta.align.rewards import AlignmentHead, AlignmentReward
-    from pasta.attribute_classifier import AttributeClassifier, AttributeClassifierConfig
-    from pasta.image_encoder import ImageEncoder, ImageEncoderConfig
+    from pasta.backends.image_encoder import ImageEncoder, ImageEncoderConfig
+    from pasta.worlds.fashion_judge import AttributeClassifier, AttributeClassifierConfig
 
     torch.manual_seed(0)
     encoder_dir, reward_dir, clf_dir = tmp_path / "enc", tmp_path / "reward", tmp_path / "clf"

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from pasta import fashion
 from pasta.align.prompts import REQUESTED, load_prompts, training_prompts
 from pasta.align.rewards import AlignmentReward, RednessReward, Reward, UserTypeReward, make_reward
-from pasta.image_encoder import ImageEncoder, ImageEncoderConfig
+from pasta.backends.image_encoder import ImageEncoder, ImageEncoderConfig
+from pasta.worlds import fashion
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_redness_reward_prefers_red_and_reports_held_out_accuracy():
 
 
 def test_user_type_reward_is_a_types_utility_with_held_out_choice_accuracy(encoder_dir, tmp_path, minilm):
-    from pasta.user_model import ChoiceData, UserModel, UserModelConfig
+    from pasta.policy.user_model import ChoiceData, UserModel, UserModelConfig
 
     rng = np.random.default_rng(0)
     n_users, turns, slate, dim = 60, 4, 4, 768

@@ -34,7 +34,7 @@ def pick(client: Client, column: int, rating: int | None = None) -> View:
 
 def logged(server, session_id: str) -> tuple:
     """What the log store holds of a session (arrays as lists, so two snapshots compare), and its row counts."""
-    from pasta.session_export import _jsonable
+    from pasta.app.export import _jsonable
 
     return _jsonable(server.store.episode(session_id)), server.store.counts()
 

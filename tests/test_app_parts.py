@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from pasta.config import Settings
-from pasta.policy_loader import load_policy
+from pasta.policy.loader import load_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,7 +61,7 @@ def test_an_agent_for_another_embedding_size_is_not_used(tiny_agent_dir):
 
 
 def test_the_app_factory_builds_a_logged_agent(tiny_agent_dir, tmp_path, embedded_t2i):
-    from pasta.app_factory import build_app_parts
+    from pasta.app.factory import build_app_parts
 
     settings = Settings.from_env({}, tier="embedded", generator="retrieval", agent_dir=str(tiny_agent_dir),
                                  log_db=str(tmp_path / "logs.sqlite"))
@@ -113,7 +113,7 @@ def test_start_up_errors_are_one_line_and_a_non_zero_exit(tmp_path, setting, val
 
 def test_a_session_exports_as_images_and_json(embedded_t2i, retrieval, tmp_path):
     from pasta.agent import Agent
-    from pasta.session_export import export_session
+    from pasta.app.export import export_session
 
     agent = Agent(Settings.from_env({}, turns=2, generator="retrieval", images_per_prompt=2), None, embedded_t2i,
                   retrieval)
@@ -136,7 +136,7 @@ def test_a_session_exports_as_images_and_json(embedded_t2i, retrieval, tmp_path)
 
 
 def test_zerogpu_decorator_is_a_no_op_without_the_spaces_package():
-    from pasta.zerogpu import on_gpu, spaces_available
+    from pasta.app.zerogpu import on_gpu, spaces_available
 
     def render():
         return "rendered"
@@ -191,7 +191,7 @@ def test_bench_app_runs_a_real_server_and_finds_every_log_row(tmp_path):
 def test_small_images_are_shown_enlarged_smoothly_and_large_ones_as_they_are():
     from PIL import Image
 
-    from pasta.ui_views import DISPLAY_SIDE, for_display
+    from pasta.app.views import DISPLAY_SIDE, for_display
 
     rng = np.random.default_rng(0)
     small = Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))

@@ -13,8 +13,8 @@ import torch
 from model_scripts import load_script, small_data
 from PIL import Image
 
-from pasta import fashion
-from pasta.attribute_classifier import DEFAULT_CLASSIFIER_DIR, AttributeClassifier
+from pasta.worlds import fashion
+from pasta.worlds.fashion_judge import DEFAULT_CLASSIFIER_DIR, AttributeClassifier
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +131,7 @@ def tiny_t2i_dir(tmp_path_factory) -> Path:
 
 
 def test_eval_t2i_writes_metrics_and_contact_sheet(tiny_t2i_dir, random_classifier_dir, tmp_path, minilm, capsys):
-    from pasta.eval_t2i import REQUESTED, main
+    from pasta.tools.eval_t2i import REQUESTED, main
 
     out = tmp_path / "eval"
     argv = ["--model-dir", str(tiny_t2i_dir), "--classifier-dir", str(random_classifier_dir), "--n-prompts", "2",
@@ -153,7 +153,7 @@ def test_eval_t2i_writes_metrics_and_contact_sheet(tiny_t2i_dir, random_classifi
 
 
 def test_eval_t2i_reports_missing_weights(tmp_path, capsys):
-    from pasta.eval_t2i import main
+    from pasta.tools.eval_t2i import main
 
     assert main(["--model-dir", str(tmp_path / "none"), "--classifier-dir", str(tmp_path / "none"),
                  "--out-dir", str(tmp_path / "out"), "--threads", "1"]) == 2

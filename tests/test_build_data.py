@@ -8,7 +8,7 @@ import pytest
 from model_scripts import load_script
 from PIL import Image
 
-from pasta import fashion
+from pasta.worlds import fashion
 
 pytestmark = pytest.mark.fashion_mnist
 

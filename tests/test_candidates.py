@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from pasta.candidates import assemble, clean_phrase, is_near_copy, split_phrases
+from pasta.candidates.clean import assemble, clean_phrase, is_near_copy, split_phrases
 from pasta.contracts import CATEGORIES, Candidate
 
 

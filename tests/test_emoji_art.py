@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pasta.emoji_art import SKIN_TONES, EmojiFont, read_emoji_test, subjects
+from pasta.worlds.emoji_art import SKIN_TONES, EmojiFont, read_emoji_test, subjects
 
 CHECKED = ["castle", "cat face", "dog", "crescent moon", "rose", "red apple", "racing car", "house with garden",
            "rocket", "ship", "mountain"]

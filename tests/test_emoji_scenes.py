@@ -11,8 +11,17 @@ import pytest
 from model_scripts import load_script
 from PIL import Image
 
-from pasta.emoji_art import EmojiFont, subjects
-from pasta.emoji_scenes import EVAL_TEMPLATES, SCENES, STYLES, SceneSpec, caption, compose, is_held_out, sample_spec
+from pasta.worlds.emoji_art import EmojiFont, subjects
+from pasta.worlds.emoji_scenes import (
+    EVAL_TEMPLATES,
+    SCENES,
+    STYLES,
+    SceneSpec,
+    caption,
+    compose,
+    is_held_out,
+    sample_spec,
+)
 
 pytestmark = pytest.mark.emoji_data
 

@@ -12,9 +12,7 @@ import torch
 from model_scripts import load_script, small_data
 from PIL import Image
 
-from pasta import fashion
-from pasta.contracts import Embedder
-from pasta.image_encoder import (
+from pasta.backends.image_encoder import (
     DEFAULT_IMAGE_ENCODER_DIR,
     EmbeddedEmbedder,
     ImageEncoder,
@@ -23,6 +21,8 @@ from pasta.image_encoder import (
     pil_to_tensor,
     zero_shot_text,
 )
+from pasta.contracts import Embedder
+from pasta.worlds import fashion
 
 
 @pytest.fixture(scope="module")

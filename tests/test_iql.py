@@ -7,10 +7,19 @@ import pytest
 import torch
 
 from pasta.contracts import CATEGORIES, Candidate
-from pasta.iql import IQLConfig, LoggedEpisode, LoggedTurn, Transitions, TwinQ, expectile_loss, train_iql, transitions
-from pasta.qnet import QNetConfig, action_dim, action_features, state_dim, state_features
-from pasta.slate import GreedyMyopicPolicy, QPolicy
-from pasta.user_model import UserModel, UserModelConfig
+from pasta.policy.iql import (
+    IQLConfig,
+    LoggedEpisode,
+    LoggedTurn,
+    Transitions,
+    TwinQ,
+    expectile_loss,
+    train_iql,
+    transitions,
+)
+from pasta.policy.qnet import QNetConfig, action_dim, action_features, state_dim, state_features
+from pasta.policy.slate import GreedyMyopicPolicy, QPolicy
+from pasta.policy.user_model import UserModel, UserModelConfig
 
 D, K = 8, 2
 
@@ -195,7 +204,7 @@ def test_choice_model_slate_is_the_best_one_per_category_slate():
     leaves out."""
     import itertools
 
-    from pasta.slate import choice_model_slate, top_per_category
+    from pasta.policy.slate import choice_model_slate, top_per_category
 
     rng = np.random.default_rng(5)
     cands = [Candidate(f"c{i}", CATEGORIES[i % 5]) for i in range(25)]

@@ -8,9 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from pasta.backends.hub_lmm import OpenAIChatModel
-from pasta.candidates import is_near_copy
+from pasta.candidates.clean import is_near_copy
+from pasta.candidates.lmm import LMMGenerator, messages
 from pasta.contracts import CATEGORIES
-from pasta.lmm_generator import LMMGenerator, messages
 
 
 class Scripted(BaseHTTPRequestHandler):
@@ -135,7 +135,7 @@ def test_background_decoding_gives_way_to_interactive_work(smollm2, retrieval):
     import time
 
     from pasta import torch_thread
-    from pasta.prefetch import PrefetchingGenerator
+    from pasta.candidates.prefetch import PrefetchingGenerator
 
     ahead = PrefetchingGenerator(LMMGenerator(smollm2, retrieval))
     ahead.prefetch([["a red dress"]])

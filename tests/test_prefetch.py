@@ -3,8 +3,8 @@
 import pytest
 
 from pasta.agent import Agent
+from pasta.candidates.prefetch import PrefetchingGenerator
 from pasta.config import Settings
-from pasta.prefetch import PrefetchingGenerator
 
 
 class Counting:

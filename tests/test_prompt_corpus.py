@@ -13,13 +13,13 @@ from prompt_corpus import prompts
 from test_lmm_generator import Scripted
 
 from pasta.agent import Agent, check_prompt
+from pasta.app.recorder import SessionRecorder
 from pasta.backends.hub_lmm import OpenAIChatModel
-from pasta.candidates import MAX_PARTS, is_fragment
+from pasta.candidates.clean import MAX_PARTS, is_fragment
+from pasta.candidates.lmm import LMMGenerator
 from pasta.config import Settings
 from pasta.contracts import CATEGORIES
-from pasta.lmm_generator import LMMGenerator
 from pasta.logbook import LogStore
-from pasta.recorder import SessionRecorder
 
 CORPUS = prompts()
 
@@ -106,7 +106,7 @@ def test_the_agent_starts_on_every_prompt(q_agent_parts, tmp_path):
 
 @pytest.fixture(scope="module")
 def q_agent_parts(embedded_t2i, retrieval, embedded_embedder, tiny_agent_dir):
-    from pasta.policy_loader import load_policy
+    from pasta.policy.loader import load_policy
 
     settings = Settings.from_env({}, generator="retrieval", images_per_prompt=1, agent_dir=str(tiny_agent_dir))
     return settings, embedded_embedder, embedded_t2i, retrieval, load_policy(settings, embedded_embedder).policy

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from pasta.cli import main as pasta
-from pasta.embeddings import TextEmbeddingCache, choice_data_from_episodes
 from pasta.logbook import LogStore
-from pasta.train_user_model import TrainUserModelConfig, train_user_model
-from pasta.user_model import UserModel, UserModelConfig
+from pasta.policy.choice_data import TextEmbeddingCache, choice_data_from_episodes
+from pasta.policy.train_user_model import TrainUserModelConfig, train_user_model
+from pasta.policy.user_model import UserModel, UserModelConfig
 from user_sim.policies import make_policy
 from user_sim.rollout import run_episode
 from user_sim.store import write_episodes
@@ -55,8 +55,8 @@ def test_pairwise_preferences_join_the_em_likelihood_as_two_column_choices(world
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pasta.embeddings import choice_data_from_pairwise
-    from pasta.user_model import ChoiceData
+    from pasta.policy.choice_data import choice_data_from_pairwise
+    from pasta.policy.user_model import ChoiceData
 
     db = tmp_path / "sim.sqlite"
     assert pasta(["simulate", "--db", str(db), "--users", "60", "--types", "2", "--policy", "random"]) == 0
@@ -105,9 +105,9 @@ def test_training_on_a_missing_or_tiny_store_fails_clearly(tmp_path):
 
 def test_train_q_and_retrain_from_a_log_store(world, tmp_path):
     """The closed loop: logs -> user model -> Q-network, versions recorded, real/simulated mixture honoured."""
-    from pasta.iql import IQLConfig, TwinQ
-    from pasta.qnet import QNetConfig
-    from pasta.train_q import TrainQConfig, logged_episodes, mixture, train_q
+    from pasta.policy.iql import IQLConfig, TwinQ
+    from pasta.policy.qnet import QNetConfig
+    from pasta.policy.train_q import TrainQConfig, logged_episodes, mixture, train_q
 
     db = tmp_path / "sim.sqlite"
     assert pasta(["simulate", "--db", str(db), "--users", "60", "--types", "2", "--policy", "random"]) == 0

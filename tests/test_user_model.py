@@ -5,7 +5,7 @@ import pytest
 import torch
 from sklearn.metrics import adjusted_rand_score
 
-from pasta.user_model import ChoiceData, UserModel, UserModelConfig, select_k
+from pasta.policy.user_model import ChoiceData, UserModel, UserModelConfig, select_k
 
 
 def planted(n_users=600, turns=5, k=3, d=16, columns=4, temperature=0.15, seed=0):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pasta.contracts import CATEGORIES
-from pasta.slate import LMMOrderPolicy, RandomPolicy
+from pasta.policy.slate import LMMOrderPolicy, RandomPolicy
 from user_sim.rollout import map_episodes, run_episode
 from user_sim.users import make_users, planted_population
 from user_sim.world import AXES, CATEGORY_AXES, EmbeddingWorld

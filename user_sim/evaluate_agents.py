@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pasta.iql import IQLConfig, LoggedEpisode, LoggedTurn, train_iql, transitions
-from pasta.qnet import QNetConfig
-from pasta.slate import GreedyMyopicPolicy, QPolicy
-from pasta.user_model import ChoiceData, UserModel, UserModelConfig, column_features
+from pasta.policy.iql import IQLConfig, LoggedEpisode, LoggedTurn, train_iql, transitions
+from pasta.policy.qnet import QNetConfig
+from pasta.policy.slate import GreedyMyopicPolicy, QPolicy
+from pasta.policy.user_model import ChoiceData, UserModel, UserModelConfig, column_features
 from user_sim.policies import make_policy
 from user_sim.rollout import Episode, run_episode
 from user_sim.users import make_users, planted_population

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pasta.embeddings import TextEmbeddingCache, choice_data_from_episodes
 from pasta.logbook import LogStore
-from pasta.user_model import ChoiceData, UserModel, UserModelConfig, select_k
+from pasta.policy.choice_data import TextEmbeddingCache, choice_data_from_episodes
+from pasta.policy.user_model import ChoiceData, UserModel, UserModelConfig, select_k
 from user_sim.policies import make_policy
 from user_sim.rollout import run_episode
 from user_sim.store import write_episodes

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from pasta.contracts import Candidate
-from pasta.slate import LMMOrderPolicy, RandomPolicy, check_slate, choice_model_slate, top_per_category
+from pasta.policy.slate import LMMOrderPolicy, RandomPolicy, check_slate, choice_model_slate, top_per_category
 
 
 class OraclePolicy:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pasta.slate import SlatePolicy
+from pasta.policy.slate import SlatePolicy
 from user_sim.users import SimulatedUser
 from user_sim.world import EmbeddingWorld, SimCandidate
 
@@ -56,7 +56,7 @@ def policy_state(world: EmbeddingWorld, user: SimulatedUser, seed: int, history:
                  candidates: list[SimCandidate], turn: int, steps: list[Step]) -> dict:
     """What a policy sees, in the same keys the live agent provides. `planted_utilities` and
     `planted_temperature` are the simulator's secrets: only the oracle baselines read them."""
-    from pasta.user_model import column_features
+    from pasta.policy.user_model import column_features
 
     indices = np.array([c.index for c in candidates])
     E = world.embeddings

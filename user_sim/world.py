@@ -3,7 +3,7 @@ embedded tier as a canonical caption with a cached MiniLM embedding, and candida
 attribute tuples.
 
 Why: evaluating agents needs thousands of episodes; rendering and running a language model per turn would take
-hours. The edits mirror what the real generators propose (pasta.retrieval_generator: a new colour or pattern is
+hours. The edits mirror what the real generators propose (pasta.candidates.retrieval: a new colour or pattern is
 "detail", a new style "style", another garment "subject", a new scene "creative", other words "rephrase"), so a
 policy trained here faces the same kind of choices as in the app.
 """
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pasta import fashion
 from pasta.contracts import CATEGORIES, Candidate
 from pasta.paths import DATA_DIR
+from pasta.worlds import fashion
 
 AXES = ("garment", "colour", "pattern", "background", "style")
 SIZES = tuple(len(fashion.ATTRIBUTE_VALUES[a]) for a in AXES)

@@ -5,7 +5,7 @@ adapter render the same seeds through the app's own path (`EmbeddedTextToImage.l
 for each model this measures:
 - the reward (the adapters' reward, by default the alignment reward): mean, gain over the base, relative gain, and
   the share of the gap to real composed images of the same prompts that the gain closes;
-- attribute accuracy read by the independent attribute classifier (pasta.attribute_classifier), on the five
+- attribute accuracy read by the independent attribute classifier (pasta.worlds.fashion_judge), on the five
   requested attributes, and its change in points over the base (no collapse);
 - distance to the base: mean absolute pixel change from the same noise, inside and outside the problem mask (the
   reward's saliency mask of the base image, as Focus-N-Fix uses), and the KL of the DDIM (eta = 1) chains;
@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pasta import fashion
 from pasta.align.rewards import ALIGN_DIR
+from pasta.worlds import fashion
 
 REQUESTED = ("garment", "colour", "pattern", "background", "style")
 TARGETS = {
@@ -139,9 +139,9 @@ def evaluate_align(cfg: EvalAlignConfig, progress: bool = True) -> dict:
     from pasta.align.diffusion import EmbeddedDiffusion
     from pasta.align.focus_n_fix import problem_mask
     from pasta.align.rewards import make_reward
-    from pasta.attribute_classifier import AttributeClassifier
     from pasta.backends.embedded_t2i import EmbeddedTextToImage
     from pasta.console import progress_bar
+    from pasta.worlds.fashion_judge import AttributeClassifier
 
     adapters = [Path(a) for a in cfg.adapters] or default_adapters()
     for a in adapters:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pasta import fashion
+from pasta.worlds import fashion
 
 REQUESTED = ("garment", "colour", "pattern", "background", "style")
 MAX_PROMPTS = 100_000

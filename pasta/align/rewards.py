@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pasta.backends.image_encoder import ImageEncoder
 from pasta.backends.minilm import TEXT_DIM, MiniLM, shared_minilm
-from pasta.image_encoder import ImageEncoder
 from pasta.paths import EMBEDDED_DIR
 
 ALIGN_DIR = EMBEDDED_DIR / "align"
@@ -244,7 +244,7 @@ class UserTypeReward:
     @classmethod
     def load(cls, folder: str | Path, type_index: int = 0, *, encoder_dir: str | Path | None = None,
              text: MiniLM | None = None, held_out=None, device: str = "cpu") -> UserTypeReward:
-        from pasta.user_model import UserModel
+        from pasta.policy.user_model import UserModel
 
         return cls(UserModel.load(folder), type_index, ImageEncoder.load(encoder_dir, device), text=text,
                    folder=folder, held_out=held_out)
@@ -278,7 +278,7 @@ class RednessReward:
         """Share of held-out pairs (the same Fashion-MNIST test garment and attributes, red vs another colour) in
         which the red image scores higher; None when Fashion-MNIST is not installed."""
         if self._accuracy is None:
-            from pasta import fashion
+            from pasta.worlds import fashion
 
             try:
                 images, labels = fashion.load_fashion_mnist("test")

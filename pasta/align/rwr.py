@@ -29,12 +29,12 @@ from typing import Literal
 import numpy as np
 import torch
 
-from pasta import fashion
 from pasta.align.adapters import LoraSettings, add_lora, save_adapter, trainable_parameters
 from pasta.align.diffusion import EmbeddedDiffusion
 from pasta.align.rewards import Reward
 from pasta.backends.embedded_t2i import images_to_tensor
 from pasta.console import progress_bar
+from pasta.worlds import fashion
 
 
 @dataclass

@@ -4,7 +4,7 @@
 
 Data. Lee et al. label (prompt, image) pairs as aligned or not, with prompts that differ from the truth in one
 word (colour, count, background). Here the images are real Fashion-MNIST garments composed with attributes
-(pasta.fashion.compose), so the truth is known: each image gets its true caption (label 1) and `negatives`
+(pasta.worlds.fashion.compose), so the truth is known: each image gets its true caption (label 1) and `negatives`
 perturbed captions, each with one of garment / colour / pattern / background / style swapped (label 0), in the
 same phrasing. Training images use Fashion-MNIST's train split; held-out images its test split, half of them with
 (garment, colour, pattern) triples that no training image shows (the evaluation prompts' triples).
@@ -27,10 +27,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pasta import fashion
 from pasta.align.prompts import REQUESTED, evaluation_style_prompt, full_caption, training_attributes
 from pasta.align.rewards import DEFAULT_ALIGNMENT_REWARD_DIR, AlignmentHead, AlignmentReward, AlignmentRewardConfig
 from pasta.console import progress_bar
+from pasta.worlds import fashion
 
 
 @dataclass
@@ -165,7 +165,7 @@ def evaluate(head: AlignmentHead, image_emb: torch.Tensor, text_emb: torch.Tenso
 
 
 def train_reward(cfg: TrainRewardConfig, progress: bool = True) -> dict:
-    from pasta.image_encoder import DEFAULT_IMAGE_ENCODER_DIR, ImageEncoder
+    from pasta.backends.image_encoder import DEFAULT_IMAGE_ENCODER_DIR, ImageEncoder
 
     torch.manual_seed(cfg.seed)
     t0 = time.perf_counter()

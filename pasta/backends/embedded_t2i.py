@@ -41,23 +41,42 @@ class EmbeddedT2IConfig:
     guidance_scale: float = 3.0
     """Classifier-free guidance weight."""
     display_size: int = 256
-    """Side the app shows images at (smoothly resampled by `pasta.ui_views.for_display`). `generate` returns the
+    """Side the app shows images at (smoothly resampled by `pasta.app.views.for_display`). `generate` returns the
     model's own pixels, which the exports and the log keep."""
     cpu_bfloat16: bool = True
     """On a CPU with native bfloat16 (AVX512-BF16/AMX), sample under bfloat16 autocast: 1.25x faster on 2 cores
     here. The images of a seed then differ slightly (mean 2/255 per pixel) from those of a CPU without it."""
+    block_out_channels: tuple[int, ...] = (64, 128, 192)
+    """The UNet's channels per level (`build_unet`; a trained folder's unet/config.json is what loading reads)."""
+    world: str = "fashion"
+    """The world the weights were trained on ("fashion": garments at 32 px; "emoji": emoji scenes at 64 px)."""
 
     @classmethod
     def load(cls, folder: Path) -> EmbeddedT2IConfig:
         path = Path(folder) / "pasta_t2i.json"
-        return cls(**json.loads(path.read_text())) if path.exists() else cls()
+        if not path.exists():
+            return cls()
+        values = json.loads(path.read_text())
+        if "block_out_channels" in values:
+            values["block_out_channels"] = tuple(values["block_out_channels"])
+        return cls(**values)
+
+    @classmethod
+    def for_world(cls, world: str) -> EmbeddedT2IConfig:
+        """The architecture and resolution trained for a world: the emoji art is recognizable at 64 px, and a 4x4
+        space-to-depth patch keeps the UNet at 16x16 as for the garments' 32 px."""
+        if world == "fashion":
+            return cls()
+        if world == "emoji":
+            return cls(image_size=64, patch_size=4, block_out_channels=(64, 128, 256), world="emoji")
+        raise ValueError(f"unknown world {world!r}: 'fashion' or 'emoji'")
 
     def save(self, folder: Path) -> None:
         (Path(folder) / "pasta_t2i.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
 
 
 def build_unet(config: EmbeddedT2IConfig | None = None):
-    """The architecture trained by models/train_t2i.py (11.6M parameters)."""
+    """The architecture trained by models/train_t2i.py (garments: 11.6M parameters; emoji scenes: 17.4M)."""
     from diffusers import UNet2DConditionModel
 
     config = config or EmbeddedT2IConfig()
@@ -66,7 +85,7 @@ def build_unet(config: EmbeddedT2IConfig | None = None):
         sample_size=config.image_size // config.patch_size,
         in_channels=channels,
         out_channels=channels,
-        block_out_channels=(64, 128, 192),
+        block_out_channels=tuple(config.block_out_channels),
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
         layers_per_block=1,

@@ -32,7 +32,7 @@ def make_embedder(settings: Settings):
         from pasta.backends.hub_embedder import HubEmbedder
 
         return HubEmbedder(settings.embedder_model, device=settings.resolved_device())
-    from pasta.image_encoder import EmbeddedEmbedder
+    from pasta.backends.image_encoder import EmbeddedEmbedder
 
     return EmbeddedEmbedder()
 
@@ -64,11 +64,11 @@ def make_chat_model(settings: Settings):
 
 def make_candidate_generator(settings: Settings, generator: str | None = None):
     """`retrieval` alone, or the LMM with retrieval as its fallback."""
-    from pasta.retrieval_generator import RetrievalGenerator
+    from pasta.candidates.retrieval import RetrievalGenerator
 
     retrieval = RetrievalGenerator()
     if (generator or settings.generator) == "retrieval":
         return retrieval
-    from pasta.lmm_generator import LMMGenerator
+    from pasta.candidates.lmm import LMMGenerator
 
     return LMMGenerator(make_chat_model(settings), retrieval)

@@ -1,12 +1,12 @@
 """The Gradio view of the PASTA loop. No modelling logic here: every action calls `pasta.agent.Agent`, and what is
-shown is computed by `pasta.ui_views` from the browser's `Session`.
+shown is computed by `pasta.app.views` from the browser's `Session`.
 
 - Per-browser state is a `gr.State` holding that browser's `Session`, so sessions never see each other. A
   `gr.BrowserState` keeps the id of a logged session in the browser, so that a reload, or a server restart,
   resumes it from the log store.
 - Turns stream: the slate's prompts appear as soon as the policy has chosen them, then each column's images as
   they render, with a progress bar (`gr.Progress`).
-- What a browser is shown is written to its own private folder (`pasta.shown_images`) and deleted when its page
+- What a browser is shown is written to its own private folder (`pasta.app.shown_images`) and deleted when its page
   closes; Gradio's analytics and run history (which keeps prompts and image URLs in the browser) are off.
 - Every user action is also a named API endpoint, callable with `gradio_client` (which cannot fire gallery
   selection events): /start, /pick, /rate, /back, /continue, /favourite, /explain, /export, /resume.
@@ -23,11 +23,11 @@ from contextlib import contextmanager
 
 import gradio as gr
 
-from pasta import ui_views as views
 from pasta.agent import Agent, InputError, RefusedError, Session
-from pasta.candidates import MAX_INPUT_CHARS
+from pasta.app import views as views
+from pasta.app.shown_images import ShownImages
+from pasta.candidates.clean import MAX_INPUT_CHARS
 from pasta.config import Settings
-from pasta.shown_images import ShownImages
 from pasta.torch_thread import call, on_torch_thread
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ CONSENT = ("Log my prompts, picks, ratings and the images shown, to improve PAST
 
 
 def build_agent(settings: Settings) -> Agent:
-    from pasta.app_factory import build_app_parts
+    from pasta.app.factory import build_app_parts
 
     return call(build_app_parts, settings).agent
 
@@ -117,7 +117,7 @@ def build_demo(settings: Settings | None = None, agent: Agent | None = None,
                notices: list[str] | None = None) -> gr.Blocks:
     settings = settings or Settings.from_env()
     if agent is None:
-        from pasta.app_factory import build_app_parts
+        from pasta.app.factory import build_app_parts
 
         parts = call(build_app_parts, settings)  # loaded on the thread that will run the models
         agent, notices = parts.agent, parts.notices
@@ -332,7 +332,7 @@ def build_demo(settings: Settings | None = None, agent: Agent | None = None,
         @on_torch_thread
         def on_export(session, request: gr.Request):
             session = need(session)
-            from pasta.session_export import export_session
+            from pasta.app.export import export_session
 
             with user_errors():
                 episode = None

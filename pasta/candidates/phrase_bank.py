@@ -2,7 +2,7 @@
 
 Sources: the phrase lists shipped as data files in the PyPI package `clip-interrogator` (MIT), read from disk
 without importing the package (its import pulls in CLIP/BLIP code that downloads weights), plus the attribute
-phrases of the embedded tier's world (pasta.fashion), which move its images along axes the model can render.
+phrases of the embedded tier's world (pasta.worlds.fashion), which move its images along axes the model can render.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
-from pasta import fashion
+from pasta.worlds import fashion
 
-# Which phrase list feeds which candidate category (see pasta.candidates.CATEGORIES).
+# Which phrase list feeds which candidate category (see pasta.candidates.clean.CATEGORIES).
 _CLIP_INTERROGATOR_FILES = {"flavors": "flavors.txt", "mediums": "mediums.txt", "movements": "movements.txt",
                             "artists": "artists.txt"}
 

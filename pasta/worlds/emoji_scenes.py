@@ -1,6 +1,6 @@
 """Scenes composed from real emoji artwork, with captions: the training images of the emoji world (issue 18).
 
-A scene is one or two subjects (`pasta.emoji_art`), each with a size (big, small) and a position (left, centre,
+A scene is one or two subjects (`pasta.worlds.emoji_art`), each with a size (big, small) and a position (left, centre,
 right), on a scene background (plain colours, sky, night sky with stars, sunset, grass, beach, water, snow, indoor),
 in a style (the artwork itself, a flat single colour, an outline sketch, a neon glow, pixel art). Everything is
 drawn with numpy and PIL from a seed, so a (spec, seed) pair always gives the same pixels, and the caption names
@@ -49,7 +49,7 @@ HELD_OUT_SHARE = 0.1
 @dataclass(frozen=True)
 class SceneSpec:
     subjects: tuple[str, ...]
-    """One or two subject names (`pasta.emoji_art.Emoji.name`); the same name twice draws two of it."""
+    """One or two subject names (`pasta.worlds.emoji_art.Emoji.name`); the same name twice draws two of it."""
     scene: str
     style: str
     size: str = "big"

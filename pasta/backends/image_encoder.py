@@ -202,7 +202,7 @@ class EmbeddedEmbedder:
 def attribute_prompts(attribute: str, value: str) -> list[str]:
     """Phrasings of one attribute value for zero-shot classification, the canonical `fashion.attribute_phrase`
     first; averaging their embeddings (prompt ensembling, as CLIP does) smooths over any one wording."""
-    from pasta import fashion
+    from pasta.worlds import fashion
 
     canonical = fashion.attribute_phrase(attribute, value)
     extra: list[str] = {
@@ -222,7 +222,7 @@ def attribute_prompts(attribute: str, value: str) -> list[str]:
 def zero_shot_text(embed_text, attribute: str, ensemble: bool = True) -> np.ndarray:
     """[V, D] unit-norm text vectors, one per value of `attribute` (order of fashion.ATTRIBUTE_VALUES);
     `embed_text` is any `Embedder.text`."""
-    from pasta import fashion
+    from pasta.worlds import fashion
 
     rows = []
     for value in fashion.ATTRIBUTE_VALUES[attribute]:

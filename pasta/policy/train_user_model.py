@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pasta.embeddings import TextEmbeddingCache, choice_data_from_episodes, choice_data_from_pairwise
 from pasta.logbook import LogStore
 from pasta.paths import MODELS_DIR
-from pasta.user_model import ChoiceData, UserModel, UserModelConfig, select_k
+from pasta.policy.choice_data import TextEmbeddingCache, choice_data_from_episodes, choice_data_from_pairwise
+from pasta.policy.user_model import ChoiceData, UserModel, UserModelConfig, select_k
 
 
 @dataclass

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from pasta import fashion
 from pasta.paths import EMBEDDED_DIR
+from pasta.worlds import fashion
 
 DEFAULT_CLASSIFIER_DIR = EMBEDDED_DIR / "attribute_classifier"
 WEIGHTS_NAME = "model.safetensors"
@@ -78,7 +78,7 @@ class AttributeClassifier(nn.Module):
     def _as_tensor(self, images) -> torch.Tensor:
         size = self.config.image_size
         if isinstance(images, list):
-            from pasta.image_encoder import pil_to_tensor
+            from pasta.backends.image_encoder import pil_to_tensor
 
             if images and not isinstance(images[0], Image.Image):
                 images = np.stack(images)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from pasta.ui_views import for_display
+from pasta.app.views import for_display
 
 STALE_SECONDS = 24 * 3600
 """Folders older than this, of any app on this machine, are deleted when an app starts (a killed app's)."""

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pasta import fashion
-from pasta.candidates import assemble, extend
+from pasta.candidates.clean import assemble, extend
+from pasta.candidates.phrase_bank import clip_interrogator_phrases
 from pasta.contracts import Candidate
-from pasta.phrase_bank import clip_interrogator_phrases
+from pasta.worlds import fashion
 
 FLAVOR_SUBSET = 4000
 """Flavor phrases indexed (a seeded sample of the ~100k, short ones): enough variety, a few seconds to embed."""

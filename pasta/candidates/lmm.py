@@ -13,9 +13,9 @@ import logging
 import re
 import time
 
-from pasta.candidates import assemble, extend, split_phrases, words
+from pasta.candidates.clean import assemble, extend, split_phrases, words
+from pasta.candidates.retrieval import RetrievalGenerator, _check_history
 from pasta.contracts import CATEGORIES, Candidate
-from pasta.retrieval_generator import RetrievalGenerator, _check_history
 from pasta.torch_thread import Preempted
 
 log = logging.getLogger(__name__)

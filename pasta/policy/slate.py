@@ -116,7 +116,7 @@ def posterior_from_state(user_model, state: dict) -> np.ndarray:
 
 def candidate_column_features(state: dict) -> np.ndarray:
     """Before rendering, a candidate's text embedding stands in for its images (both live in one space)."""
-    from pasta.user_model import column_features
+    from pasta.policy.user_model import column_features
 
     return column_features(state["candidate_embeddings"], None)
 
@@ -160,7 +160,7 @@ class QPolicy:
 
     def state_vector(self, state: dict, posterior: np.ndarray | None = None) -> np.ndarray:
         """The Q-network's state features; `posterior` when the caller already has it (else computed)."""
-        from pasta.qnet import state_features
+        from pasta.policy.qnet import state_features
 
         if posterior is None:
             posterior = posterior_from_state(self.user_model, state)
@@ -170,7 +170,7 @@ class QPolicy:
     def select(self, state: dict, candidates: Sequence[Candidate], slate_size: int) -> tuple[list[int], np.ndarray]:
         import torch
 
-        from pasta.qnet import action_features
+        from pasta.policy.qnet import action_features
 
         with torch.no_grad():
             u = self.user_model.utilities(torch.as_tensor(candidate_column_features(state))).numpy()

@@ -12,7 +12,7 @@ Two phases against one server (`pasta app` in a subprocess, its own log store in
 2. load: N clients at once each run a whole session (start + H picks, random columns); every error counts, and
    afterwards the log store must hold every turn and every pick of every session ("no lost log row").
 
-With `--browser`, each latency phase is run a second time in headless Chromium (`pasta.bench_browser`): the page
+With `--browser`, each latency phase is run a second time in headless Chromium (`pasta.tools.bench_browser`): the page
 as a person sees it, images fetched and decoded, beside the gradio_client figures in the same table.
 
 Prints a table and writes JSON (bench-results/app.json). Targets (issue 6, embedded tier, 2 CPU cores): median
@@ -38,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pasta.bench import read_prompts
 from pasta.paths import DATA_DIR
+from pasta.tools.bench_propose import read_prompts
 
 TARGET_PICK_TO_SLATE_S = 4.0
 SLATE = 4
@@ -173,7 +173,7 @@ def main(argv: list[str]) -> int:
     url = f"http://127.0.0.1:{port}/"
     phases, browser_phases, load, errors, load_seconds = {}, {}, [], [], 0.0
     if args.browser:
-        from pasta.bench_browser import browser_available, run_browser_phase
+        from pasta.tools.bench_browser import browser_available, run_browser_phase
 
         if not browser_available():
             p.error("--browser needs playwright (pip install -e '.[test]') and Debian's chromium at /usr/bin/chromium")

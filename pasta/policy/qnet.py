@@ -40,7 +40,7 @@ class QNetConfig:
     """Add the per-type utilities of the candidate to the network's output (see the module docstring)."""
     per_type_values: bool = True
     """One output per user type, trained on each type's reward weighted by the session's posterior over types
-    (pasta.iql); False: a single output."""
+    (pasta.policy.iql); False: a single output."""
 
     @property
     def n_values(self) -> int:

@@ -2,7 +2,7 @@
 
 Prompts are `fashion.evaluation_prompts`: (garment, colour, pattern) triples the model never saw rendered, every
 attribute named, in a phrasing the training captions do not use. Each generated image is read by the attribute
-classifier (pasta.attribute_classifier), a separately trained supervised CNN, never by the model's own embedder,
+classifier (pasta.worlds.fashion_judge), a separately trained supervised CNN, never by the model's own embedder,
 so the model cannot be graded by something it was shaped to please. Targets (from the issue): class and colour
 accuracy >= 85%, pattern >= 70%, and one turn (4 prompts x 4 images) in <= 3 s median on 2 CPU cores.
 
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from pasta import fashion
+from pasta.worlds import fashion
 
 REQUESTED = ("garment", "colour", "pattern", "background", "style")
 """Attributes every evaluation prompt names (size and position are left to the model)."""
@@ -120,9 +120,9 @@ def evaluate_t2i(
 ) -> dict:
     """Generate images for held-out prompts, read them with the attribute classifier, time a turn; write
     metrics.json and contact_sheet.png to `out_dir` and return the metrics."""
-    from pasta.attribute_classifier import DEFAULT_CLASSIFIER_DIR, AttributeClassifier
     from pasta.backends.embedded_t2i import EmbeddedTextToImage, tensor_to_images
     from pasta.console import progress_bar
+    from pasta.worlds.fashion_judge import DEFAULT_CLASSIFIER_DIR, AttributeClassifier
 
     if n_prompts < 1 or images_per_prompt < 1 or repeats < 1:
         raise ValueError("n_prompts, images_per_prompt and repeats must be at least 1")

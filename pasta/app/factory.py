@@ -25,11 +25,11 @@ class AppParts:
 
 
 def build_app_parts(settings: Settings) -> AppParts:
+    from pasta.app.recorder import SessionRecorder
+    from pasta.app.zerogpu import on_gpu, spaces_available
     from pasta.backends.factory import make_candidate_generator, make_embedder, make_text_to_image
     from pasta.logbook import LogStore
-    from pasta.policy_loader import load_policy
-    from pasta.recorder import SessionRecorder
-    from pasta.zerogpu import on_gpu, spaces_available
+    from pasta.policy.loader import load_policy
 
     if settings.threads:
         import torch
@@ -47,7 +47,7 @@ def build_app_parts(settings: Settings) -> AppParts:
         notices.append(f"Candidates: retrieval generator ({error})")
         log.warning(notices[-1])
     if settings.prefetch:
-        from pasta.prefetch import PrefetchingGenerator
+        from pasta.candidates.prefetch import PrefetchingGenerator
 
         generator = PrefetchingGenerator(generator)
     loaded = load_policy(settings, embedder)

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pasta.embeddings import TextEmbeddingCache
-from pasta.iql import IQLConfig, LoggedEpisode, LoggedTurn, train_iql, transitions
 from pasta.logbook import LogStore
 from pasta.paths import EMBEDDED_DIR
-from pasta.qnet import QNetConfig
-from pasta.user_model import UserModel
+from pasta.policy.choice_data import TextEmbeddingCache
+from pasta.policy.iql import IQLConfig, LoggedEpisode, LoggedTurn, train_iql, transitions
+from pasta.policy.qnet import QNetConfig
+from pasta.policy.user_model import UserModel
 
 AGENT_DIR = EMBEDDED_DIR / "agent"
 
@@ -133,7 +133,7 @@ def retrain_main(argv: list[str]) -> int:
     """`pasta retrain`: user model, then Q-network, from one log store; both versions recorded in it."""
     import tyro
 
-    from pasta.train_user_model import TrainUserModelConfig, train_user_model
+    from pasta.policy.train_user_model import TrainUserModelConfig, train_user_model
 
     cfg = tyro.cli(RetrainConfig, args=argv, prog="pasta retrain")
     um = train_user_model(TrainUserModelConfig(db=cfg.db, out=cfg.out / "user_model"))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pasta.config import Settings
 from pasta.paths import EMBEDDED_DIR
-from pasta.slate import LMMOrderPolicy, QPolicy, SlatePolicy
+from pasta.policy.slate import LMMOrderPolicy, QPolicy, SlatePolicy
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,8 @@ def load_policy(settings: Settings, embedder) -> LoadedPolicy:
 def _load_q_policy(folder: Path, embedder) -> tuple[QPolicy, str, dict]:
     import json
 
-    from pasta.iql import TwinQ
-    from pasta.user_model import UserModel
+    from pasta.policy.iql import TwinQ
+    from pasta.policy.user_model import UserModel
 
     q_dir, user_dir = folder / "qnet", folder / "user_model"
     for path, what in ((q_dir / "qnet.json", "Q-network"), (user_dir / "user_model.json", "user model")):

@@ -3,7 +3,7 @@
 Each logged turn is one transition (SlateQ decomposition: the slate's value is carried by the item the person
 consumed): state s_t, action = the chosen column's candidate, reward r_t = the chosen column's utility under the
 EM user model or the person's rating when they gave one, next state s_{t+1}. With per-type values (the default,
-pasta.qnet) every type k has its own reward u_k(chosen), Q_k and V_k, and each transition's type-k losses are
+pasta.policy.qnet) every type k has its own reward u_k(chosen), Q_k and V_k, and each transition's type-k losses are
 weighted by the posterior of type k given the whole session (EM's responsibilities), so Q_k learns from the sessions
 of people of type k.
 
@@ -11,7 +11,7 @@ of people of type k.
     Qi  <- ( r + gamma * (1 - done) * V(s') - Qi(s, a) )^2           (gamma = 0.99)
     Qi' <- (1 - 0.005) Qi' + 0.005 Qi                                (Polyak)
 
-The agent then builds its slate from these values with the user model's choice model (`pasta.slate.
+The agent then builds its slate from these values with the user model's choice model (`pasta.policy.slate.
 choice_model_slate`, SlateQ: the one-per-category slate whose chosen column is worth most in expectation);
 `slate="top"` keeps the older greedy rule (the best candidate per category). Defaults follow the IQL paper.
 """
@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from pasta.qnet import QNetConfig, QNetwork, ValueNetwork, action_features, posterior_weighted, state_features
-from pasta.user_model import UserModel, column_features
+from pasta.policy.qnet import QNetConfig, QNetwork, ValueNetwork, action_features, posterior_weighted, state_features
+from pasta.policy.user_model import UserModel, column_features
 
 
 @dataclass

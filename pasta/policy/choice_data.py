@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from pasta.user_model import ChoiceData, column_features
+from pasta.policy.user_model import ChoiceData, column_features
 
 
 class TextEmbeddingCache:

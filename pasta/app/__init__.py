@@ -1,0 +1,1 @@
+"""The Gradio app: the page, its handlers, the session recorder, views, exports and shown-image privacy."""
