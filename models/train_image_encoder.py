@@ -42,11 +42,11 @@ from pasta.backends.image_encoder import (  # noqa: E402
     DEFAULT_IMAGE_ENCODER_DIR,
     ImageEncoder,
     ImageEncoderConfig,
-    zero_shot_text,
 )
 from pasta.console import progress_bar  # noqa: E402
 from pasta.paths import EMBEDDED_DIR  # noqa: E402
 from pasta.worlds import fashion  # noqa: E402
+from pasta.worlds.fashion_zero_shot import zero_shot_text  # noqa: E402
 
 ATTRS = tuple(fashion.ATTRIBUTE_VALUES)  # column order of the attribute index arrays
 ZERO_SHOT_ATTRS = ("garment", "colour", "pattern", "background", "style", "size", "position")

@@ -34,6 +34,7 @@ import tyro
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pasta.backends.embedded_t2i import (  # noqa: E402
+    WORLD_MODEL_DIRS,
     EmbeddedT2IConfig,
     build_train_scheduler,
     build_unet,
@@ -44,10 +45,9 @@ from pasta.backends.embedded_t2i import (  # noqa: E402
 from pasta.backends.minilm import shared_minilm  # noqa: E402
 from pasta.candidates.phrase_bank import clip_interrogator_phrases  # noqa: E402
 from pasta.console import progress_bar  # noqa: E402
-from pasta.paths import EMBEDDED_DIR  # noqa: E402
-from pasta.worlds import fashion  # noqa: E402
+from pasta.worlds import load_world  # noqa: E402
 
-SHIPPED = {"fashion": EMBEDDED_DIR / "t2i", "emoji": EMBEDDED_DIR / "t2i_emoji"}
+SHIPPED = dict(WORLD_MODEL_DIRS)
 """The weights the app loads per world: a warm start for a fresh run, written only when --out names them."""
 
 
@@ -86,46 +86,6 @@ class TrainT2IConfig:
     """"auto" (a CUDA GPU when there is one), "cpu" or "cuda". Checkpoints and exports load on either."""
 
 
-class FashionBatches:
-    """Garments with random attributes (pasta.worlds.fashion), 32 px."""
-
-    def __init__(self) -> None:
-        self.images, self.labels = fashion.load_fashion_mnist("train")
-
-    def __call__(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, list[str]]:
-        batch, captions = [], []
-        for i in rng.integers(0, len(self.images), n):
-            attrs = fashion.sample_attributes(rng, fashion.CLASSES[self.labels[i]])
-            batch.append(fashion.compose(self.images[i], attrs, rng))
-            captions.append(fashion.caption(attrs, rng))
-        return np.stack(batch), captions
-
-
-class EmojiBatches:
-    """Emoji scenes of the training split (pasta.worlds.emoji_scenes), composed from the font's artwork."""
-
-    def __init__(self, size: int) -> None:
-        from pasta.worlds.emoji_art import EmojiFont, subjects
-
-        self.font, self.size = EmojiFont(), size
-        self.concepts = {e.name: e for e in subjects(self.font)}
-        self.names = list(self.concepts)
-        self.artwork = {}
-
-    def __call__(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, list[str]]:
-        from pasta.worlds.emoji_scenes import caption, compose, sample_spec
-
-        batch, captions = [], []
-        for _ in range(n):
-            spec = sample_spec(rng, self.names, "train")
-            for name in spec.subjects:
-                if name not in self.artwork:
-                    self.artwork[name] = self.font.image(self.concepts[name].sequence)
-            batch.append(compose(spec, self.artwork, self.size, int(rng.integers(2**31))))
-            captions.append(caption(spec, rng, "train"))
-        return np.stack(batch), captions
-
-
 def export(ema_unet, scheduler, config: EmbeddedT2IConfig, out: Path, step: int) -> None:
     """Write fp16 EMA weights atomically: a half-written folder never replaces a good one."""
     tmp = out.with_name(out.name + ".tmp")
@@ -157,7 +117,7 @@ def main(cfg: TrainT2IConfig) -> None:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
         device = torch.device(cfg.device)
-    batches = FashionBatches() if cfg.world == "fashion" else EmojiBatches(t2i_config.image_size)
+    world = load_world(cfg.world)
     text = shared_minilm()
     modifiers = clip_interrogator_phrases().get("flavors", ())
     scheduler = build_train_scheduler(cfg.prediction_type)
@@ -205,7 +165,7 @@ def main(cfg: TrainT2IConfig) -> None:
     start, losses = time.time(), []
     bar = progress_bar(total=cfg.steps, initial=step, desc="train t2i")
     while step < cfg.steps and time.time() - start < cfg.minutes * 60:
-        batch, captions = batches(rng, cfg.batch_size)
+        batch, captions = world.training_batch(rng, cfg.batch_size)
         for i, text_i in enumerate(captions):
             if modifiers and rng.random() < cfg.modifier_prob:
                 text_i += ", " + modifiers[int(rng.integers(len(modifiers)))]

@@ -18,169 +18,23 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
-import secrets
-import threading
 import time
-import unicodedata
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
 
-from pasta.candidates.clean import MAX_INPUT_CHARS
 from pasta.candidates.prefetch import PrefetchingGenerator
 from pasta.config import Settings
 from pasta.contracts import Candidate
+from pasta.inputs import InputError, RefusedError, check_prompt, check_rating
 from pasta.policy.slate import LMMOrderPolicy, SlatePolicy
+from pasta.policy.state import PolicyState, ShownSlate
 from pasta.safety import SafetyFilter
+from pasta.session import Session, Step, Turn
 
 log = logging.getLogger(__name__)
-
-
-class InputError(ValueError):
-    """The person's input cannot be used; the message says why and what would work."""
-
-
-class RefusedError(InputError):
-    """The safety filter refused the prompt; the message is polite and suggests what to do instead."""
-
-
-@dataclass
-class Turn:
-    index: int
-    prompt: str
-    """The prompt this turn expanded (the initial prompt, or the one chosen in the turn before)."""
-    candidates: list[Candidate]
-    slate: list[int]
-    """Indices into `candidates` shown as columns, left to right."""
-    scores: list[float]
-    """The policy's score (Q-value for the trained agent) of every candidate: why this slate was chosen."""
-    seeds: list[int]
-    images: list[list[Image.Image]] = field(repr=False)
-    choice: int | None = None
-    """Chosen column (0-based), None until the person picks."""
-    rating: int | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-    policy: str = ""
-    candidate_embeddings: np.ndarray | None = field(default=None, repr=False)
-    """[N, D] text embeddings of every candidate (None without an embedder)."""
-    image_embeddings: np.ndarray | None = field(default=None, repr=False)
-    """[L, M, D] embeddings of the rendered images, per column (None without an embedder)."""
-    posterior: np.ndarray | None = None
-    """The user-type posterior this slate was chosen under (None without a user model)."""
-    refused: list[Candidate] = field(default_factory=list)
-    """Candidates the safety filter removed before the policy saw them."""
-    image_paths: list[list[str]] | None = None
-    """Where the recorder saved the images (None when the session is not logged)."""
-    shown_at: float = 0.0
-
-    @property
-    def slate_prompts(self) -> list[Candidate]:
-        return [self.candidates[i] for i in self.slate]
-
-    @property
-    def chosen(self) -> Candidate | None:
-        return None if self.choice is None else self.candidates[self.slate[self.choice]]
-
-    def column_features(self) -> np.ndarray | None:
-        """[L, 2D]: each column's prompt embedding and mean image embedding (`pasta.policy.user_model.column_features`)."""
-        if self.candidate_embeddings is None or self.image_embeddings is None:
-            return None
-        from pasta.policy.user_model import column_features
-
-        return column_features(self.candidate_embeddings[self.slate], self.image_embeddings)
-
-
-@dataclass
-class Session:
-    initial_prompt: str
-    seed: int
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    turns: list[Turn] = field(default_factory=list)
-    consent: bool = False
-    """The person opted in to logging: only then is anything of the session written to the log store."""
-    max_turns: int = 5
-    """H: the session ends after this many picks; `continue_steps` extends it."""
-    branch_of: tuple[str, int] | None = None
-    """(session id, turn index) this session was branched from."""
-    favourites: list[tuple[int, int, int | None]] = field(default_factory=list)
-    """(turn index, column, image index or None for the whole column)."""
-    initial_embedding: np.ndarray | None = field(default=None, repr=False)
-    pending: Turn | None = field(default=None, repr=False)
-    """A turn whose slate was chosen (and logged) but whose images were not all rendered: the next action that
-    computes a turn renders this one again instead of proposing another."""
-    resume_token: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False, compare=False)
-    """The secret (256 bits) that resuming this session asks for besides its id. The id is shown and exported; the
-    token stays in the person's browser state and the log store keeps only its digest: never shown, logged or
-    exported."""
-    _busy: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def history(self) -> list[str]:
-        """Initial prompt, then the prompt chosen in each finished turn."""
-        return [self.initial_prompt] + [t.chosen.text for t in self.turns if t.chosen is not None]
-
-    @property
-    def current(self) -> Turn | None:
-        return self.turns[-1] if self.turns else None
-
-    @property
-    def awaiting_pick(self) -> bool:
-        return self.current is not None and self.current.choice is None
-
-    @property
-    def finished(self) -> bool:
-        return self.current is not None and self.current.choice is not None and len(self.turns) >= self.max_turns
-
-
-@dataclass
-class Step:
-    """Progress of one action: `stage` is "proposed" (slate chosen, nothing rendered), "column" (one more column
-    rendered), "done" (the turn is complete and logged) or "finished" (the last pick of the session)."""
-
-    session: Session
-    turn: Turn | None
-    stage: str
-    fraction: float
-    message: str
-    columns_ready: int = 0
-
-
-_CONTROL = {"Cc", "Cf", "Cs", "Co"}
-_ESCAPE_SEQUENCE = re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves ("\x1b[31m")
-                              r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC: titles, hyperlinks
-                              r"|\x1b[@-Z\\-_]")  # any other two-character escape
-_KEEP_FORMAT = {"\u200d", "\ufe0f", "\ufe0e"}  # joiners and variation selectors inside emoji
-
-
-def check_prompt(prompt: object) -> str:
-    """The prompt as the agent uses it, or an InputError saying what is wrong: text, not empty, at most
-    MAX_INPUT_CHARS characters, some letters or digits; terminal escape sequences and control characters are
-    dropped, whitespace collapsed."""
-    if not isinstance(prompt, str):
-        raise InputError(f"the prompt must be text, not {type(prompt).__name__}")
-    prompt = _ESCAPE_SEQUENCE.sub(" ", unicodedata.normalize("NFC", prompt))
-    prompt = "".join(ch if ch.isspace() or unicodedata.category(ch) not in _CONTROL or ch in _KEEP_FORMAT else " "
-                     for ch in prompt)
-    prompt = " ".join(prompt.split())
-    if not prompt:
-        raise InputError("the prompt is empty: describe what you would like to see, e.g. 'a red dress'")
-    if len(prompt) > MAX_INPUT_CHARS:
-        raise InputError(f"the prompt has {len(prompt)} characters; keep it under {MAX_INPUT_CHARS}")
-    if not any(ch.isalnum() for ch in prompt):
-        raise InputError("the prompt has no words: add a few words to the symbols or emoji, e.g. 'a 🐱 t-shirt'")
-    return prompt
-
-
-def _check_rating(rating: object) -> int | None:
-    if rating is None:
-        return None
-    if isinstance(rating, bool) or not isinstance(rating, (int, np.integer)) or rating not in (1, 2, 3, 4, 5):
-        raise InputError("a rating must be 1, 2, 3, 4 or 5")
-    return int(rating)
 
 
 class Agent:
@@ -242,7 +96,7 @@ class Agent:
                                  "go back to it to choose differently")
             if isinstance(column, bool) or not isinstance(column, (int, np.integer)) or not 0 <= column < len(turn.slate):
                 raise InputError(f"column must be a number from 1 to {len(turn.slate)}")
-            rating = _check_rating(rating)
+            rating = check_rating(rating)
             turn.choice, turn.rating = int(column), rating
             try:
                 if self.recorder is not None:  # durable before the next slate is computed
@@ -271,7 +125,7 @@ class Agent:
 
     def rate(self, session: Session, turn_index: int, rating: int) -> None:
         """Rate (or re-rate) the column picked in a turn, 1-5."""
-        rating = _check_rating(rating)
+        rating = check_rating(rating)
         if rating is None:
             raise InputError("a rating must be 1, 2, 3, 4 or 5")
         turn = self._turn(session, turn_index)
@@ -333,26 +187,15 @@ class Agent:
     # -- the policy's view ---------------------------------------------------------------------------------------
 
     def state(self, session: Session, candidate_embeddings: np.ndarray | None = None,
-              candidates: list[Candidate] | None = None) -> dict:
-        """What a slate policy sees: the keys of user_sim.rollout.policy_state (embeddings only with an embedder)."""
-        state = {"history": session.history(), "turn": len(session.turns), "seed": session.seed}
-        if self.embedder is None or session.initial_embedding is None:
-            return state
+              candidates: list[Candidate] | None = None) -> PolicyState:
+        """What a slate policy sees (`PolicyState.build`; embeddings only with an embedder)."""
         done = [t for t in session.turns if t.choice is not None and t.image_embeddings is not None]
-        dim = len(session.initial_embedding)
-        current = done[-1].candidate_embeddings[done[-1].slate[done[-1].choice]] if done else session.initial_embedding
-        chosen = [t.image_embeddings[t.choice].mean(0) for t in done]
-        state.update(
-            initial_embedding=session.initial_embedding,
-            current_embedding=current,
-            chosen_image_embeddings=np.stack(chosen).astype(np.float32) if chosen else np.zeros((0, dim), np.float32),
-            history_slates=[(t.column_features(), t.choice) for t in done],
-        )
-        if candidate_embeddings is not None:
-            state["candidate_embeddings"] = candidate_embeddings
-        if candidates is not None:
-            state["candidate_categories"] = [c.category for c in candidates]
-        return state
+        initial = session.initial_embedding if self.embedder is not None else None
+        shown = [ShownSlate.of(t.candidate_embeddings[t.slate], t.image_embeddings, t.choice) for t in done]
+        return PolicyState.build(initial, shown if initial is not None else [], seed=session.seed,
+                                 turn=len(session.turns), history=session.history(),
+                                 candidate_embeddings=candidate_embeddings,
+                                 candidate_categories=None if candidates is None else [c.category for c in candidates])
 
     def posterior(self, session: Session) -> np.ndarray | None:
         """[K] the user-type posterior after the session's picks so far (None without a user model)."""

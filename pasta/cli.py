@@ -25,7 +25,7 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 
 def cmd_propose(args: argparse.Namespace) -> int:
-    from pasta.backends.factory import make_candidate_generator
+    from pasta.components import make_candidate_generator
 
     settings = settings_from_args(args)
     t0 = time.perf_counter()

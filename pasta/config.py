@@ -15,6 +15,7 @@ from typing import Any, Literal, get_args
 Tier = Literal["auto", "embedded", "hub"]
 Generator = Literal["lmm", "retrieval"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
+WorldName = Literal["fashion", "emoji"]
 
 
 class SettingsError(ValueError):
@@ -36,8 +37,12 @@ class Settings:
     """Torch device for the models; `auto` picks cuda when present."""
     t2i_model: str = "stabilityai/sd-turbo"
     """Hub tier: diffusers text-to-image pipeline id or local folder."""
+    world: WorldName = "fashion"
+    """Embedded tier: what the offline model draws: `fashion` (ten garments, 32 px) or `emoji` (1,191 emoji
+    subjects in scenes, 64 px); the page says which under the prompt box."""
     t2i_model_dir: str = ""
-    """Embedded tier: folder with the project's diffusion weights (default: models/embedded/t2i)."""
+    """Embedded tier: folder with the project's diffusion weights (default: the world's, models/embedded/t2i or
+    models/embedded/t2i_emoji)."""
     adapter: str = ""
     """Optional LoRA adapter folder for the text-to-image model (the aligned model)."""
     embedder_model: str = "openai/clip-vit-base-patch32"
@@ -144,6 +149,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "tier": get_args(Tier),
     "generator": get_args(Generator),
     "device": get_args(Device),
+    "world": get_args(WorldName),
 }
 _ALSO_FROM = {"host": ("GRADIO_SERVER_NAME",), "port": ("GRADIO_SERVER_PORT",)}
 """Gradio's own settings, read where the PASTA_ one is not set (hosting platforms set these)."""
@@ -173,6 +179,7 @@ def settings_arguments() -> argparse.ArgumentParser:
     g.add_argument("--generator", help="lmm | retrieval: embedded-tier candidate generator (env PASTA_GENERATOR)")
     g.add_argument("--device", help="auto | cpu | cuda | mps (env PASTA_DEVICE)")
     g.add_argument("--t2i-model", help="hub tier: diffusers pipeline id or folder (env PASTA_T2I_MODEL)")
+    g.add_argument("--world", help="fashion | emoji: what the embedded tier draws (env PASTA_WORLD)")
     g.add_argument("--t2i-model-dir", help="embedded tier: diffusion weights folder (env PASTA_T2I_MODEL_DIR)")
     g.add_argument("--adapter", help="LoRA adapter folder for the text-to-image model (env PASTA_ADAPTER)")
     g.add_argument("--embedder-model", help="hub tier: CLIP/SigLIP id or folder (env PASTA_EMBEDDER_MODEL)")
@@ -188,7 +195,7 @@ def settings_arguments() -> argparse.ArgumentParser:
     return p
 
 
-_SETTING_FLAGS = ("tier", "generator", "device", "t2i_model", "t2i_model_dir", "adapter", "embedder_model",
+_SETTING_FLAGS = ("tier", "generator", "device", "world", "t2i_model", "t2i_model_dir", "adapter", "embedder_model",
                   "lmm_model", "lmm_endpoint", "log_db", "image_dir", "agent_dir", "threads", "prefetch")
 
 

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from pasta.agent import Agent, InputError, RefusedError
+from pasta.agent import Agent
 from pasta.config import Settings
 from pasta.contracts import Candidate
+from pasta.inputs import InputError, RefusedError
 from pasta.policy.loader import load_policy
 
 
@@ -97,13 +98,12 @@ def test_the_policy_sees_the_state_the_simulator_gives_it(q_agent):
     assert first.scores != [-float(i) for i in range(25)]  # Q-values, not the generator's order
     q_agent.pick(session, 1)
     state = q_agent.state(session, session.current.candidate_embeddings, session.current.candidates)
-    # The keys of user_sim.rollout.policy_state (less the simulator's secret planted utilities).
-    assert {"turn", "seed", "initial_embedding", "current_embedding", "chosen_image_embeddings", "history_slates",
-            "candidate_embeddings", "candidate_categories"} <= set(state)
-    assert state["turn"] == 2
-    np.testing.assert_allclose(state["current_embedding"], first.candidate_embeddings[first.slate[1]])
-    np.testing.assert_allclose(state["chosen_image_embeddings"], first.image_embeddings[1].mean(0, keepdims=True))
-    (features, column), = state["history_slates"]
+    assert state.turn == 2 and state.history == ["a red dress", first.chosen.text]
+    assert state.candidate_categories == [c.category for c in session.current.candidates]
+    np.testing.assert_allclose(state.current_embedding, first.candidate_embeddings[first.slate[1]])
+    np.testing.assert_allclose(state.chosen_image_embeddings, first.image_embeddings[1].mean(0, keepdims=True))
+    assert state.planted_utilities is None  # the simulator's secret has no value in the app
+    (features, column), = state.history_slates
     assert features.shape == (4, 768) and column == 1
     posterior = q_agent.posterior(session)
     assert posterior.shape == (3,) and abs(posterior.sum() - 1) < 1e-5

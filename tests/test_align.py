@@ -257,10 +257,10 @@ def test_loading_an_adapter_on_other_base_weights_warns(model, denoiser_dir, min
         EmbeddedTextToImage(denoiser_dir, text=minilm, adapter=tmp_path / "dpok")
 
 
-def test_app_sampler_copy_matches_the_app(model, tiny_model_dir, minilm):
+def test_alignment_samples_exactly_the_apps_images(model, tiny_model_dir, minilm):
     from pasta.backends.embedded_t2i import EmbeddedTextToImage
 
-    app = EmbeddedTextToImage(tiny_model_dir, text=minilm, bfloat16=False)  # the copy samples in float32
+    app = EmbeddedTextToImage(tiny_model_dir, text=minilm, bfloat16=False)  # alignment samples in float32
     with torch.no_grad():
         ours = model.to_pixels(model.app_sample(model.unet, model.initial_noise([7, 8], 2),
                                                 model.condition(PROMPTS[:2]).repeat_interleave(2)))

@@ -17,12 +17,11 @@ from pasta.backends.image_encoder import (
     EmbeddedEmbedder,
     ImageEncoder,
     ImageEncoderConfig,
-    attribute_prompts,
     pil_to_tensor,
-    zero_shot_text,
 )
 from pasta.contracts import Embedder
 from pasta.worlds import fashion
+from pasta.worlds.fashion_zero_shot import attribute_prompts, zero_shot_text
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,9 @@ import pytest
 import torch
 
 from pasta.contracts import CATEGORIES, Candidate
+from pasta.policy.episodes import LoggedEpisode, LoggedTurn
 from pasta.policy.iql import (
     IQLConfig,
-    LoggedEpisode,
-    LoggedTurn,
     Transitions,
     TwinQ,
     expectile_loss,
@@ -19,6 +18,7 @@ from pasta.policy.iql import (
 )
 from pasta.policy.qnet import QNetConfig, action_dim, action_features, state_dim, state_features
 from pasta.policy.slate import GreedyMyopicPolicy, QPolicy
+from pasta.policy.state import PolicyState, ShownSlate
 from pasta.policy.user_model import UserModel, UserModelConfig
 
 D, K = 8, 2
@@ -170,9 +170,7 @@ def test_policies_pick_one_per_category(user_model):
     rng = np.random.default_rng(4)
     cands = [Candidate(f"c{i}", CATEGORIES[i % 5]) for i in range(25)]
     E = unit(rng, 25)
-    state = {"turn": 1, "seed": 0, "initial_embedding": unit(rng), "current_embedding": unit(rng),
-             "chosen_image_embeddings": unit(rng, 1), "history_slates": [(np.concatenate([E[:4], E[:4]], 1), 2)],
-             "candidate_embeddings": E}
+    state = PolicyState.build(unit(rng), [ShownSlate.of(E[:4], None, 2)], seed=0, candidate_embeddings=E)
     q = TwinQ(QNetConfig(embedding_dim=D, n_types=K, horizon=3, hidden=16))
     for policy in (GreedyMyopicPolicy(user_model), QPolicy(q, user_model, slate="top")):
         slate, scores = policy.select(state, cands, 4)

@@ -95,8 +95,8 @@ def test_injection_in_the_persons_prompt_stays_data(scripted_lmm):
 
 @pytest.fixture(scope="module")
 def smollm2():
-    from pasta.backends.factory import SMOLLM2_GGUF, smollm2_folder
     from pasta.backends.hub_lmm import TransformersChatModel
+    from pasta.components import SMOLLM2_GGUF, smollm2_folder
 
     try:
         folder = smollm2_folder()

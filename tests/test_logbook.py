@@ -291,7 +291,7 @@ def test_an_older_schema_is_migrated_in_place_keeping_its_data(tmp_path, monkeyp
         raise RuntimeError("disk on fire")
 
     n = logbook.SCHEMA_VERSION
-    monkeypatch.setattr(logbook, "MIGRATIONS", [*logbook.MIGRATIONS, broken])
+    monkeypatch.setattr(logbook.schema, "MIGRATIONS", [*logbook.MIGRATIONS, broken])
     with pytest.raises(LogStoreError, match=f"from schema {n} to {n + 1} failed \\(disk on fire\\); the file was left at"):
         LogStore(path)
     conn = sqlite3.connect(path)
@@ -299,7 +299,7 @@ def test_an_older_schema_is_migrated_in_place_keeping_its_data(tmp_path, monkeyp
     assert not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'half_done'").fetchall()
     conn.close()
 
-    monkeypatch.setattr(logbook, "MIGRATIONS", [*logbook.MIGRATIONS[:n], add_notes])
+    monkeypatch.setattr(logbook.schema, "MIGRATIONS", [*logbook.MIGRATIONS[:n], add_notes])
     with LogStore(path) as store:
         assert store.schema_version == n + 1
         assert store.episode(sid)["notes"] == "" and len(store.episode(sid)["turns"]) == 2
@@ -495,7 +495,7 @@ def test_resume_tokens_are_kept_as_digests_checked_in_constant_time_and_never_ex
 
 def test_a_session_logged_before_resume_tokens_gets_one_once(tmp_path, monkeypatch):
     path = tmp_path / "logs.sqlite"
-    monkeypatch.setattr(logbook, "MIGRATIONS", logbook.MIGRATIONS[:1])  # a store written before schema 2
+    monkeypatch.setattr(logbook.schema, "MIGRATIONS", logbook.MIGRATIONS[:1])  # a store written before schema 2
     with LogStore(path) as store:
         sid = play(store, turns=1)
     monkeypatch.undo()

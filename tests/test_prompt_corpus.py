@@ -12,13 +12,14 @@ import pytest
 from prompt_corpus import prompts
 from test_lmm_generator import Scripted
 
-from pasta.agent import Agent, check_prompt
+from pasta.agent import Agent
 from pasta.app.recorder import SessionRecorder
 from pasta.backends.hub_lmm import OpenAIChatModel
 from pasta.candidates.clean import MAX_PARTS, is_fragment
 from pasta.candidates.lmm import LMMGenerator
 from pasta.config import Settings
 from pasta.contracts import CATEGORIES
+from pasta.inputs import check_prompt
 from pasta.logbook import LogStore
 
 CORPUS = prompts()

@@ -1,12 +1,11 @@
-"""models/train_t2i.py end to end on a few steps: export in the app's layout, resume, switch of prediction type."""
+"""models/train_t2i.py end to end on a few steps: export in the app's layout, resume, switch of prediction type,
+both worlds, and shipped weights left alone unless named."""
 
 import json
 
 import pytest
 import torch
 from model_scripts import load_script
-
-pytestmark = pytest.mark.fashion_mnist
 
 
 @pytest.fixture(scope="module")
@@ -15,12 +14,14 @@ def train_t2i():
 
 
 def run(train_t2i, tmp_path, capsys, **overrides) -> str:
-    cfg = train_t2i.TrainT2IConfig(out=tmp_path / "t2i", checkpoint=tmp_path / "ckpt" / "last.pt", batch_size=2,
-                                   save_every=1, threads=1, device="cpu", warmup_steps=1, **overrides)
+    overrides = {"out": tmp_path / "t2i", "checkpoint": tmp_path / "ckpt" / "last.pt",
+                 "init_from": tmp_path / "no-warm-start", **overrides}
+    cfg = train_t2i.TrainT2IConfig(batch_size=2, save_every=1, threads=1, device="cpu", warmup_steps=1, **overrides)
     train_t2i.main(cfg)
     return capsys.readouterr().out
 
 
+@pytest.mark.fashion_mnist
 def test_train_export_resume_and_switch_prediction_type(train_t2i, tmp_path, capsys, minilm):
     from pasta.backends.embedded_t2i import EmbeddedTextToImage
 
@@ -48,3 +49,22 @@ def test_train_export_resume_and_switch_prediction_type(train_t2i, tmp_path, cap
 def test_a_bad_prediction_type_fails_clearly(train_t2i, tmp_path, capsys):
     with pytest.raises(ValueError, match="prediction_type must be 'v_prediction' or 'epsilon'"):
         run(train_t2i, tmp_path, capsys, steps=1, prediction_type="sample")
+
+
+@pytest.mark.emoji_data
+def test_the_emoji_world_trains_at_64_px_into_a_run_folder_not_the_shipped_weights(train_t2i, tmp_path, capsys,
+                                                                                 monkeypatch, minilm):
+    from pasta.backends.embedded_t2i import EmbeddedT2IConfig, EmbeddedTextToImage
+
+    monkeypatch.chdir(tmp_path)
+    out = run(train_t2i, tmp_path, capsys, steps=2, world="emoji", out=None, checkpoint=None)
+    assert "stopped at step 2" in out
+    folder = tmp_path / "runs" / "t2i-emoji" / "model"  # the default: a run folder, never models/embedded
+    assert EmbeddedT2IConfig.load(folder) == EmbeddedT2IConfig.for_world("emoji")
+    assert (tmp_path / "runs" / "t2i-emoji" / "checkpoint.pt").exists()
+    model = EmbeddedTextToImage(folder, text=minilm, bfloat16=False)
+    assert model.sample_tensor(["a castle at sunset"], [0], 1).shape == (1, 3, 64, 64)
+    monkeypatch.setattr(train_t2i, "SHIPPED", {"emoji": folder})  # a fresh machine: the shipped weights warm-start
+    out = run(train_t2i, tmp_path, capsys, steps=3, world="emoji", out=tmp_path / "next",
+              checkpoint=tmp_path / "fresh" / "last.pt", init_from=None)
+    assert f"warm start from the exported weights in {folder} (step 2)" in out and "stopped at step 3" in out

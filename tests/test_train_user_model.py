@@ -5,7 +5,8 @@ import pytest
 
 from pasta.cli import main as pasta
 from pasta.logbook import LogStore
-from pasta.policy.choice_data import TextEmbeddingCache, choice_data_from_episodes
+from pasta.policy.choice_data import choice_data_from_episodes
+from pasta.policy.episodes import TextEmbeddingCache, read_episodes
 from pasta.policy.train_user_model import TrainUserModelConfig, train_user_model
 from pasta.policy.user_model import UserModel, UserModelConfig
 from user_sim.policies import make_policy
@@ -26,7 +27,8 @@ def test_store_round_trip_gives_the_choices_that_were_made(world, tmp_path):
     with LogStore(tmp_path / "s.sqlite") as store:
         write_episodes(store, episodes, world)
         logged = list(store.episodes(source="simulator"))
-    data, user_ids = choice_data_from_episodes(logged, TextEmbeddingCache(None, known=world.known_text_embeddings()))
+    cache = TextEmbeddingCache(None, known=world.known_text_embeddings())
+    data, user_ids = choice_data_from_episodes(read_episodes(logged, cache))
     assert user_ids == [e.user_id for e in episodes]
     assert data.X.shape == (25, 4, 768)
     assert data.choice.tolist() == [s.choice for e in episodes for s in e.steps]
@@ -107,7 +109,7 @@ def test_train_q_and_retrain_from_a_log_store(world, tmp_path):
     """The closed loop: logs -> user model -> Q-network, versions recorded, real/simulated mixture honoured."""
     from pasta.policy.iql import IQLConfig, TwinQ
     from pasta.policy.qnet import QNetConfig
-    from pasta.policy.train_q import TrainQConfig, logged_episodes, mixture, train_q
+    from pasta.policy.train_q import TrainQConfig, mixture, train_q
 
     db = tmp_path / "sim.sqlite"
     assert pasta(["simulate", "--db", str(db), "--users", "60", "--types", "2", "--policy", "random"]) == 0
@@ -122,7 +124,7 @@ def test_train_q_and_retrain_from_a_log_store(world, tmp_path):
     assert q.config.n_types == 2
     with LogStore(db, create=False) as store:
         assert store.latest_model_version("qnet")["path"] == str(tmp_path / "agent" / "qnet")
-        episodes = logged_episodes(store.episodes(), embed)
+        episodes = read_episodes(store.episodes(), embed)
     assert len(episodes) == 60 and episodes[0].turns[0].text_embeddings.shape == (4, 384)
     rng = np.random.default_rng(0)
     assert len(mixture(episodes[:10], episodes[10:], 0.5, rng)) == 20  # 10 real + 10 simulated

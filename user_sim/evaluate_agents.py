@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pasta.policy.iql import IQLConfig, LoggedEpisode, LoggedTurn, train_iql, transitions
+from pasta.policy.episodes import LoggedEpisode, LoggedTurn
+from pasta.policy.iql import IQLConfig, train_iql, transitions
 from pasta.policy.qnet import QNetConfig
 from pasta.policy.slate import GreedyMyopicPolicy, QPolicy
 from pasta.policy.user_model import ChoiceData, UserModel, UserModelConfig, column_features
@@ -65,7 +66,7 @@ def logged_episode(world: EmbeddingWorld, episode: Episode) -> LoggedEpisode:
         columns = np.array([step.candidates[i].index for i in step.slate])
         turns.append(LoggedTurn(world.embeddings[columns], world.embeddings[columns],
                                 [step.candidates[i].candidate.category for i in step.slate], step.choice, step.rating))
-    return LoggedEpisode(world.embeddings[episode.initial_index], turns)
+    return LoggedEpisode(world.embeddings[episode.initial_index], turns, episode.user_id)
 
 
 def choice_data(world: EmbeddingWorld, episodes: list[Episode]) -> ChoiceData:

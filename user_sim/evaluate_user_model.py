@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from pasta.logbook import LogStore
-from pasta.policy.choice_data import TextEmbeddingCache, choice_data_from_episodes
+from pasta.policy.choice_data import choice_data_from_episodes
+from pasta.policy.episodes import TextEmbeddingCache, read_episodes
 from pasta.policy.user_model import ChoiceData, UserModel, UserModelConfig, select_k
 from user_sim.policies import make_policy
 from user_sim.rollout import run_episode
@@ -156,10 +157,11 @@ def evaluate_user_model(cfg: EvalUserModelConfig) -> dict:
 
     cache = TextEmbeddingCache(lambda texts: world_fallback(texts), known=world.known_text_embeddings())
     logged = list(store.episodes(source="simulator"))
+    read = read_episodes(logged, cache)  # one embedding per distinct text, shared by both splits
     test_ids = {e.user_id for e in episodes["test"]}
-    train_data, train_users = choice_data_from_episodes([e for e in logged if e["user_id"] not in test_ids], cache)
+    train_data, train_users = choice_data_from_episodes([e for e in read if e.user_id not in test_ids])
     test_logged = [e for e in logged if e["user_id"] in test_ids]
-    test_data, test_users = choice_data_from_episodes(test_logged, cache)
+    test_data, test_users = choice_data_from_episodes([e for e in read if e.user_id in test_ids])
     planted_of = {e.user_id: e.type_index for split in episodes.values() for e in split}
     planted_train = np.array([planted_of[u] for u in train_users])
     planted_test = np.array([planted_of[u] for u in test_users])

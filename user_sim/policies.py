@@ -8,6 +8,7 @@ import numpy as np
 
 from pasta.contracts import Candidate
 from pasta.policy.slate import LMMOrderPolicy, RandomPolicy, check_slate, choice_model_slate, top_per_category
+from pasta.policy.state import PolicyState
 
 
 class OraclePolicy:
@@ -19,12 +20,12 @@ class OraclePolicy:
         self.slate = check_slate(slate)
         self.name = "oracle" if slate == "choice-model" else "oracle-top"
 
-    def select(self, state: dict, candidates: Sequence[Candidate], slate_size: int) -> tuple[list[int], np.ndarray]:
-        scores = np.asarray(state["planted_utilities"], np.float32)
+    def select(self, state: PolicyState, candidates: Sequence[Candidate], slate_size: int) -> tuple[list[int], np.ndarray]:
+        scores = np.asarray(state.planted_utilities, np.float32)
         if self.slate == "top":
             return top_per_category(scores, candidates, slate_size), scores
         u = scores[:, None]
-        return choice_model_slate(u, u, np.ones(1), state["planted_temperature"], candidates, slate_size), scores
+        return choice_model_slate(u, u, np.ones(1), state.planted_temperature, candidates, slate_size), scores
 
 
 BASELINES = {"random": RandomPolicy, "lmm-order": LMMOrderPolicy, "oracle": OraclePolicy,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pasta.policy.slate import SlatePolicy
+from pasta.policy.state import PolicyState, ShownSlate
 from user_sim.users import SimulatedUser
 from user_sim.world import EmbeddingWorld, SimCandidate
 
@@ -53,27 +54,16 @@ class Episode:
 
 
 def policy_state(world: EmbeddingWorld, user: SimulatedUser, seed: int, history: list[int],
-                 candidates: list[SimCandidate], turn: int, steps: list[Step]) -> dict:
-    """What a policy sees, in the same keys the live agent provides. `planted_utilities` and
-    `planted_temperature` are the simulator's secrets: only the oracle baselines read them."""
-    from pasta.policy.user_model import column_features
-
-    indices = np.array([c.index for c in candidates])
+                 candidates: list[SimCandidate], turn: int, steps: list[Step]) -> PolicyState:
+    """What a policy sees, built as the live agent builds it (`PolicyState.build`): the world's embedding of each
+    shown prompt stands in for its images. `planted_utilities` and `planted_temperature` are the simulator's
+    secrets: only the oracle baselines read them."""
     E = world.embeddings
-    chosen = np.array([s.chosen_index for s in steps], np.int64)
-    return {
-        "turn": turn,
-        "seed": seed,
-        "initial_embedding": E[history[0]],
-        "current_embedding": E[history[-1]],
-        "chosen_image_embeddings": E[chosen] if len(chosen) else np.zeros((0, E.shape[1]), np.float32),
-        "history_slates": [(column_features(E[cols], E[cols][:, None, :]), s.choice)
-                           for s in steps for cols in [np.array([s.candidates[i].index for i in s.slate])]],
-        "candidate_embeddings": E[indices],
-        "candidate_categories": [c.candidate.category for c in candidates],
-        "planted_utilities": user.utilities[indices],
-        "planted_temperature": user.temperature,
-    }
+    indices = np.array([c.index for c in candidates])
+    shown = [ShownSlate.of(E[[s.candidates[i].index for i in s.slate]], None, s.choice) for s in steps]
+    return PolicyState.build(E[history[0]], shown, seed=seed, turn=turn, candidate_embeddings=E[indices],
+                             candidate_categories=[c.candidate.category for c in candidates],
+                             planted_utilities=user.utilities[indices], planted_temperature=user.temperature)
 
 
 def run_episode(policy: SlatePolicy, user: SimulatedUser, world: EmbeddingWorld, seed: int, turns: int = 5,

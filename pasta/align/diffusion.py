@@ -2,28 +2,30 @@
 schedule, text conditioning, the classifier-free-guided output (converted to epsilon where DPOK's KL bound needs
 it), and the map from the UNet's sample to pixels. Epsilon- and v-prediction models are both served.
 
-The embedded model (pasta.backends.embedded_t2i) denoises a 2x2 space-to-depth view of 32x32 RGB pixels, so "pixels"
-is a reshape, not a decoder, and every reward sees exactly the image the app shows. The UNet passed to each method is
+The embedded model (pasta.backends.embedded_t2i) denoises a space-to-depth view of its RGB pixels, so "pixels" is a
+reshape, not a decoder, and every reward sees exactly the image the app shows: the sampling loop is the app's own. The UNet passed to each method is
 explicit: the same `EmbeddedDiffusion` serves the frozen base model and the LoRA-adapted one.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from pasta.backends.embedded_t2i import (
-    DEFAULT_MODEL_DIR,
-    EmbeddedT2IConfig,
+    EmbeddedTextToImage,
+    denoise,
     from_patches,
+    guided_output,
     initial_noise,
+    new_sampler,
     prediction_target,
     to_patches,
+    weights_fingerprint,
 )
-from pasta.backends.minilm import MiniLM, shared_minilm
+from pasta.backends.minilm import MiniLM
 
 
 @dataclass
@@ -43,38 +45,24 @@ class Condition:
     def repeat_interleave(self, n: int) -> Condition:
         return Condition(*(t.repeat_interleave(n, 0) for t in (self.pooled, self.tokens, self.mask)))
 
+    def astuple(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.pooled, self.tokens, self.mask
+
     @staticmethod
     def cat(parts: list[Condition]) -> Condition:
         return Condition(*(torch.cat([getattr(p, k) for p in parts]) for k in ("pooled", "tokens", "mask")))
 
 
-def weights_fingerprint(unet_folder: Path) -> str:
-    """sha256 (first 16 hex digits) of the UNet weights file: an adapter records the base it was trained on."""
-    files = sorted(Path(unet_folder).glob("*.safetensors")) or sorted(Path(unet_folder).glob("*.bin"))
-    if not files:
-        raise FileNotFoundError(f"no weights file in {unet_folder}")
-    digest = hashlib.sha256()
-    with open(files[0], "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 class EmbeddedDiffusion:
-    """The embedded model loaded for alignment: frozen fp32 UNet, DDPM noise schedule, MiniLM conditioning."""
+    """The embedded model as the alignment algorithms see it: the app's `EmbeddedTextToImage` (same weights, same
+    sampler, same conditioning) with its UNet frozen in float32, the DDPM training schedule, and per-prompt caches."""
 
     def __init__(self, folder: str | Path | None = None, *, text: MiniLM | None = None, device: str = "cpu") -> None:
-        from diffusers import DDPMScheduler, UNet2DConditionModel
+        from diffusers import DDPMScheduler
 
-        self.folder = Path(folder) if folder else DEFAULT_MODEL_DIR
-        if not (self.folder / "unet" / "config.json").exists():
-            raise FileNotFoundError(
-                f"no embedded text-to-image weights at {self.folder}/unet: train them with "
-                "`python models/train_t2i.py` or pass --model-dir with a folder that has them"
-            )
-        self.device = torch.device(device)
-        self.config = EmbeddedT2IConfig.load(self.folder)
-        self.unet = UNet2DConditionModel.from_pretrained(self.folder / "unet", dtype=torch.float32).to(self.device)
+        self.t2i = EmbeddedTextToImage(folder, text=text, device=device, bfloat16=False)
+        self.folder, self.config, self.device, self.text = self.t2i.folder, self.t2i.config, self.t2i.device, self.t2i.text
+        self.unet = self.t2i.base_unet
         self.unet.requires_grad_(False).eval()
         self.train_scheduler = DDPMScheduler.from_pretrained(self.folder / "scheduler")
         self.num_train_timesteps = int(self.train_scheduler.config.num_train_timesteps)
@@ -83,7 +71,6 @@ class EmbeddedDiffusion:
         if self.prediction_type not in ("epsilon", "v_prediction"):
             raise ValueError(f"{self.folder}/scheduler: prediction_type {self.prediction_type!r} is not supported "
                              "(epsilon or v_prediction)")
-        self.text = text or shared_minilm(str(self.device))
         self._uncond: Condition | None = None
         self._cache: dict[str, Condition] = {}
 
@@ -153,37 +140,20 @@ class EmbeddedDiffusion:
 
     def guided_output(self, unet, x: torch.Tensor, t: torch.Tensor | int, cond: Condition,
                       guidance_scale: float) -> torch.Tensor:
-        """Classifier-free guidance on the UNet's output: o_u + w (o_c - o_u), one batched forward of 2N rows.
-        Guidance is affine, so on epsilon it equals guidance on v converted to epsilon."""
-        n = len(x)
-        both = Condition.cat([self.unconditional(n), cond])
-        t = torch.as_tensor(t, device=x.device)
-        t = t.expand(2 * n) if t.ndim == 0 else torch.cat([t, t])
-        out_uncond, out_cond = self.output(unet, torch.cat([x, x]), t, both).chunk(2)
-        return out_uncond + guidance_scale * (out_cond - out_uncond)
+        """Classifier-free guidance on the UNet's output, as the app computes it (`embedded_t2i.guided_output`)."""
+        return guided_output(unet, x, t, cond.astuple(), self.unconditional(len(x)).astuple(), guidance_scale)
 
     # ------------------------------------------------------------------------------------ app sampler
 
     def app_scheduler(self):
         """The app's sampler, configured exactly as `EmbeddedTextToImage` configures it."""
-        from diffusers import DPMSolverMultistepScheduler
-
-        return DPMSolverMultistepScheduler.from_pretrained(
-            self.folder / "scheduler", thresholding=True, sample_max_value=1.0, timestep_spacing="trailing"
-        )
+        return new_sampler(self.folder)
 
     def app_sample(self, unet, noise: torch.Tensor, cond: Condition, *, grad_last_steps: int = 0,
                    num_inference_steps: int | None = None, guidance_scale: float | None = None) -> torch.Tensor:
-        """The app's DPM-Solver++ sampling loop from `noise`, differentiable through its last `grad_last_steps`
-        steps (0: none; DRaFT-K style truncated backpropagation when fewer than all). Returns the final sample."""
+        """The app's sampling loop (`embedded_t2i.denoise`) from `noise` with `unet`, differentiable through its last
+        `grad_last_steps` steps. Returns the final sample."""
         steps = num_inference_steps or self.config.num_inference_steps
         w = self.config.guidance_scale if guidance_scale is None else guidance_scale
-        scheduler = self.app_scheduler()
-        scheduler.set_timesteps(steps)
-        x = noise * scheduler.init_noise_sigma
-        timesteps = list(scheduler.timesteps)
-        for i, t in enumerate(timesteps):
-            with torch.set_grad_enabled(len(timesteps) - i <= grad_last_steps):
-                out = self.guided_output(unet, scheduler.scale_model_input(x, t), t, cond, w)
-                x = scheduler.step(out, t, x).prev_sample
-        return x
+        return denoise(unet, self.app_scheduler(), noise, cond.astuple(), self.unconditional(len(noise)).astuple(),
+                       steps, w, grad_last_steps)

@@ -27,7 +27,7 @@ class AppParts:
 def build_app_parts(settings: Settings) -> AppParts:
     from pasta.app.recorder import SessionRecorder
     from pasta.app.zerogpu import on_gpu, spaces_available
-    from pasta.backends.factory import make_candidate_generator, make_embedder, make_text_to_image
+    from pasta.components import make_candidate_generator, make_embedder, make_text_to_image
     from pasta.logbook import LogStore
     from pasta.policy.loader import load_policy
 

@@ -95,7 +95,8 @@ class SessionRecorder:
     def load_session(self, session_id: str, resume_token: str | None, agent, *, from_browser: bool = False):
         """The logged session `session_id` as a live `Session` (see the module docstring), when `resume_token` is
         its token (see `Agent.resume`); otherwise an InputError that changes nothing."""
-        from pasta.agent import InputError, Session, Turn
+        from pasta.inputs import InputError
+        from pasta.session import Session, Turn
 
         if not isinstance(session_id, str) or not _SESSION_ID.match(session_id.strip()):
             raise InputError("a session id is 32 hexadecimal characters, as shown under 'Session details'")

@@ -23,12 +23,15 @@ from contextlib import contextmanager
 
 import gradio as gr
 
-from pasta.agent import Agent, InputError, RefusedError, Session
+from pasta.agent import Agent
 from pasta.app import views as views
 from pasta.app.shown_images import ShownImages
 from pasta.candidates.clean import MAX_INPUT_CHARS
 from pasta.config import Settings
+from pasta.inputs import InputError, RefusedError
+from pasta.session import Session
 from pasta.torch_thread import call, on_torch_thread
+from pasta.worlds import load_world
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +129,11 @@ def build_demo(settings: Settings | None = None, agent: Agent | None = None,
     has_user_model = agent.user_model is not None and agent.embedder is not None
 
     shown = ShownImages()
+    world = load_world(settings.world) if settings.resolved_tier() == "embedded" else None
+
+    def status_line(session: Session | None) -> str:
+        note = views.drawable_note(world, session.initial_prompt) if session is not None else ""
+        return views.status(session, settings, " · ".join(n for n in (note, notice) if n))
 
     def pictures(browser: str, value):
         """Images (or (image, caption) pairs) as files in the browser's own folder; other values as they are."""
@@ -148,6 +156,11 @@ def build_demo(settings: Settings | None = None, agent: Agent | None = None,
             prompt = gr.Textbox(label="Your prompt", placeholder="e.g. a red dress on a beach", scale=5, max_lines=3,
                                 info=f"Up to {MAX_INPUT_CHARS} characters.", elem_id="pasta-prompt")
             start = gr.Button("Start", variant="primary", scale=1, min_width=90, elem_id="pasta-start")
+        if world is not None:  # the embedded tier tells the truth about what it can draw
+            card = world.card()
+            gr.Markdown(f"<small>{card.summary}</small>", elem_id="pasta-world")
+            gr.Examples([[e] for e in card.examples], inputs=prompt, label="Prompts it draws well",
+                        api_visibility="private", cache_examples=False)
         consent = gr.Checkbox(False, label=CONSENT, elem_id="pasta-consent")
         status = gr.Markdown(views.status(None, settings, notice), elem_id="pasta-status")
         captions, galleries, pick_buttons, favourite_buttons = [], [], [], []
@@ -223,7 +236,7 @@ def build_demo(settings: Settings | None = None, agent: Agent | None = None,
             cols = [views.caption(turn, c) if turn and c < len(turn.slate) else "" for c in range(L)]
             images = [pictures(browser, turn.images[c]) if turn and c < len(turn.slate) else None for c in range(L)]
             plot = views.posterior_frame(agent.posterior(session)) if session and has_user_model else gr.skip()
-            return [session if new_session else gr.skip(), views.status(session, settings, notice), *cols, *images,
+            return [session if new_session else gr.skip(), status_line(session), *cols, *images,
                     pictures(browser, views.history_items(session)), views.history_table(session), plot,
                     pictures(browser, views.favourite_items(session)), views.summary(session), None,
                     *session_controls(session)]

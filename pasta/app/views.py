@@ -46,6 +46,14 @@ def status(session, settings, notice: str = "") -> str:
     return text + (f"  \n<small>{escape_md(notice)}</small>" if notice else "")
 
 
+def drawable_note(world, prompt: str) -> str:
+    """A polite line when the offline model's world (`pasta.worlds.world.World`) knows nothing the prompt names."""
+    if world is None or not prompt or world.drawable(prompt):
+        return ""
+    return (f"The offline model knows nothing that “{prompt}” names, so "
+            f"{world.card().instead}. The examples under the prompt box show what it draws.")
+
+
 DISPLAY_SIDE = 256
 """Images smaller than this (the embedded model draws 32 px) are shown at this side."""
 

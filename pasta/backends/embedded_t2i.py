@@ -10,6 +10,7 @@ adapters work on it as on any diffusers UNet.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from dataclasses import asdict, dataclass
@@ -24,6 +25,8 @@ from pasta.backends.minilm import MAX_TOKENS, TEXT_DIM, MiniLM, shared_minilm
 from pasta.paths import EMBEDDED_DIR
 
 DEFAULT_MODEL_DIR = EMBEDDED_DIR / "t2i"
+WORLD_MODEL_DIRS = {"fashion": DEFAULT_MODEL_DIR, "emoji": EMBEDDED_DIR / "t2i_emoji"}
+"""The shipped weights of each world; models/train_t2i.py writes there only when --out names the folder."""
 
 
 @dataclass
@@ -144,27 +147,55 @@ def initial_noise(seeds: list[int], n_per_seed: int, shape: tuple[int, int, int]
     return torch.cat(out)
 
 
-@torch.inference_mode()
-def denoise(
-    unet,
-    scheduler,
-    noise: torch.Tensor,
-    cond: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-    uncond: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-    num_inference_steps: int,
-    guidance_scale: float,
-) -> torch.Tensor:
-    """The sampling loop, visible: classifier-free guidance on the model's output (epsilon or v, as the scheduler's
-    config says), one scheduler step per timestep."""
+def new_sampler(folder: Path):
+    """The app's DPM-Solver++ sampler for the weights in `folder`. Pixel-space sampling: threshold x0 to the image
+    range (else the cosine schedule's first steps divide by ~0 and blow up), and start from t = T where the model
+    was trained on pure noise. A fresh one per sampling loop: its timestep state is per loop."""
+    from diffusers import DPMSolverMultistepScheduler
+
+    return DPMSolverMultistepScheduler.from_pretrained(
+        Path(folder) / "scheduler", thresholding=True, sample_max_value=1.0, timestep_spacing="trailing"
+    )
+
+
+def guided_output(unet, x: torch.Tensor, t: torch.Tensor | int, cond: tuple, uncond: tuple,
+                  guidance_scale: float) -> torch.Tensor:
+    """Classifier-free guidance on the UNet's output (epsilon or v): o_u + w (o_c - o_u), one batched forward of 2N
+    rows. `cond`, `uncond`: (pooled, tokens, mask) of N rows each. Guidance is affine, so on epsilon it equals
+    guidance on v converted to epsilon."""
     pooled, tokens, mask = (torch.cat([u, c]) for u, c in zip(uncond, cond))
+    t = torch.as_tensor(t, device=x.device)
+    t = t.expand(2 * len(x)) if t.ndim == 0 else torch.cat([t, t])
+    out = unet(torch.cat([x, x]), t, encoder_hidden_states=tokens, class_labels=pooled, encoder_attention_mask=mask)
+    out_uncond, out_cond = out.sample.float().chunk(2)  # the solver's arithmetic stays in float32 under autocast
+    return out_uncond + guidance_scale * (out_cond - out_uncond)
+
+
+def denoise(unet, scheduler, noise: torch.Tensor, cond: tuple, uncond: tuple, num_inference_steps: int,
+            guidance_scale: float, grad_last_steps: int = 0) -> torch.Tensor:
+    """The sampling loop, visible, and the only one: the app's images and the alignment algorithms' samples come
+    from here. Differentiable through the last `grad_last_steps` steps (0: none; DRaFT-K style truncated
+    backpropagation for Focus-N-Fix)."""
     scheduler.set_timesteps(num_inference_steps)
     x = noise * scheduler.init_noise_sigma
-    for t in scheduler.timesteps:
-        model_in = scheduler.scale_model_input(torch.cat([x, x]), t)
-        out = unet(model_in, t, encoder_hidden_states=tokens, class_labels=pooled, encoder_attention_mask=mask).sample
-        out_uncond, out_cond = out.float().chunk(2)  # the solver's arithmetic stays in float32 under autocast
-        x = scheduler.step(out_uncond + guidance_scale * (out_cond - out_uncond), t, x).prev_sample
+    timesteps = list(scheduler.timesteps)
+    for i, t in enumerate(timesteps):
+        with torch.set_grad_enabled(len(timesteps) - i <= grad_last_steps):
+            out = guided_output(unet, scheduler.scale_model_input(x, t), t, cond, uncond, guidance_scale)
+            x = scheduler.step(out, t, x).prev_sample
     return x
+
+
+def weights_fingerprint(unet_folder: Path) -> str:
+    """sha256 (first 16 hex digits) of the UNet weights file: an adapter records the base it was trained on."""
+    files = sorted(Path(unet_folder).glob("*.safetensors")) or sorted(Path(unet_folder).glob("*.bin"))
+    if not files:
+        raise FileNotFoundError(f"no weights file in {unet_folder}")
+    digest = hashlib.sha256()
+    with open(files[0], "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 class EmbeddedTextToImage:
@@ -182,13 +213,14 @@ class EmbeddedTextToImage:
         bfloat16: bool | None = None,
     ) -> None:
         """`bfloat16`: sample under bfloat16 autocast (None: as `pasta_t2i.json` says, where the CPU has it)."""
-        from diffusers import DPMSolverMultistepScheduler, UNet2DConditionModel
+        from diffusers import UNet2DConditionModel
 
         folder = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
         if not (folder / "unet" / "config.json").exists():
             raise FileNotFoundError(
                 f"no embedded text-to-image weights at {folder}/unet: train them with "
-                "`python models/train_t2i.py` or point --t2i-model-dir at a folder that has them"
+                "`python models/train_t2i.py` or point --t2i-model-dir (pasta app) or --model-dir (pasta align) at "
+                "a folder that has them"
             )
         self.folder = folder
         self.config = EmbeddedT2IConfig.load(folder)
@@ -196,11 +228,7 @@ class EmbeddedTextToImage:
         self.base_unet = UNet2DConditionModel.from_pretrained(folder / "unet", dtype=torch.float32)
         self.base_unet.to(self.device).eval()
         self.unet = self.base_unet
-        # Pixel-space sampling: threshold x0 to the image range (else the cosine schedule's first steps divide
-        # by ~0 and blow up), and start from t = T where the model was trained on pure noise.
-        self.scheduler = DPMSolverMultistepScheduler.from_pretrained(
-            folder / "scheduler", thresholding=True, sample_max_value=1.0, timestep_spacing="trailing"
-        )
+        self.scheduler = new_sampler(folder)
         self.text = text or shared_minilm(device)
         self._lock = threading.Lock()  # the scheduler's timestep state is shared: one sampling loop at a time
         self._uncond = None
@@ -235,8 +263,6 @@ class EmbeddedTextToImage:
             return
         trained_on = json.loads(card.read_text()).get("base_model", {}).get("unet_sha256_16")
         if trained_on:
-            from pasta.align.diffusion import weights_fingerprint
-
             here = weights_fingerprint(self.folder / "unet")
             if here != trained_on:
                 warnings.warn(f"the adapter {path} was trained on other base weights (unet {trained_on}) than "
@@ -259,7 +285,7 @@ class EmbeddedTextToImage:
         noise = initial_noise(seeds, n_per_prompt, (3 * c.patch_size**2, side, side)).to(self.device)
         cond = tuple(t.repeat_interleave(n_per_prompt, 0) for t in self.condition(prompts))
         bf16 = torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bfloat16)
-        with self._lock, bf16:
+        with self._lock, bf16, torch.inference_mode():
             x = denoise(self.unet, self.scheduler, noise, cond, self.unconditional(len(noise)),
                         c.num_inference_steps, c.guidance_scale)
         return from_patches(x, c.patch_size)

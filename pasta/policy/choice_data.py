@@ -1,9 +1,6 @@
-"""From logged episodes to the vectors the learners use.
-
-A slate column's features are its prompt's text embedding and the mean embedding of its images (see
-`user_model.column_features`). Text embeddings are memoized by text, because the same prompts recur across turns
-and sessions; image embeddings come from the log store when the app or simulator recorded them.
-"""
+"""The user model's training data (`ChoiceData`): one row per logged choice, the slate's columns as features (a
+column's prompt embedding and the mean embedding of its images, `user_model.column_features`), from the logged
+episodes IQL reads too (`pasta.policy.episodes`) and from pairwise preferences."""
 
 from __future__ import annotations
 
@@ -11,60 +8,32 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from pasta.policy.episodes import LoggedEpisode, LoggedTurn
 from pasta.policy.user_model import ChoiceData, column_features
 
 
-class TextEmbeddingCache:
-    """Memoized `embed(list[str]) -> [N, D]`, batched over the texts it has not seen."""
-
-    def __init__(self, embed: Callable[[list[str]], np.ndarray], batch_size: int = 256,
-                 known: dict[str, np.ndarray] | None = None) -> None:
-        self.embed = embed
-        self.batch_size = batch_size
-        self.vectors: dict[str, np.ndarray] = dict(known or {})
-
-    def __call__(self, texts: list[str]) -> np.ndarray:
-        missing = list(dict.fromkeys(t for t in texts if t not in self.vectors))
-        for i in range(0, len(missing), self.batch_size):
-            chunk = missing[i : i + self.batch_size]
-            for text, vector in zip(chunk, self.embed(chunk), strict=True):
-                self.vectors[text] = np.asarray(vector, np.float32)
-        return np.stack([self.vectors[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
-
-
-def choice_data_from_episodes(episodes: Iterable[dict], text_embed: Callable[[list[str]], np.ndarray],
-                              slate_size: int | None = None) -> tuple[ChoiceData, list[str]]:
-    """ChoiceData from LogStore episodes (turns with a choice only), and the user id of each user index.
-
-    Sessions without a user id count as their own user. Slates smaller than the largest are padded and masked.
-    """
-    rows: list[tuple[int, list[dict], int]] = []
+def choice_data_from_episodes(episodes: Iterable[LoggedEpisode], slate_size: int | None = None
+                              ) -> tuple[ChoiceData, list[str]]:
+    """ChoiceData from logged episodes (`pasta.policy.episodes.read_episodes`), and the user id of each user index.
+    Slates smaller than the largest are padded and masked."""
+    rows: list[tuple[int, LoggedTurn]] = []
     user_ids: list[str] = []
     user_index: dict[str, int] = {}
     for episode in episodes:
-        uid = episode.get("user_id") or f"session:{episode['id']}"
-        for turn in episode["turns"]:
-            if turn.get("choice") is None:
-                continue
-            if uid not in user_index:
-                user_index[uid] = len(user_ids)
-                user_ids.append(uid)
-            rows.append((user_index[uid], turn["slate"], int(turn["choice"]["column"])))
-    width = slate_size or max((len(slate) for _, slate, _ in rows), default=0)
-    texts = [column["prompt"] for _, slate, _ in rows for column in slate]
-    text_vectors = text_embed(texts) if texts else np.zeros((0, 0), np.float32)
-    dim = 2 * text_vectors.shape[1] if len(texts) else 0
+        for turn in episode.turns:
+            if episode.user_id not in user_index:
+                user_index[episode.user_id] = len(user_ids)
+                user_ids.append(episode.user_id)
+            rows.append((user_index[episode.user_id], turn))
+    width = slate_size or max((len(turn.text_embeddings) for _, turn in rows), default=0)
+    dim = 2 * rows[0][1].text_embeddings.shape[1] if rows else 0
     X = np.zeros((len(rows), width, dim), np.float32)
     mask = np.zeros((len(rows), width), bool)
-    k = 0
-    for r, (_, slate, _) in enumerate(rows):
-        for c, column in enumerate(slate):
-            images = column.get("image_embeddings")
-            images = None if images is None else np.asarray(images, np.float32).reshape(-1, text_vectors.shape[1])
-            X[r, c] = column_features(text_vectors[k], images)
-            mask[r, c] = True
-            k += 1
-    data = ChoiceData(X, np.array([c for *_, c in rows]), np.array([u for u, *_ in rows]), mask)
+    for r, (_, turn) in enumerate(rows):
+        n = len(turn.text_embeddings)
+        X[r, :n] = column_features(turn.text_embeddings, turn.image_embeddings[:, None, :])
+        mask[r, :n] = True
+    data = ChoiceData(X, np.array([t.choice for _, t in rows]), np.array([u for u, _ in rows]), mask)
     return data, user_ids
 
 

@@ -28,7 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from pasta.policy.episodes import LoggedEpisode
 from pasta.policy.qnet import QNetConfig, QNetwork, ValueNetwork, action_features, posterior_weighted, state_features
+from pasta.policy.state import PolicyState, ShownSlate
 from pasta.policy.user_model import UserModel, column_features
 
 
@@ -67,23 +69,6 @@ class IQLConfig:
 
 
 @dataclass
-class LoggedTurn:
-    text_embeddings: np.ndarray
-    """[L, D] the slate's prompt embeddings."""
-    image_embeddings: np.ndarray
-    """[L, D] mean image embedding per column."""
-    categories: list[str]
-    choice: int
-    rating: int | None = None
-
-
-@dataclass
-class LoggedEpisode:
-    initial_embedding: np.ndarray
-    turns: list[LoggedTurn]
-
-
-@dataclass
 class Transitions:
     states: np.ndarray
     actions: np.ndarray
@@ -116,20 +101,14 @@ class Transitions:
 
 
 def episode_states(episode: LoggedEpisode, user_model: UserModel, qnet: QNetConfig) -> list[np.ndarray]:
-    """The state before each turn and after the last one (len = turns + 1)."""
-    history: list[tuple[np.ndarray, int]] = []
-    chosen_images: list[np.ndarray] = []
-    current = episode.initial_embedding
+    """The state vector before each turn and after the last one (len = turns + 1), from the same `PolicyState` the
+    live agent and the simulator build."""
+    shown = [ShownSlate.of(t.text_embeddings, t.image_embeddings, t.choice) for t in episode.turns]
     states = []
-    for t, turn in enumerate(episode.turns + [None]):
-        posterior = user_model.live_posterior(history)
-        images = np.stack(chosen_images) if chosen_images else np.zeros((0, qnet.embedding_dim), np.float32)
-        states.append(state_features(qnet, episode.initial_embedding, current, images, t, posterior))
-        if turn is None:
-            break
-        history.append((column_features(turn.text_embeddings, turn.image_embeddings[:, None, :]), turn.choice))
-        chosen_images.append(turn.image_embeddings[turn.choice])
-        current = turn.text_embeddings[turn.choice]
+    for t in range(len(shown) + 1):
+        state = PolicyState.build(episode.initial_embedding, shown[:t], seed=0)
+        states.append(state_features(qnet, state.initial_embedding, state.current_embedding,
+                                     state.chosen_image_embeddings, t, user_model.live_posterior(state.history_slates)))
     return states
 
 

@@ -18,12 +18,13 @@ from typing import Protocol
 import numpy as np
 
 from pasta.contracts import Candidate
+from pasta.policy.state import PolicyState
 
 
 class SlatePolicy(Protocol):
     name: str
 
-    def select(self, state: dict, candidates: Sequence[Candidate], slate_size: int) -> tuple[list[int], np.ndarray]:
+    def select(self, state: PolicyState, candidates: Sequence[Candidate], slate_size: int) -> tuple[list[int], np.ndarray]:
         """(indices of the slate, score of every candidate)."""
         ...
 
@@ -90,7 +91,7 @@ class LMMOrderPolicy:
 
     name = "lmm-order"
 
-    def select(self, state: dict, candidates: Sequence[Candidate], slate_size: int) -> tuple[list[int], np.ndarray]:
+    def select(self, state: PolicyState, candidates: Sequence[Candidate], slate_size: int) -> tuple[list[int], np.ndarray]:
         scores = -np.arange(len(candidates), dtype=np.float32)
         return top_per_category(scores, candidates, slate_size), scores
 
@@ -103,22 +104,22 @@ class RandomPolicy:
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
 
-    def select(self, state: dict, candidates: Sequence[Candidate], slate_size: int) -> tuple[list[int], np.ndarray]:
-        rng = np.random.default_rng([self.seed, int(state.get("turn", 0)), int(state.get("seed", 0))])
+    def select(self, state: PolicyState, candidates: Sequence[Candidate], slate_size: int) -> tuple[list[int], np.ndarray]:
+        rng = np.random.default_rng([self.seed, int(state.turn), int(state.seed)])
         scores = rng.random(len(candidates)).astype(np.float32)
         return top_per_category(scores, candidates, slate_size), scores
 
 
-def posterior_from_state(user_model, state: dict) -> np.ndarray:
+def posterior_from_state(user_model, state: PolicyState) -> np.ndarray:
     """The EM posterior over user types after this session's choices so far (uniform prior before any)."""
-    return user_model.live_posterior(state.get("history_slates", []))
+    return user_model.live_posterior(state.history_slates)
 
 
-def candidate_column_features(state: dict) -> np.ndarray:
+def candidate_column_features(state: PolicyState) -> np.ndarray:
     """Before rendering, a candidate's text embedding stands in for its images (both live in one space)."""
     from pasta.policy.user_model import column_features
 
-    return column_features(state["candidate_embeddings"], None)
+    return column_features(state.candidate_embeddings, None)
 
 
 def choice_temperature(user_model) -> float:
@@ -134,7 +135,7 @@ class GreedyMyopicPolicy:
         self.user_model, self.slate = user_model, check_slate(slate)
         self.name = "greedy" if slate == "top" else "greedy-slate"
 
-    def select(self, state: dict, candidates: Sequence[Candidate], slate_size: int) -> tuple[list[int], np.ndarray]:
+    def select(self, state: PolicyState, candidates: Sequence[Candidate], slate_size: int) -> tuple[list[int], np.ndarray]:
         import torch
 
         posterior = posterior_from_state(self.user_model, state)
@@ -158,23 +159,23 @@ class QPolicy:
     def __init__(self, q, user_model, slate: str = "choice-model") -> None:
         self.q, self.user_model, self.slate = q, user_model, check_slate(slate)
 
-    def state_vector(self, state: dict, posterior: np.ndarray | None = None) -> np.ndarray:
+    def state_vector(self, state: PolicyState, posterior: np.ndarray | None = None) -> np.ndarray:
         """The Q-network's state features; `posterior` when the caller already has it (else computed)."""
         from pasta.policy.qnet import state_features
 
         if posterior is None:
             posterior = posterior_from_state(self.user_model, state)
-        return state_features(self.q.config, state["initial_embedding"], state["current_embedding"],
-                              state["chosen_image_embeddings"], state["turn"], posterior)
+        return state_features(self.q.config, state.initial_embedding, state.current_embedding,
+                              state.chosen_image_embeddings, state.turn, posterior)
 
-    def select(self, state: dict, candidates: Sequence[Candidate], slate_size: int) -> tuple[list[int], np.ndarray]:
+    def select(self, state: PolicyState, candidates: Sequence[Candidate], slate_size: int) -> tuple[list[int], np.ndarray]:
         import torch
 
         from pasta.policy.qnet import action_features
 
         with torch.no_grad():
             u = self.user_model.utilities(torch.as_tensor(candidate_column_features(state))).numpy()
-        actions = action_features(state["candidate_embeddings"], [c.category for c in candidates], u)
+        actions = action_features(state.candidate_embeddings, [c.category for c in candidates], u)
         posterior = posterior_from_state(self.user_model, state)
         state_vector = self.state_vector(state, posterior)
         config = self.q.config

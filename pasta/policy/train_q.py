@@ -16,8 +16,8 @@ import numpy as np
 
 from pasta.logbook import LogStore
 from pasta.paths import EMBEDDED_DIR
-from pasta.policy.choice_data import TextEmbeddingCache
-from pasta.policy.iql import IQLConfig, LoggedEpisode, LoggedTurn, train_iql, transitions
+from pasta.policy.episodes import TextEmbeddingCache, read_episodes
+from pasta.policy.iql import IQLConfig, train_iql, transitions
 from pasta.policy.qnet import QNetConfig
 from pasta.policy.user_model import UserModel
 
@@ -42,32 +42,6 @@ class TrainQConfig:
     iql: IQLConfig = field(default_factory=IQLConfig)
 
 
-def logged_episodes(episodes, embed_text) -> list[LoggedEpisode]:
-    """LogStore episodes -> IQL episodes: each shown column's prompt embedding and mean image embedding (the
-    prompt's own embedding stands in when no image embeddings were logged); turns without a choice are dropped."""
-    out = []
-    for episode in episodes:
-        turns = [t for t in episode["turns"] if t.get("choice") is not None]
-        if not turns:
-            continue
-        texts = [episode["initial_prompt"]] + [c["prompt"] for t in turns for c in t["slate"]]
-        vectors = embed_text(texts)
-        k, logged = 1, []
-        for turn in turns:
-            n = len(turn["slate"])
-            text = vectors[k : k + n]
-            k += n
-            images = np.stack([
-                text[j] if c.get("image_embeddings") is None
-                else np.asarray(c["image_embeddings"], np.float32).reshape(-1, text.shape[1]).mean(0)
-                for j, c in enumerate(turn["slate"])])
-            rating = turn["choice"].get("rating")
-            logged.append(LoggedTurn(text, images, [c["category"] for c in turn["slate"]],
-                                     int(turn["choice"]["column"]), None if rating is None else int(rating)))
-        out.append(LoggedEpisode(vectors[0], logged))
-    return out
-
-
 def mixture(real: list, simulated: list, real_fraction: float | None, rng: np.random.Generator) -> list:
     """Real and simulated episodes in the requested proportion (all real sessions are always kept)."""
     if real_fraction is None or not real or not simulated:
@@ -86,8 +60,8 @@ def train_q(cfg: TrainQConfig, embed_text=None) -> dict:
         from pasta.backends.minilm import shared_minilm
 
         embed_text = TextEmbeddingCache(shared_minilm().embed)
-    real = logged_episodes(store.episodes(source=cfg.real_source), embed_text)
-    simulated = logged_episodes(store.episodes(source=cfg.simulated_source), embed_text)
+    real = read_episodes(store.episodes(source=cfg.real_source), embed_text)
+    simulated = read_episodes(store.episodes(source=cfg.simulated_source), embed_text)
     episodes = mixture(real, simulated, cfg.real_fraction, np.random.default_rng(cfg.iql.seed))
     if not episodes:
         raise ValueError(f"{cfg.db} has no sessions with a choice from sources {cfg.real_source!r} or "
@@ -133,12 +107,14 @@ def retrain_main(argv: list[str]) -> int:
     """`pasta retrain`: user model, then Q-network, from one log store; both versions recorded in it."""
     import tyro
 
+    from pasta.backends.minilm import shared_minilm
     from pasta.policy.train_user_model import TrainUserModelConfig, train_user_model
 
     cfg = tyro.cli(RetrainConfig, args=argv, prog="pasta retrain")
-    um = train_user_model(TrainUserModelConfig(db=cfg.db, out=cfg.out / "user_model"))
+    embed_text = TextEmbeddingCache(shared_minilm().embed)  # one embedding per distinct text for both models
+    um = train_user_model(TrainUserModelConfig(db=cfg.db, out=cfg.out / "user_model"), embed_text=embed_text)
     print(f"user model: K={um['k']} on {um['turns']} turns of {um['users']} users -> {cfg.out / 'user_model'}")
     q = train_q(TrainQConfig(db=cfg.db, user_model=cfg.out / "user_model", out=cfg.out / "qnet",
-                             real_fraction=cfg.real_fraction, iql=cfg.iql))
+                             real_fraction=cfg.real_fraction, iql=cfg.iql), embed_text=embed_text)
     print(f"Q-network: IQL on {q['transitions']} transitions in {q['seconds']:.1f} s -> {cfg.out / 'qnet'}")
     return 0

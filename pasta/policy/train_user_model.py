@@ -11,7 +11,8 @@ import numpy as np
 
 from pasta.logbook import LogStore
 from pasta.paths import MODELS_DIR
-from pasta.policy.choice_data import TextEmbeddingCache, choice_data_from_episodes, choice_data_from_pairwise
+from pasta.policy.choice_data import choice_data_from_episodes, choice_data_from_pairwise
+from pasta.policy.episodes import TextEmbeddingCache, read_episodes
 from pasta.policy.user_model import ChoiceData, UserModel, UserModelConfig, select_k
 
 
@@ -37,12 +38,15 @@ class TrainUserModelConfig:
 
 
 def load_choice_data(store: LogStore, source: str | None = None, known_texts: dict | None = None,
-                     pairwise: bool = False):
-    """(sequential choices, their user ids, pairwise choices or None, pairwise row counts)."""
-    from pasta.backends.minilm import shared_minilm
+                     pairwise: bool = False, embed_text: TextEmbeddingCache | None = None):
+    """(sequential choices, their user ids, pairwise choices or None, pairwise row counts). `embed_text`: a cache
+    shared with the Q-network's training (`pasta retrain`), so each text is embedded once."""
+    if embed_text is None:
+        from pasta.backends.minilm import shared_minilm
 
-    cache = TextEmbeddingCache(shared_minilm().embed, known=known_texts)
-    data, user_ids = choice_data_from_episodes(store.episodes(source=source), cache)
+        embed_text = TextEmbeddingCache(shared_minilm().embed, known=known_texts)
+    cache = embed_text
+    data, user_ids = choice_data_from_episodes(read_episodes(store.episodes(source=source), cache))
     if not pairwise:
         return data, user_ids, None, {}
     pairs, _, counts = choice_data_from_pairwise(store.pairwise_rows(), cache)
@@ -52,9 +56,10 @@ def load_choice_data(store: LogStore, source: str | None = None, known_texts: di
     return data, user_ids, pairs, counts
 
 
-def train_user_model(cfg: TrainUserModelConfig, known_texts: dict | None = None) -> dict:
+def train_user_model(cfg: TrainUserModelConfig, known_texts: dict | None = None,
+                     embed_text: TextEmbeddingCache | None = None) -> dict:
     store = LogStore(cfg.db, create=False)
-    data, user_ids, pairs, pair_counts = load_choice_data(store, cfg.source, known_texts, cfg.pairwise)
+    data, user_ids, pairs, pair_counts = load_choice_data(store, cfg.source, known_texts, cfg.pairwise, embed_text)
     if data.n_users < 2 * max(cfg.ks):
         raise ValueError(f"{cfg.db} has choices from {data.n_users} users: too few to fit up to {max(cfg.ks)} types")
     with_pairs = (lambda d: ChoiceData.concat([d, pairs])) if pairs is not None else (lambda d: d)  # noqa: E731

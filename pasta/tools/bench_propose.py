@@ -37,7 +37,7 @@ def _propose_worker(generator: str, settings: dict, prompts: list[str], repeats:
     import torch
 
     torch.set_num_threads(2)
-    from pasta.backends.factory import make_candidate_generator
+    from pasta.components import make_candidate_generator
 
     before = _peak_rss_mb()
     t0 = time.perf_counter()

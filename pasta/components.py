@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from pasta.config import Settings
+from pasta.config import Settings, SettingsError
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -43,9 +43,14 @@ def make_text_to_image(settings: Settings):
 
         model = HubTextToImage(settings.t2i_model, device=settings.resolved_device())
     else:
-        from pasta.backends.embedded_t2i import EmbeddedTextToImage
+        from pasta.backends.embedded_t2i import WORLD_MODEL_DIRS, EmbeddedTextToImage
 
-        model = EmbeddedTextToImage(settings.t2i_model_dir or None, device=settings.resolved_device())
+        model = EmbeddedTextToImage(settings.t2i_model_dir or WORLD_MODEL_DIRS[settings.world],
+                                    device=settings.resolved_device())
+        if model.config.world != settings.world:
+            raise SettingsError(f"world={settings.world!r}, but the weights in {model.folder} were trained on the "
+                                f"{model.config.world!r} world: set world={model.config.world!r} or point "
+                                "t2i_model_dir at weights of this world")
     if settings.adapter:
         model.load_adapter(settings.adapter)
     return model
