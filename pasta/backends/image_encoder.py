@@ -9,9 +9,8 @@ and user models keep one vector space whichever tower made a vector.
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +21,9 @@ from torch import nn
 
 from pasta.backends.minilm import TEXT_DIM, MiniLM, shared_minilm
 from pasta.paths import EMBEDDED_DIR
+from pasta.weights import load_model, save_model
 
 DEFAULT_IMAGE_ENCODER_DIR = EMBEDDED_DIR / "image_encoder"
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
 TRAIN_SCRIPT = "python models/train_image_encoder.py"
 
 
@@ -48,14 +46,6 @@ class ImageEncoderConfig:
     """Input side in pixels; `EmbeddedEmbedder.image` resizes to it."""
     init_logit_scale: float = field(default=math.log(20.0))
     """Initial log of the contrastive temperature's inverse (learned)."""
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ImageEncoderConfig:
-        data = dict(data)
-        for key in ("channels", "blocks"):
-            if key in data:
-                data[key] = tuple(data[key])
-        return cls(**data)
 
 
 def _conv_block(c_in: int, c_out: int, groups: int, stride: int = 1) -> nn.Sequential:
@@ -105,27 +95,12 @@ class ImageEncoder(nn.Module):
         return self.logit_scale.exp().clamp(max=100.0)
 
     def save(self, folder: str | Path) -> None:
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().float().contiguous().cpu() for k, v in self.state_dict().items()}
-        save_file(tensors, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
-        (folder / CONFIG_NAME).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
+        save_model(self, self.config, folder)
 
     @classmethod
-    def load(cls, folder: str | Path | None = None, device: str = "cpu") -> ImageEncoder:
-        from safetensors.torch import load_file
-
-        folder = Path(folder) if folder else DEFAULT_IMAGE_ENCODER_DIR
-        if not (folder / WEIGHTS_NAME).exists() or not (folder / CONFIG_NAME).exists():
-            raise FileNotFoundError(
-                f"no image encoder weights at {folder} (need {WEIGHTS_NAME} and {CONFIG_NAME}): train them with "
-                f"`{TRAIN_SCRIPT}` or pass the folder that has them"
-            )
-        model = cls(ImageEncoderConfig.from_dict(json.loads((folder / CONFIG_NAME).read_text())))
-        model.load_state_dict(load_file(str(folder / WEIGHTS_NAME)))
-        return model.to(device).eval()
+    def load(cls, folder: str | Path | None = None, device: str = "cpu") -> _Residual:
+        return load_model(cls, ImageEncoderConfig, folder or DEFAULT_IMAGE_ENCODER_DIR, how_to_train=TRAIN_SCRIPT, what="image encoder",
+                          device=device)
 
 
 def pil_to_tensor(images: list[Image.Image], size: int = 32) -> torch.Tensor:

@@ -14,15 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
+from pasta.tools.contact_sheet import contact_sheet
+from pasta.tools.turn_speed import TURN_IMAGES, TURN_PROMPTS, TURN_SECONDS_TARGET, time_turn
 from pasta.worlds import fashion
 
 REQUESTED = ("garment", "colour", "pattern", "background", "style")
@@ -32,74 +33,12 @@ TARGETS = {
     "colour_accuracy": ("colour", 0.85),
     "pattern_accuracy": ("pattern", 0.70),
 }
-TURN_SECONDS_TARGET = 3.0
-TURN_PROMPTS, TURN_IMAGES = 4, 4  # PASTA: a slate of L = 4 prompts, M = 4 images each
 
 
 def _requested_indices(attrs: fashion.Attributes) -> dict[str, int]:
     idx = attrs.index()
     idx["pattern"] = fashion.PATTERNS.index(attrs.visible_pattern)
     return {a: idx[a] for a in REQUESTED}
-
-
-def _font(size: int) -> ImageFont.ImageFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow without FreeType: the fixed bitmap font
-        return ImageFont.load_default()
-
-
-def _wrap(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> list[str]:
-    """Greedy word wrap to a pixel width."""
-    lines, line = [], ""
-    for word in text.split():
-        trial = f"{line} {word}".strip()
-        if draw.textlength(trial, font=font) <= width or not line:
-            line = trial
-        else:
-            lines.append(line)
-            line = word
-    return lines + ([line] if line else [])
-
-
-def contact_sheet(rows: list[dict], title: str, path: Path, cell: int = 80, tiles_per_row: int = 4) -> Path:
-    """One tile per prompt: its images upscaled (nearest) side by side, the prompt under them, and under each image
-    the attributes the classifier read differently from the request (red) or "ok" (green)."""
-    font, small, big = _font(13), _font(11), _font(16)
-    scratch = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    n_img = max(len(r["images"]) for r in rows)
-    gap, pad = 4, 14
-    tile_w = n_img * cell + (n_img - 1) * gap
-    line_h, small_h = 16, 13
-    prompt_lines = [_wrap(scratch, r["prompt"], font, tile_w) for r in rows]
-    max_prompt_lines = max(len(p) for p in prompt_lines)
-    max_err_lines = max(max((len(e) for e in r["errors"]), default=0) for r in rows) or 1
-    tile_h = cell + 4 + max_prompt_lines * line_h + max_err_lines * small_h + 6
-    cols = min(tiles_per_row, len(rows))
-    n_rows = (len(rows) + cols - 1) // cols
-    header_lines = title.split("\n")
-    header_h = pad + len(header_lines) * 20 + 6
-    width = pad + cols * (tile_w + pad)
-    height = header_h + n_rows * (tile_h + pad) + pad
-    sheet = Image.new("RGB", (width, height), (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
-    for k, line in enumerate(header_lines):
-        draw.text((pad, pad + 20 * k), line, fill=(0, 0, 0), font=big)
-    for t, row in enumerate(rows):
-        x0 = pad + (t % cols) * (tile_w + pad)
-        y0 = header_h + (t // cols) * (tile_h + pad)
-        for j, image in enumerate(row["images"]):
-            x = x0 + j * (cell + gap)
-            sheet.paste(image.resize((cell, cell), Image.NEAREST), (x, y0))
-            errors = row["errors"][j] or ["ok"]
-            for k, err in enumerate(errors):
-                colour = (0, 130, 0) if err == "ok" else (200, 0, 0)
-                draw.text((x, y0 + cell + 4 + max_prompt_lines * line_h + k * small_h), err, fill=colour, font=small)
-        for k, line in enumerate(prompt_lines[t]):
-            draw.text((x0, y0 + cell + 3 + k * line_h), line, fill=(20, 20, 20), font=font)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path)
-    return path
 
 
 def _short(attribute: str, value: str) -> str:
@@ -153,16 +92,7 @@ def evaluate_t2i(
     majority = {a: float((per_image[a].reshape(n_prompts, images_per_prompt).mean(1) > 0.5).mean()) for a in REQUESTED}
     all_correct = np.logical_and.reduce([per_image[a] for a in REQUESTED])
 
-    # Timing: one turn as the app renders it (generate() includes the upscale to display size).
-    turn = prompts[:TURN_PROMPTS] if n_prompts >= TURN_PROMPTS else (prompts * TURN_PROMPTS)[:TURN_PROMPTS]
-    turn_texts, turn_seeds = [p for p, _ in turn], [seed * 1_000_003 + 10_000 + i for i in range(TURN_PROMPTS)]
-    t2i.generate(turn_texts, turn_seeds, TURN_IMAGES)  # warm-up
-    times = []
-    for _ in progress_bar(range(repeats), desc="eval t2i: time a turn", disable=not progress):
-        t1 = time.perf_counter()
-        t2i.generate(turn_texts, turn_seeds, TURN_IMAGES)
-        times.append(time.perf_counter() - t1)
-    turn_seconds = statistics.median(times)
+    turn_seconds, times = time_turn(t2i, [p for p, _ in prompts], seed, repeats, progress)
 
     targets = {}
     for name, (attribute, threshold) in TARGETS.items():
@@ -245,12 +175,18 @@ def print_table(metrics: dict) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pasta eval t2i", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model-dir", type=Path, default=None, help="embedded t2i weights (default: models/embedded/t2i)")
+    p.add_argument("--world", choices=("fashion", "emoji"), default="fashion",
+                   help="the world the model draws: its prompts, judge and targets (emoji: pasta.tools.eval_t2i_emoji)")
+    p.add_argument("--model-dir", type=Path, default=None,
+                   help="embedded t2i weights (default: the world's, models/embedded/t2i or t2i_emoji)")
+    p.add_argument("--judge-dir", type=Path, default=None,
+                   help="emoji world: the judge's weights (default: models/embedded/emoji_judge)")
     p.add_argument("--classifier-dir", type=Path, default=None,
                    help="attribute classifier weights (default: models/embedded/attribute_classifier)")
-    p.add_argument("--n-prompts", type=int, default=64, help="held-out prompts to render")
-    p.add_argument("--images-per-prompt", type=int, default=4, help="images per prompt")
-    p.add_argument("--out-dir", type=Path, default=Path("runs/eval_t2i"), help="where metrics.json and the sheet go")
+    p.add_argument("--n-prompts", type=int, default=None, help="held-out prompts to render (default 64; emoji 200)")
+    p.add_argument("--images-per-prompt", type=int, default=None, help="images per prompt (default 4; emoji 2)")
+    p.add_argument("--out-dir", type=Path, default=None,
+                   help="where metrics.json and the sheet go (default runs/eval_t2i, emoji runs/eval_t2i_emoji)")
     p.add_argument("--seed", type=int, default=0, help="base seed of the per-prompt noise")
     p.add_argument("--repeats", type=int, default=5, help="timed turns after one warm-up (median reported)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (the target is for 2 CPU cores)")
@@ -263,14 +199,24 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    emoji = args.world == "emoji"
+    out_dir = args.out_dir or Path("runs/eval_t2i_emoji" if emoji else "runs/eval_t2i")
     try:
-        metrics = evaluate_t2i(args.model_dir, args.n_prompts, args.images_per_prompt, args.out_dir, args.seed,
-                               args.repeats, args.classifier_dir)
-    except FileNotFoundError as error:
+        if emoji:
+            from pasta.tools.eval_t2i_emoji import evaluate_emoji_t2i
+            from pasta.tools.eval_t2i_emoji import print_table as print_emoji_table
+
+            metrics = evaluate_emoji_t2i(args.model_dir, args.judge_dir, args.n_prompts or 200,
+                                         args.images_per_prompt or 2, out_dir, args.seed, args.repeats)
+            print_emoji_table(metrics)
+        else:
+            metrics = evaluate_t2i(args.model_dir, args.n_prompts or 64, args.images_per_prompt or 4, out_dir,
+                                   args.seed, args.repeats, args.classifier_dir)
+            print_table(metrics)
+    except (FileNotFoundError, ValueError) as error:
         print(f"pasta eval t2i: error: {error}", file=sys.stderr)
         return 2
-    print_table(metrics)
-    print(f"wrote {args.out_dir / 'metrics.json'} and {args.out_dir / 'contact_sheet.png'}")
+    print(f"wrote {out_dir / 'metrics.json'} and {out_dir / 'contact_sheet.png'}")
     return 1 if args.strict and not metrics["all_targets_pass"] else 0
 
 

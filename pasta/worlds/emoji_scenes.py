@@ -147,9 +147,11 @@ def compose(spec: SceneSpec, artwork: dict[str, Image.Image], size: int = 64, se
     return np.asarray(canvas)
 
 
-def caption(spec: SceneSpec, rng: np.random.Generator, split: str = "train") -> str:
-    """One phrasing of what the scene shows; the eval split also uses EVAL_TEMPLATES, which training never does."""
-    templates = TEMPLATES + (EVAL_TEMPLATES if split == "eval" else ())
+def caption(spec: SceneSpec, rng: np.random.Generator, split: str = "train",
+            templates: tuple[str, ...] | None = None) -> str:
+    """One phrasing of what the scene shows; the eval split also uses EVAL_TEMPLATES, which training never does
+    (`templates` names the phrasings to choose from instead)."""
+    templates = templates or TEMPLATES + (EVAL_TEMPLATES if split == "eval" else ())
     a, b = spec.subjects[0], spec.subjects[-1]
     if len(spec.subjects) == 2:
         the = bare = f"two {_plural(a)}" if a == b else f"{_article(a)} {a} and {_article(b)} {b}"

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from pasta.worlds.emoji_art import Emoji, EmojiFont, subjects
-from pasta.worlds.emoji_scenes import PLAIN_COLOURS, caption, compose, sample_spec
+from pasta.worlds.emoji_scenes import PLAIN_COLOURS, SceneSpec, caption, compose, sample_spec
 from pasta.worlds.world import WorldCard, named_phrases, phrase_key
 
 IMAGE_SIZE = 64
@@ -46,14 +46,16 @@ class EmojiWorld:
                 self._artwork[name] = self.font.image(self.concepts[name].sequence)
         return self._artwork
 
-    def training_batch(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, list[str]]:
+    def scenes(self, rng: np.random.Generator, n: int, split: str = "train") -> tuple[np.ndarray, list[SceneSpec]]:
+        """n composed scenes of a split ("train", or "eval": held-out combinations only) and their specs."""
         names = list(self.concepts)
-        batch, captions = [], []
-        for _ in range(n):
-            spec = sample_spec(rng, names, "train")
-            batch.append(compose(spec, self.artwork(spec.subjects), self.image_size, int(rng.integers(2**31))))
-            captions.append(caption(spec, rng, "train"))
-        return np.stack(batch), captions
+        specs = [sample_spec(rng, names, split) for _ in range(n)]
+        images = [compose(s, self.artwork(s.subjects), self.image_size, int(rng.integers(2**31))) for s in specs]
+        return np.stack(images), specs
+
+    def training_batch(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, list[str]]:
+        images, specs = self.scenes(rng, n)
+        return images, [caption(spec, rng, "train") for spec in specs]
 
     def card(self) -> WorldCard:
         return WorldCard(

@@ -9,8 +9,7 @@ objective (plain supervised cross-entropy) with the contrastive encoder, and nev
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +19,10 @@ from PIL import Image
 from torch import nn
 
 from pasta.paths import EMBEDDED_DIR
+from pasta.weights import load_model, save_model
 from pasta.worlds import fashion
 
 DEFAULT_CLASSIFIER_DIR = EMBEDDED_DIR / "attribute_classifier"
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
 TRAIN_SCRIPT = "python models/train_attribute_classifier.py"
 
 
@@ -40,13 +38,6 @@ class AttributeClassifierConfig:
     image_size: int = 32
     heads: dict[str, list[str]] = field(default_factory=lambda: {k: list(v) for k, v in fashion.ATTRIBUTE_VALUES.items()})
     """Attribute -> value names, in output order (pattern is the *visible* pattern)."""
-
-    @classmethod
-    def from_dict(cls, data: dict) -> AttributeClassifierConfig:
-        data = dict(data)
-        if "channels" in data:
-            data["channels"] = tuple(data["channels"])
-        return cls(**data)
 
 
 class AttributeClassifier(nn.Module):
@@ -123,27 +114,12 @@ class AttributeClassifier(nn.Module):
     # ----------------------------------------------------------------------------------------- save / load
 
     def save(self, folder: str | Path) -> None:
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        save_file(tensors, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
-        (folder / CONFIG_NAME).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
+        save_model(self, self.config, folder)
 
     @classmethod
     def load(cls, folder: str | Path | None = None, device: str = "cpu") -> AttributeClassifier:
-        from safetensors.torch import load_file
-
-        folder = Path(folder) if folder else DEFAULT_CLASSIFIER_DIR
-        if not (folder / WEIGHTS_NAME).exists() or not (folder / CONFIG_NAME).exists():
-            raise FileNotFoundError(
-                f"no attribute classifier weights at {folder} (need {WEIGHTS_NAME} and {CONFIG_NAME}): train them "
-                f"with `{TRAIN_SCRIPT}` or pass the folder that has them"
-            )
-        model = cls(AttributeClassifierConfig.from_dict(json.loads((folder / CONFIG_NAME).read_text())))
-        model.load_state_dict(load_file(str(folder / WEIGHTS_NAME)))
-        return model.to(device).eval()
+        return load_model(cls, AttributeClassifierConfig, folder or DEFAULT_CLASSIFIER_DIR, how_to_train=TRAIN_SCRIPT, what="attribute classifier",
+                          device=device)
 
 
 def label_indices(attrs: fashion.Attributes) -> dict[str, int]:
