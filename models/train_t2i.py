@@ -86,16 +86,21 @@ class TrainT2IConfig:
     """"auto" (a CUDA GPU when there is one), "cpu" or "cuda". Checkpoints and exports load on either."""
 
 
-def export(ema_unet, scheduler, config: EmbeddedT2IConfig, out: Path, step: int) -> None:
-    """Write fp16 EMA weights atomically: a half-written folder never replaces a good one."""
+def export(ema_unet, scheduler, config: EmbeddedT2IConfig, out: Path, step: int,
+           seconds: dict[str, float] | None = None, losses: Path | None = None) -> None:
+    """Write fp16 EMA weights atomically (a half-written folder never replaces a good one), with what they cost:
+    steps, training seconds on each kind of device, and the loss curve so far (loss_curve.jsonl)."""
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     ema_unet.to(torch.float16).save_pretrained(tmp / "unet")
     ema_unet.to(torch.float32)
     scheduler.save_pretrained(tmp / "scheduler")
     config.save(tmp)
-    state = {"step": step, "prediction_type": scheduler.config.prediction_type}
+    state = {"step": step, "prediction_type": scheduler.config.prediction_type,
+             "train_seconds": {k: round(v, 1) for k, v in (seconds or {}).items()}}
     (tmp / "train_state.json").write_text(json.dumps(state) + "\n")
+    if losses is not None and losses.exists():
+        shutil.copy2(losses, tmp / "loss_curve.jsonl")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
 
@@ -124,13 +129,14 @@ def main(cfg: TrainT2IConfig) -> None:
     unet = build_unet(t2i_config).to(device)
     ema = EMAModel(unet.parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=2 / 3)
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.01)
-    step, rng = 0, np.random.default_rng(cfg.seed)
+    step, rng, seconds = 0, np.random.default_rng(cfg.seed), {}
+    """seconds: training time so far per kind of device ("cpu", "cuda"), carried through checkpoints and exports."""
     state = torch.load(cfg.checkpoint, weights_only=False, map_location=device) if cfg.checkpoint.exists() else None
     if state is not None and state.get("prediction_type", "epsilon") == cfg.prediction_type:
         unet.load_state_dict(state["unet"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
-        step, rng = state["step"], state["rng"]
+        step, rng, seconds = state["step"], state["rng"], dict(state.get("train_seconds", {}))
         torch.set_rng_state(state["torch_rng"].cpu())
         print(f"resumed from {cfg.checkpoint} at step {step}")
     elif state is not None:
@@ -146,21 +152,27 @@ def main(cfg: TrainT2IConfig) -> None:
         warm = UNet2DConditionModel.from_pretrained(init_from / "unet", torch_dtype=torch.float32)
         unet.load_state_dict(warm.state_dict())
         ema = EMAModel(unet.parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=2 / 3)
-        step = int(json.loads((init_from / "train_state.json").read_text())["step"]) if (
-            init_from / "train_state.json").exists() else 0
+        shipped = json.loads((init_from / "train_state.json").read_text()) if (
+            init_from / "train_state.json").exists() else {}
+        step, seconds = int(shipped.get("step", 0)), dict(shipped.get("train_seconds", {}))
         rng = np.random.default_rng([cfg.seed, step])
+        if (init_from / "loss_curve.jsonl").exists() and not losses_path.exists():  # one curve across machines
+            losses_path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(init_from / "loss_curve.jsonl", losses_path)
         print(f"warm start from the exported weights in {init_from} (step {step}); optimizer state is new")
     print(f"UNet parameters on {device}: {sum(p.numel() for p in unet.parameters()) / 1e6:.2f}M")
 
     def save() -> None:
+        spent = {**seconds, device.type: seconds.get(device.type, 0.0) + time.time() - start}
         cfg.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         state = {"unet": unet.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step,
-                 "rng": rng, "torch_rng": torch.get_rng_state(), "prediction_type": cfg.prediction_type}
+                 "rng": rng, "torch_rng": torch.get_rng_state(), "prediction_type": cfg.prediction_type,
+                 "train_seconds": spent}
         torch.save(state, cfg.checkpoint.with_suffix(".tmp"))
         cfg.checkpoint.with_suffix(".tmp").replace(cfg.checkpoint)
         ema_unet = build_unet(t2i_config)
         ema.copy_to(ema_unet.parameters())
-        export(ema_unet, scheduler, t2i_config, cfg.out, step)
+        export(ema_unet, scheduler, t2i_config, cfg.out, step, spent, losses_path)
 
     start, losses = time.time(), []
     bar = progress_bar(total=cfg.steps, initial=step, desc="train t2i")

@@ -282,3 +282,14 @@ def test_every_api_argument_is_checked_and_a_refusal_stores_nothing(fast_server)
             client.predict(*args, api_name=endpoint)
         assert logged(fast_server, session_id) == before, endpoint
     assert pick(client, 2).details["turn"] == 3  # and the session is still usable
+
+
+def test_the_page_says_what_the_offline_model_draws_and_when_a_prompt_names_none_of_it(fast_server):
+    import json
+
+    page = json.dumps(fast_server.demo.config["components"], default=str)
+    assert "The offline model draws ten garments" in page and "a red striped dress on the grass" in page
+    client = fast_server.client()
+    view = start(client, "a castle at sunset", consent=False)
+    assert "knows nothing that" in view.status and "a castle at sunset" in view.status
+    assert "knows nothing" not in start(client, "a blue dress", consent=False).status

@@ -52,3 +52,15 @@ def test_gradio_server_settings_are_read_where_pasta_ones_are_not_set():
     assert settings.port == 8100
     with pytest.raises(SettingsError, match="GRADIO_SERVER_PORT='x'"):
         Settings.from_env({"GRADIO_SERVER_PORT": "x"})
+
+
+def test_the_world_setting_picks_the_weights_and_refuses_another_worlds(tmp_path):
+    from pasta.backends.embedded_t2i import DEFAULT_MODEL_DIR
+    from pasta.components import make_text_to_image
+
+    with pytest.raises(SettingsError, match="world='space' is not allowed"):
+        Settings.from_env({"PASTA_WORLD": "space"})
+    assert Settings.from_env({"PASTA_WORLD": "emoji"}).world == "emoji"
+    settings = Settings(tier="embedded", world="emoji", t2i_model_dir=str(DEFAULT_MODEL_DIR), log_db=str(tmp_path / "l"))
+    with pytest.raises(SettingsError, match="trained on the 'fashion' world"):
+        make_text_to_image(settings)
