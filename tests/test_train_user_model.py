@@ -1,5 +1,7 @@
 """Simulated sessions through the real log store, then `pasta train user-model` and `pasta simulate`."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -134,3 +136,14 @@ def test_train_q_and_retrain_from_a_log_store(world, tmp_path):
         LogStore(tmp_path / "empty.sqlite").close()
         train_q(TrainQConfig(db=tmp_path / "empty.sqlite", user_model=tmp_path / "agent" / "user_model",
                              iql=small), embed_text=embed)
+
+
+def test_training_commands_chain_through_a_run_folder_and_leave_the_shipped_agent_alone():
+    from pasta.policy.train_q import AGENT_DIR, RetrainConfig, TrainQConfig
+
+    user_model_out = TrainUserModelConfig(db=Path("x")).out
+    q = TrainQConfig(db=Path("x"))
+    assert q.user_model == user_model_out  # train q reads what train user-model wrote
+    assert q.out.parent == user_model_out.parent == RetrainConfig(db=Path("x")).out
+    for path in (user_model_out, q.out, RetrainConfig(db=Path("x")).out):
+        assert not path.resolve().is_relative_to(AGENT_DIR.resolve())

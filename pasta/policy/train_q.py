@@ -22,16 +22,21 @@ from pasta.policy.qnet import QNetConfig
 from pasta.policy.user_model import UserModel
 
 AGENT_DIR = EMBEDDED_DIR / "agent"
+"""The shipped agent: written only when a command's --out names it."""
+RUN_AGENT_DIR = Path("runs") / "agent"
+"""Where the training commands write by default, each step reading what the one before wrote: `pasta train
+user-model` -> runs/agent/user_model -> `pasta train q` -> runs/agent/qnet; `pasta app --agent-dir runs/agent` tries
+the result."""
 
 
 @dataclass
 class TrainQConfig:
     db: Path
     """Log store to learn from."""
-    user_model: Path = AGENT_DIR / "user_model"
-    """A fitted EM user model (`pasta train user-model`), for posteriors and model-based rewards."""
-    out: Path = AGENT_DIR / "qnet"
-    """Where the Q-network is saved."""
+    user_model: Path = RUN_AGENT_DIR / "user_model"
+    """A fitted EM user model (what `pasta train user-model` wrote), for posteriors and model-based rewards."""
+    out: Path = RUN_AGENT_DIR / "qnet"
+    """Where the Q-network is saved (the shipped agent's models/embedded/agent/qnet only when named)."""
     real_source: str = "app"
     """Log source of real sessions."""
     simulated_source: str = "simulator"
@@ -97,8 +102,8 @@ def main(argv: list[str]) -> int:
 class RetrainConfig:
     db: Path
     """Log store to learn from (e.g. the app's logs, or an import of its export)."""
-    out: Path = AGENT_DIR
-    """Agent folder: user_model/ and qnet/ are written here."""
+    out: Path = RUN_AGENT_DIR
+    """Agent folder: user_model/ and qnet/ are written here (ship with --out models/embedded/agent)."""
     real_fraction: float | None = None
     iql: IQLConfig = field(default_factory=IQLConfig)
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 
 from pasta.logbook import LogStore
-from pasta.paths import MODELS_DIR
 from pasta.policy.choice_data import choice_data_from_episodes, choice_data_from_pairwise
 from pasta.policy.episodes import TextEmbeddingCache, read_episodes
 from pasta.policy.user_model import ChoiceData, UserModel, UserModelConfig, select_k
@@ -20,8 +19,9 @@ from pasta.policy.user_model import ChoiceData, UserModel, UserModelConfig, sele
 class TrainUserModelConfig:
     db: Path
     """Log store to learn from."""
-    out: Path = MODELS_DIR / "user_model"
-    """Where the fitted model is saved."""
+    out: Path = Path("runs") / "agent" / "user_model"
+    """Where the fitted model is saved: where `pasta train q` reads it by default (the shipped agent's
+    models/embedded/agent/user_model only when named)."""
     ks: tuple[int, ...] = (1, 2, 3, 4, 6, 8)
     """Numbers of user types to compare by held-out log-likelihood."""
     validation_fraction: float = 0.2
