@@ -118,8 +118,8 @@ class AttributeClassifier(nn.Module):
 
     @classmethod
     def load(cls, folder: str | Path | None = None, device: str = "cpu") -> AttributeClassifier:
-        return load_model(cls, AttributeClassifierConfig, folder or DEFAULT_CLASSIFIER_DIR, how_to_train=TRAIN_SCRIPT, what="attribute classifier",
-                          device=device)
+        return load_model(cls, AttributeClassifierConfig, folder or DEFAULT_CLASSIFIER_DIR, how_to_train=TRAIN_SCRIPT,
+                          what="attribute classifier", device=device)
 
 
 def label_indices(attrs: fashion.Attributes) -> dict[str, int]:
