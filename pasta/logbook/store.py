@@ -27,11 +27,10 @@ from typing import Any
 import numpy as np
 
 from pasta.logbook import pairwise, schema, transfer
+from pasta.logbook.reads import LogReads
 from pasta.logbook.rows import (
     _candidate_row,
-    _decode,
     _dumps,
-    _episode,
     _finite,
     _insert_resume_token,
     _int,
@@ -41,7 +40,6 @@ from pasta.logbook.rows import (
 )
 from pasta.logbook.schema import (
     APPLICATION_ID,
-    TABLES,
     USER_KINDS,
     LogStoreError,
     _check,
@@ -51,7 +49,7 @@ from pasta.logbook.schema import (
 )
 
 
-class LogStore:
+class LogStore(LogReads):
     """One log store file, safe to share between threads (the app's Gradio workers) and with other processes.
 
     All writes go through one connection under a lock (they are small; SQLite allows one writer anyway). Reads use
@@ -340,62 +338,6 @@ class LogStore:
                           _dumps(metrics), _dumps(trained_on)))
         return version_id
 
-    # -- reading -----------------------------------------------------------------------------------------------
-
-    def latest_model_version(self, kind: str) -> dict | None:
-        versions = self.model_versions(kind)
-        return versions[-1] if versions else None
-
-    def model_versions(self, kind: str | None = None) -> list[dict]:
-        """Recorded model versions, oldest first."""
-        with self._snapshot() as conn:
-            rows = conn.execute("SELECT * FROM model_versions WHERE ?1 IS NULL OR kind = ?1 ORDER BY created, rowid",
-                                (kind,)).fetchall()
-        return [_decode("model_versions", row) for row in rows]
-
-    def sessions(self, source: str | None = None, user_id: str | None = None) -> list[dict]:
-        """Session rows (no turns), oldest first, optionally of one source ('app', 'simulator', ...) or user."""
-        with self._snapshot() as conn:
-            rows = conn.execute("SELECT * FROM sessions WHERE (?1 IS NULL OR source = ?1) AND "
-                                "(?2 IS NULL OR user_id = ?2) ORDER BY created, rowid", (source, user_id)).fetchall()
-        return [_decode("sessions", row) for row in rows]
-
-    def episode(self, session_id: str) -> dict:
-        """One whole session: its fields, user, and turns with candidates, slate and choice (see `episodes`)."""
-        with self._snapshot() as conn:
-            row = conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
-            if row is None:
-                raise KeyError(f"no session {session_id!r} in {self.path}")
-            return _episode(conn, row)
-
-    def episodes(self, source: str | None = None, user_id: str | None = None) -> Iterator[dict]:
-        """Whole sessions, oldest first, from one consistent snapshot: what training code needs.
-
-        Each is a dict of the session's fields plus `user` (dict or None) and `turns`, each turn with `prompt`,
-        `candidates` (text, category, source, score), `slate` (column, candidate_idx, prompt, category, seed,
-        image_embeddings float32 [M, D] or None, image_paths or None) and `choice` (column, rating, created, rated,
-        response_seconds; None while the person has not picked).
-        """
-        with self._snapshot() as conn:
-            for row in conn.execute("SELECT * FROM sessions WHERE (?1 IS NULL OR source = ?1) AND "
-                                    "(?2 IS NULL OR user_id = ?2) ORDER BY created, rowid", (source, user_id)):
-                yield _episode(conn, row)
-
-    def pairwise_rows(self, source: str | None = None) -> Iterator[dict]:
-        """Pairwise preferences: prompt, image_a, image_b, label (1 = A preferred, 0 = B, 0.5 tie), user_id, source,
-        and embedding_a / embedding_b (float32 [D] or None), streamed in insertion order."""
-        with self._snapshot() as conn:
-            for row in conn.execute("SELECT * FROM pairwise WHERE ?1 IS NULL OR source = ?1 ORDER BY id", (source,)):
-                out = dict(row)
-                for key in ("embedding_a", "embedding_b"):
-                    out[key] = None if out[key] is None else np.frombuffer(out[key], np.float32).copy()
-                yield out
-
-    def counts(self) -> dict[str, int]:
-        """Rows per table."""
-        with self._snapshot() as conn:
-            return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
-
     # -- export and import (pasta.logbook.transfer, pasta.logbook.pairwise) ----------------------------------------
 
     def export_parquet(self, folder: str | Path) -> dict[str, int]:
@@ -417,30 +359,3 @@ class LogStore:
     def import_pairwise_parquet(self, path: str | Path, mapping: Mapping[str, str] | None = None, **options: Any) -> int:
         """Import Pick-a-Pic-style pairwise preferences (see `pasta.logbook.pairwise.import_pairwise_parquet`)."""
         return pairwise.import_pairwise_parquet(self, path, mapping, **options)
-
-
-# -- CLI helpers (the argument parsing lives in pasta.cli) -------------------------------------------------------
-
-
-def export(db: str | Path, out: str | Path, fmt: str = "parquet") -> dict[str, int]:
-    """Export an existing log store: `fmt` 'parquet' (a folder of tables) or 'jsonl' (one episode per line)."""
-    if fmt not in ("parquet", "jsonl"):
-        raise ValueError(f"fmt={fmt!r} is not an export format: use parquet or jsonl")
-    with LogStore(db, create=False) as store:
-        return store.export_parquet(out) if fmt == "parquet" else {"episodes": store.export_jsonl(out)}
-
-
-def import_(db: str | Path, src: str | Path, **options: Any) -> dict[str, int]:
-    """Import into a log store (created if missing) by what `src` is: a folder from `export_parquet`, a `.jsonl`
-    file of episodes, or a `.parquet` file of pairwise preferences (`options` go to `import_pairwise_parquet`)."""
-    src = Path(src)
-    if not src.exists():
-        raise ValueError(f"nothing to import: {src} does not exist")
-    if not (src.is_dir() or src.suffix in (".jsonl", ".json", ".parquet")):
-        raise ValueError(f"cannot tell what {src} holds: give an export folder, a .jsonl or a .parquet file")
-    with LogStore(db) as store:
-        if src.is_dir():
-            return store.import_parquet(src)
-        if src.suffix == ".parquet":
-            return {"pairwise": store.import_pairwise_parquet(src, **options)}
-        return {"episodes": store.import_jsonl(src)}
