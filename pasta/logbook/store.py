@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from pasta.logbook import pairwise, schema, transfer
+from pasta.logbook import schema
 from pasta.logbook.reads import LogReads
 from pasta.logbook.rows import (
     _candidate_row,
@@ -47,9 +47,10 @@ from pasta.logbook.schema import (
     _now_iso,
     _read_only_uri,
 )
+from pasta.logbook.transfer import LogTransfers
 
 
-class LogStore(LogReads):
+class LogStore(LogReads, LogTransfers):
     """One log store file, safe to share between threads (the app's Gradio workers) and with other processes.
 
     All writes go through one connection under a lock (they are small; SQLite allows one writer anyway). Reads use
@@ -337,25 +338,3 @@ class LogStore(LogReads):
                          (version_id, _text(kind, "kind"), _text(name, "name"), str(path), time.time(),
                           _dumps(metrics), _dumps(trained_on)))
         return version_id
-
-    # -- export and import (pasta.logbook.transfer, pasta.logbook.pairwise) ----------------------------------------
-
-    def export_parquet(self, folder: str | Path) -> dict[str, int]:
-        """Write one `<table>.parquet` per table from one snapshot; returns rows per table."""
-        return transfer.export_parquet(self, folder)
-
-    def import_parquet(self, folder: str | Path) -> dict[str, int]:
-        """Import the tables `export_parquet` wrote, all or nothing; returns new rows per table."""
-        return transfer.import_parquet(self, folder)
-
-    def export_jsonl(self, path: str | Path, source: str | None = None) -> int:
-        """Write one JSON object per session episode (see `episodes`); returns the number written."""
-        return transfer.export_jsonl(self, path, source)
-
-    def import_jsonl(self, path: str | Path) -> int:
-        """Import episodes written by `export_jsonl`, all or nothing; returns how many sessions were new."""
-        return transfer.import_jsonl(self, path)
-
-    def import_pairwise_parquet(self, path: str | Path, mapping: Mapping[str, str] | None = None, **options: Any) -> int:
-        """Import Pick-a-Pic-style pairwise preferences (see `pasta.logbook.pairwise.import_pairwise_parquet`)."""
-        return pairwise.import_pairwise_parquet(self, path, mapping, **options)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from pasta.logbook import pairwise
 from pasta.logbook import schema as log_schema
 from pasta.logbook.rows import _arrow_type, _export_row, _import_row, _insert_episode, _jsonable
 from pasta.logbook.schema import _AUTO_IDS, TABLES
@@ -99,3 +101,27 @@ def import_jsonl(store: LogStore, path: str | Path) -> int:
             except (ValueError, KeyError, TypeError, sqlite3.IntegrityError) as e:
                 raise ValueError(f"{path}, line {number}: not a PASTA episode ({e}); nothing was imported") from e
     return new
+
+
+class LogTransfers:
+    """The export and import methods of `LogStore` (the functions above, and `pasta.logbook.pairwise`)."""
+
+    def export_parquet(self, folder: str | Path) -> dict[str, int]:
+        """Write one `<table>.parquet` per table from one snapshot; returns rows per table."""
+        return export_parquet(self, folder)
+
+    def import_parquet(self, folder: str | Path) -> dict[str, int]:
+        """Import the tables `export_parquet` wrote, all or nothing; returns new rows per table."""
+        return import_parquet(self, folder)
+
+    def export_jsonl(self, path: str | Path, source: str | None = None) -> int:
+        """Write one JSON object per session episode (see `episodes`); returns the number written."""
+        return export_jsonl(self, path, source)
+
+    def import_jsonl(self, path: str | Path) -> int:
+        """Import episodes written by `export_jsonl`, all or nothing; returns how many sessions were new."""
+        return import_jsonl(self, path)
+
+    def import_pairwise_parquet(self, path: str | Path, mapping: Mapping[str, str] | None = None, **options: Any) -> int:
+        """Import Pick-a-Pic-style pairwise preferences (see `pasta.logbook.pairwise.import_pairwise_parquet`)."""
+        return pairwise.import_pairwise_parquet(self, path, mapping, **options)
