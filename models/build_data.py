@@ -62,19 +62,31 @@ def build(cfg: BuildDataConfig, progress: bool = True) -> dict:
     images, labels = fashion.load_fashion_mnist("train" if cfg.split == "train" else "test")
     rng = np.random.default_rng(cfg.seed)
     names = [f.name for f in fields(fashion.Attributes)]
-    schema = pa.schema([("image_png", pa.binary()), ("caption", pa.string()),
-                        *((name, pa.string()) for name in names), ("source_index", pa.int32())])
+    schema = pa.schema(
+        [
+            ("image_png", pa.binary()),
+            ("caption", pa.string()),
+            *((name, pa.string()) for name in names),
+            ("source_index", pa.int32()),
+        ]
+    )
     cfg.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = cfg.out.with_name(cfg.out.name + ".tmp")
     preview = []
     rows = compose_rows(images, labels, rng, cfg.n, held_out=cfg.split == "eval")
-    with pq.ParquetWriter(tmp, schema) as writer, progress_bar(total=cfg.n, disable=not progress, desc="build data") as bar:
+    with (
+        pq.ParquetWriter(tmp, schema) as writer,
+        progress_bar(total=cfg.n, disable=not progress, desc="build data") as bar,
+    ):
         written = 0
         while written < cfg.n:
             group = [next(rows) for _ in range(min(cfg.rows_per_group, cfg.n - written))]
-            columns = {"image_png": [g[0] for g in group], "caption": [g[1] for g in group],
-                       **{name: [getattr(g[2], name) for g in group] for name in names},
-                       "source_index": [g[3] for g in group]}
+            columns = {
+                "image_png": [g[0] for g in group],
+                "caption": [g[1] for g in group],
+                **{name: [getattr(g[2], name) for g in group] for name in names},
+                "source_index": [g[3] for g in group],
+            }
             writer.write_table(pa.table(columns, schema=schema))
             preview += [g[0] for g in group[: 64 - len(preview)]]
             written += len(group)

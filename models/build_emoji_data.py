@@ -46,9 +46,19 @@ class BuildEmojiDataConfig:
     """Parquet row-group size (rows composed and written at a time)."""
 
 
-SCHEMA = pa.schema([("image_png", pa.binary()), ("caption", pa.string()), ("subjects", pa.list_(pa.string())),
-                    ("groups", pa.list_(pa.string())), ("scene", pa.string()), ("style", pa.string()),
-                    ("size", pa.string()), ("position", pa.string()), ("colour", pa.string())])
+SCHEMA = pa.schema(
+    [
+        ("image_png", pa.binary()),
+        ("caption", pa.string()),
+        ("subjects", pa.list_(pa.string())),
+        ("groups", pa.list_(pa.string())),
+        ("scene", pa.string()),
+        ("style", pa.string()),
+        ("size", pa.string()),
+        ("position", pa.string()),
+        ("colour", pa.string()),
+    ]
+)
 
 
 def build(cfg: BuildEmojiDataConfig, progress: bool = True) -> dict:
@@ -64,8 +74,10 @@ def build(cfg: BuildEmojiDataConfig, progress: bool = True) -> dict:
     cfg.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = cfg.out.with_name(cfg.out.name + ".tmp")
     preview, written = [], 0
-    with pq.ParquetWriter(tmp, SCHEMA) as writer, progress_bar(total=cfg.n, disable=not progress,
-                                                               desc="build emoji data") as bar:
+    with (
+        pq.ParquetWriter(tmp, SCHEMA) as writer,
+        progress_bar(total=cfg.n, disable=not progress, desc="build emoji data") as bar,
+    ):
         while written < cfg.n:
             rows = []
             for _ in range(min(cfg.rows_per_group, cfg.n - written)):
@@ -76,24 +88,34 @@ def build(cfg: BuildEmojiDataConfig, progress: bool = True) -> dict:
                 pixels = compose(spec, artwork, cfg.size, int(rng.integers(2**31)))
                 png = io.BytesIO()
                 Image.fromarray(pixels).save(png, format="PNG")
-                rows.append({"image_png": png.getvalue(), "caption": caption(spec, rng, cfg.split),
-                             "subjects": list(spec.subjects), "groups": [concepts[s].group for s in spec.subjects],
-                             "scene": spec.scene, "style": spec.style, "size": spec.size,
-                             "position": spec.position, "colour": spec.colour})
+                rows.append(
+                    {
+                        "image_png": png.getvalue(),
+                        "caption": caption(spec, rng, cfg.split),
+                        "subjects": list(spec.subjects),
+                        "groups": [concepts[s].group for s in spec.subjects],
+                        "scene": spec.scene,
+                        "style": spec.style,
+                        "size": spec.size,
+                        "position": spec.position,
+                        "colour": spec.colour,
+                    }
+                )
             writer.write_table(pa.Table.from_pylist(rows, schema=SCHEMA))
             preview += [r["image_png"] for r in rows[: 64 - len(preview)]]
             written += len(rows)
             bar.update(len(rows))
     tmp.replace(cfg.out)
     preview_path = save_preview_grid(preview, cfg.out.with_suffix(".preview.png"), scale=2)
-    return {**asdict(cfg), "out": str(cfg.out), "preview": str(preview_path), "rows": cfg.n,
-            "concepts": len(names)}
+    return {**asdict(cfg), "out": str(cfg.out), "preview": str(preview_path), "rows": cfg.n, "concepts": len(names)}
 
 
 def main(cfg: BuildEmojiDataConfig) -> None:
     info = build(cfg)
-    print(f"wrote {info['rows']} rows ({info['concepts']} subject concepts) to {info['out']} and a preview to "
-          f"{info['preview']}")
+    print(
+        f"wrote {info['rows']} rows ({info['concepts']} subject concepts) to {info['out']} and a preview to "
+        f"{info['preview']}"
+    )
 
 
 if __name__ == "__main__":

@@ -69,8 +69,9 @@ class TrainAttributeClassifierConfig:
     """torch threads (the machine's other core is usually busy training the diffusion model)."""
 
 
-def compose_random(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, n: int,
-                   held_out_share: float) -> tuple[np.ndarray, np.ndarray]:
+def compose_random(
+    rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, n: int, held_out_share: float
+) -> tuple[np.ndarray, np.ndarray]:
     """n composed images (uint8 [n,32,32,3]) and their labels (int64 [n, len(HEADS)])."""
     pick = rng.integers(0, len(images), n)
     out = np.empty((n, 32, 32, 3), np.uint8)
@@ -83,8 +84,9 @@ def compose_random(rng: np.random.Generator, images: np.ndarray, labels: np.ndar
     return out, y
 
 
-def compose_prompt_like(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray,
-                        n: int) -> tuple[np.ndarray, np.ndarray]:
+def compose_prompt_like(
+    rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Images with exactly the attributes that `pasta eval t2i` requests, on test-split garments."""
     by_class = [np.flatnonzero(labels == c) for c in range(len(fashion.CLASSES))]
     out = np.empty((n, 32, 32, 3), np.uint8)
@@ -116,7 +118,7 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     blur = torch.rand(n, generator=g) < 0.3
     if blur.any():
         sigma = float(rand(1, lo=0.4, hi=0.8))
-        k1 = torch.exp(-torch.tensor([-1.0, 0.0, 1.0]) ** 2 / (2 * sigma**2))
+        k1 = torch.exp(-(torch.tensor([-1.0, 0.0, 1.0]) ** 2) / (2 * sigma**2))
         k = (k1[:, None] * k1[None, :]) / k1.sum() ** 2
         weight = k.expand(3, 1, 3, 3).contiguous()
         u[blur] = F.conv2d(F.pad(u[blur], (1, 1, 1, 1), mode="replicate"), weight, groups=3)
@@ -132,8 +134,12 @@ def accuracy(model: AttributeClassifier, images: np.ndarray, y: np.ndarray, mask
     return {h: float((pred[h][keep] == y[keep, j]).mean()) for j, h in enumerate(HEADS)}
 
 
-def evaluate(model: AttributeClassifier, images: np.ndarray, labels: np.ndarray, cfg: TrainAttributeClassifierConfig,
-             ) -> dict:
+def evaluate(
+    model: AttributeClassifier,
+    images: np.ndarray,
+    labels: np.ndarray,
+    cfg: TrainAttributeClassifierConfig,
+) -> dict:
     rng = np.random.default_rng([cfg.seed, 2])
     test_x, test_y = compose_random(rng, images, labels, cfg.eval_images, held_out_share=0.25)
     style = test_y[:, HEADS.index("style")]
@@ -143,7 +149,9 @@ def evaluate(model: AttributeClassifier, images: np.ndarray, labels: np.ndarray,
     degraded = ((augment(to_tensor(prompt_x), g) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
     return {
         "test_accuracy": accuracy(model, test_x, test_y),
-        "test_accuracy_by_style": {s: accuracy(model, test_x, test_y, style == k) for k, s in enumerate(fashion.STYLES)},
+        "test_accuracy_by_style": {
+            s: accuracy(model, test_x, test_y, style == k) for k, s in enumerate(fashion.STYLES)
+        },
         "test_accuracy_photo_flat": accuracy(model, test_x, test_y, filled),
         "evaluation_prompt_accuracy": accuracy(model, prompt_x, prompt_y),
         "evaluation_prompt_accuracy_degraded": accuracy(model, degraded, prompt_y),
@@ -156,13 +164,19 @@ def evaluate(model: AttributeClassifier, images: np.ndarray, labels: np.ndarray,
 
 
 def print_metrics(metrics: dict) -> None:
-    cols = {"test_accuracy": "random attrs", "test_accuracy_photo_flat": "photo/flat",
-            "evaluation_prompt_accuracy": "eval prompts", "evaluation_prompt_accuracy_degraded": "eval, degraded"}
+    cols = {
+        "test_accuracy": "random attrs",
+        "test_accuracy_photo_flat": "photo/flat",
+        "evaluation_prompt_accuracy": "eval prompts",
+        "evaluation_prompt_accuracy_degraded": "eval, degraded",
+    }
     print(f"\naccuracy on composed test-split images\n{'head':<12}" + "".join(f"{n:>16}" for n in cols.values()))
     for h in HEADS:
         print(f"{h:<12}" + "".join(f"{metrics[c][h]:>16.4f}" for c in cols))
-    print("garment accuracy by style: " + ", ".join(
-        f"{s} {v['garment']:.3f}" for s, v in metrics["test_accuracy_by_style"].items()))
+    print(
+        "garment accuracy by style: "
+        + ", ".join(f"{s} {v['garment']:.3f}" for s, v in metrics["test_accuracy_by_style"].items())
+    )
 
 
 def lr_at(cfg: TrainAttributeClassifierConfig, step: int) -> float:
@@ -182,8 +196,11 @@ def export(model: AttributeClassifier, out: Path, metrics: dict) -> None:
     tmp.rename(out)
 
 
-def main(cfg: TrainAttributeClassifierConfig, train_data: tuple[np.ndarray, np.ndarray] | None = None,
-         test_data: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+def main(
+    cfg: TrainAttributeClassifierConfig,
+    train_data: tuple[np.ndarray, np.ndarray] | None = None,
+    test_data: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict:
     """Train, evaluate, export; returns the metrics. `train_data`/`test_data` let tests inject small stand-ins
     (defaults: the Fashion-MNIST train and test splits)."""
     torch.set_num_threads(cfg.threads)
@@ -194,8 +211,9 @@ def main(cfg: TrainAttributeClassifierConfig, train_data: tuple[np.ndarray, np.n
     model = AttributeClassifier(AttributeClassifierConfig()).to(memory_format=torch.channels_last)
     decay = [p for p in model.parameters() if p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
+    )
     step, rng, train_seconds = 0, np.random.default_rng([cfg.seed, 1]), 0.0
     g = torch.Generator().manual_seed(cfg.seed)
     if cfg.checkpoint.exists():
@@ -209,8 +227,14 @@ def main(cfg: TrainAttributeClassifierConfig, train_data: tuple[np.ndarray, np.n
 
     def save() -> None:
         cfg.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "rng": rng,
-                 "aug_rng": g.get_state(), "train_seconds": train_seconds}
+        state = {
+            "model": model.state_dict(),
+            "opt": opt.state_dict(),
+            "step": step,
+            "rng": rng,
+            "aug_rng": g.get_state(),
+            "train_seconds": train_seconds,
+        }
         torch.save(state, cfg.checkpoint.with_suffix(".tmp"))
         cfg.checkpoint.with_suffix(".tmp").replace(cfg.checkpoint)
 
@@ -225,8 +249,9 @@ def main(cfg: TrainAttributeClassifierConfig, train_data: tuple[np.ndarray, np.n
             x = augment(x, g)
         logits = model(x.contiguous(memory_format=torch.channels_last))
         y_t = torch.from_numpy(y)
-        loss = sum(F.cross_entropy(logits[h], y_t[:, j], label_smoothing=cfg.label_smoothing)
-                   for j, h in enumerate(HEADS))
+        loss = sum(
+            F.cross_entropy(logits[h], y_t[:, j], label_smoothing=cfg.label_smoothing) for j, h in enumerate(HEADS)
+        )
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, step)
         opt.zero_grad(set_to_none=True)
@@ -247,15 +272,20 @@ def main(cfg: TrainAttributeClassifierConfig, train_data: tuple[np.ndarray, np.n
     model.eval()
     metrics = evaluate(model, test_images, test_labels, cfg)
     metrics["train"] = {
-        "steps": step, "train_seconds": round(train_seconds, 1), "threads": cfg.threads,
-        "wall_seconds_this_run": round(time.time() - started, 1), "eval_seconds": round(time.time() - t0, 1),
+        "steps": step,
+        "train_seconds": round(train_seconds, 1),
+        "threads": cfg.threads,
+        "wall_seconds_this_run": round(time.time() - started, 1),
+        "eval_seconds": round(time.time() - t0, 1),
         "final_loss": float(np.mean(losses[-50:])) if losses else None,
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
     }
     print_metrics(metrics)
     export(model.to(memory_format=torch.contiguous_format), cfg.out, metrics)
-    print(f"exported to {cfg.out}; {step} steps, {train_seconds / 60:.1f} min of training, "
-          f"{(time.time() - started) / 60:.1f} min in this run")
+    print(
+        f"exported to {cfg.out}; {step} steps, {train_seconds / 60:.1f} min of training, "
+        f"{(time.time() - started) / 60:.1f} min in this run"
+    )
     return metrics
 
 

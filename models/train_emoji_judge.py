@@ -73,11 +73,15 @@ def evaluate(judge: EmojiJudge, world: EmojiWorld, n: int, seed: int) -> dict:
     images, specs = world.scenes(np.random.default_rng([seed, 99]), n, "eval")
     read = read_scenes(judge, images, specs)
     single, pair = read["single"], read["pair"]
-    return {"images": n, "subject_top1": float(read["subject_top1"][single].mean()),
-            "subject_top5": float(read["subject_topk"][single].mean()),
-            "scene": float(read["scene"].mean()), "style": float(read["style"].mean()),
-            "pairs_both_present": float(read["both_present"][pair].mean()) if pair.any() else None,
-            "pairs_left_right": float(read["left_right"][pair].mean()) if pair.any() else None}
+    return {
+        "images": n,
+        "subject_top1": float(read["subject_top1"][single].mean()),
+        "subject_top5": float(read["subject_topk"][single].mean()),
+        "scene": float(read["scene"].mean()),
+        "style": float(read["style"].mean()),
+        "pairs_both_present": float(read["both_present"][pair].mean()) if pair.any() else None,
+        "pairs_left_right": float(read["left_right"][pair].mean()) if pair.any() else None,
+    }
 
 
 def main(cfg: TrainEmojiJudgeConfig) -> dict:
@@ -91,7 +95,9 @@ def main(cfg: TrainEmojiJudgeConfig) -> dict:
     if cfg.checkpoint.exists():
         state = torch.load(cfg.checkpoint, weights_only=False)
         if state["subjects"] != subjects:
-            raise ValueError(f"{cfg.checkpoint} was trained on other subjects ({len(state['subjects'])}): move it aside")
+            raise ValueError(
+                f"{cfg.checkpoint} was trained on other subjects ({len(state['subjects'])}): move it aside"
+            )
         judge.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         step, rng, losses = state["step"], state["rng"], state["losses"]
@@ -100,8 +106,17 @@ def main(cfg: TrainEmojiJudgeConfig) -> dict:
 
     def save() -> None:
         cfg.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"model": judge.state_dict(), "opt": opt.state_dict(), "step": step, "rng": rng, "losses": losses,
-                    "subjects": subjects}, cfg.checkpoint.with_suffix(".tmp"))
+        torch.save(
+            {
+                "model": judge.state_dict(),
+                "opt": opt.state_dict(),
+                "step": step,
+                "rng": rng,
+                "losses": losses,
+                "subjects": subjects,
+            },
+            cfg.checkpoint.with_suffix(".tmp"),
+        )
         cfg.checkpoint.with_suffix(".tmp").replace(cfg.checkpoint)
 
     start = time.time()
@@ -109,7 +124,9 @@ def main(cfg: TrainEmojiJudgeConfig) -> dict:
     bar = progress_bar(total=cfg.steps, initial=step, desc="train emoji judge")
     while step < cfg.steps and time.time() - start < cfg.minutes * 60:
         n_eval = int(rng.binomial(cfg.batch_size, cfg.eval_share))
-        parts = [world.scenes(rng, n, split) for n, split in ((cfg.batch_size - n_eval, "train"), (n_eval, "eval")) if n]
+        parts = [
+            world.scenes(rng, n, split) for n, split in ((cfg.batch_size - n_eval, "train"), (n_eval, "eval")) if n
+        ]
         images, specs = np.concatenate([p[0] for p in parts]), [s for p in parts for s in p[1]]
         x = EmojiJudge.as_tensor(images)
         if cfg.augment:
@@ -130,16 +147,21 @@ def main(cfg: TrainEmojiJudgeConfig) -> dict:
             save()
     bar.close()
     save()
-    metrics = {"steps": step, "final_loss": float(np.mean(losses[-100:])) if losses else None,
-               "held_out_real_scenes": evaluate(judge, world, cfg.eval_images, cfg.seed),
-               "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
-               "loss_curve": [float(np.mean(losses[i : i + 50])) for i in range(0, len(losses), 50)]}
+    metrics = {
+        "steps": step,
+        "final_loss": float(np.mean(losses[-100:])) if losses else None,
+        "held_out_real_scenes": evaluate(judge, world, cfg.eval_images, cfg.seed),
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+        "loss_curve": [float(np.mean(losses[i : i + 50])) for i in range(0, len(losses), 50)],
+    }
     judge.save(cfg.out)
     (cfg.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     m = metrics["held_out_real_scenes"]
-    print(f"step {step}: on {m['images']} real held-out scenes: subject top-1 {m['subject_top1']:.3f}, top-5 "
-          f"{m['subject_top5']:.3f}, scene {m['scene']:.3f}, style {m['style']:.3f}, pairs both present "
-          f"{m['pairs_both_present']}, left/right {m['pairs_left_right']}; saved to {cfg.out}")
+    print(
+        f"step {step}: on {m['images']} real held-out scenes: subject top-1 {m['subject_top1']:.3f}, top-5 "
+        f"{m['subject_top5']:.3f}, scene {m['scene']:.3f}, style {m['style']:.3f}, pairs both present "
+        f"{m['pairs_both_present']}, left/right {m['pairs_left_right']}; saved to {cfg.out}"
+    )
     return metrics
 
 

@@ -152,8 +152,13 @@ def build_bank(cfg: TrainImageEncoderConfig, embed) -> dict:
     t0 = time.time()
     emb = embed_in_chunks(embed, texts, cfg.embed_chunk, "embed caption bank")
     print(f"embedded {len(texts)} bank captions in {time.time() - t0:.0f} s")
-    bank = {"texts": texts, "attrs": attrs_list, "emb": torch.from_numpy(emb), "idx": torch.from_numpy(np.stack(idx)),
-            "named": torch.from_numpy(np.stack(named))}
+    bank = {
+        "texts": texts,
+        "attrs": attrs_list,
+        "emb": torch.from_numpy(emb),
+        "idx": torch.from_numpy(np.stack(idx)),
+        "named": torch.from_numpy(np.stack(named)),
+    }
     cache.parent.mkdir(parents=True, exist_ok=True)
     torch.save(bank, cache)
     return bank
@@ -163,8 +168,9 @@ def class_index(labels: np.ndarray) -> list[np.ndarray]:
     return [np.flatnonzero(labels == c) for c in range(len(fashion.CLASSES))]
 
 
-def compose_batch(rng: np.random.Generator, images: np.ndarray, by_class: list[np.ndarray],
-                  attrs_list: list[fashion.Attributes]) -> torch.Tensor:
+def compose_batch(
+    rng: np.random.Generator, images: np.ndarray, by_class: list[np.ndarray], attrs_list: list[fashion.Attributes]
+) -> torch.Tensor:
     """Compose one image per attribute set from a random garment of its class; [-1, 1] tensor [N,3,32,32]."""
     out = np.empty((len(attrs_list), 32, 32, 3), np.uint8)
     for k, attrs in enumerate(attrs_list):
@@ -239,9 +245,13 @@ def evaluate(model: ImageEncoder, embed, images: np.ndarray, labels: np.ndarray,
         "note": "recall counts only each image's own caption; most captions name a subset of attributes, so other "
         "captions often fit an image equally well (top1_compatible: the best caption names nothing the image lacks)",
     }
-    return {"zero_shot": zero_shot, "retrieval": retrieval, "eval_images": n,
-            "eval_set": "Fashion-MNIST test-split garments composed with random attributes; 1 in 4 with a held-out "
-            "(garment, colour, pattern) triple; pattern scored on photo/flat images only"}
+    return {
+        "zero_shot": zero_shot,
+        "retrieval": retrieval,
+        "eval_images": n,
+        "eval_set": "Fashion-MNIST test-split garments composed with random attributes; 1 in 4 with a held-out "
+        "(garment, colour, pattern) triple; pattern scored on photo/flat images only",
+    }
 
 
 def print_metrics(metrics: dict) -> None:
@@ -251,9 +261,11 @@ def print_metrics(metrics: dict) -> None:
     for attribute in ZERO_SHOT_ATTRS:
         print(f"{attribute:<12} {zs['canonical'][attribute]:>10.3f} {zs['ensemble'][attribute]:>10.3f}")
     r = metrics["retrieval"]
-    print(f"retrieval among {r['pairs']} test pairs: image->caption R@1 {r['image_to_caption_recall@1']:.3f} "
-          f"R@5 {r['image_to_caption_recall@5']:.3f}; caption->image R@1 {r['caption_to_image_recall@1']:.3f} "
-          f"R@5 {r['caption_to_image_recall@5']:.3f}; top caption compatible {r['image_to_caption_top1_compatible']:.3f}")
+    print(
+        f"retrieval among {r['pairs']} test pairs: image->caption R@1 {r['image_to_caption_recall@1']:.3f} "
+        f"R@5 {r['image_to_caption_recall@5']:.3f}; caption->image R@1 {r['caption_to_image_recall@1']:.3f} "
+        f"R@5 {r['caption_to_image_recall@5']:.3f}; top caption compatible {r['image_to_caption_top1_compatible']:.3f}"
+    )
 
 
 # --------------------------------------------------------------------------------------------- training
@@ -266,8 +278,9 @@ def lr_at(cfg: TrainImageEncoderConfig, step: int) -> float:
     return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def contrastive_loss(model: ImageEncoder, z: torch.Tensor, batch: torch.Tensor, extra: torch.Tensor, bank: dict,
-                     multi_positive: bool) -> torch.Tensor:
+def contrastive_loss(
+    model: ImageEncoder, z: torch.Tensor, batch: torch.Tensor, extra: torch.Tensor, bank: dict, multi_positive: bool
+) -> torch.Tensor:
     """Symmetric soft-target InfoNCE: image->text over the batch's captions plus `extra` bank captions,
     text->image over the batch's images."""
     cols = torch.cat([batch, extra])
@@ -295,8 +308,12 @@ def export(model: ImageEncoder, out: Path, extra: dict) -> None:
     tmp.rename(out)
 
 
-def main(cfg: TrainImageEncoderConfig, train_data: tuple[np.ndarray, np.ndarray] | None = None,
-         test_data: tuple[np.ndarray, np.ndarray] | None = None, text_model=None) -> dict:
+def main(
+    cfg: TrainImageEncoderConfig,
+    train_data: tuple[np.ndarray, np.ndarray] | None = None,
+    test_data: tuple[np.ndarray, np.ndarray] | None = None,
+    text_model=None,
+) -> dict:
     """Train, evaluate, export; returns the metrics. `train_data`/`test_data`/`text_model` let tests inject small
     stand-ins (defaults: Fashion-MNIST train/test splits, the shared MiniLM)."""
     torch.set_num_threads(cfg.threads)
@@ -317,8 +334,9 @@ def main(cfg: TrainImageEncoderConfig, train_data: tuple[np.ndarray, np.ndarray]
     model = ImageEncoder(ImageEncoderConfig()).to(memory_format=torch.channels_last)
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
+    )
     step, rng, train_seconds = 0, np.random.default_rng([cfg.seed, 4]), 0.0
     if cfg.checkpoint.exists():
         state = torch.load(cfg.checkpoint, weights_only=False)
@@ -331,8 +349,14 @@ def main(cfg: TrainImageEncoderConfig, train_data: tuple[np.ndarray, np.ndarray]
 
     def save() -> None:
         cfg.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "rng": rng,
-                 "torch_rng": torch.get_rng_state(), "train_seconds": train_seconds}
+        state = {
+            "model": model.state_dict(),
+            "opt": opt.state_dict(),
+            "step": step,
+            "rng": rng,
+            "torch_rng": torch.get_rng_state(),
+            "train_seconds": train_seconds,
+        }
         torch.save(state, cfg.checkpoint.with_suffix(".tmp"))
         cfg.checkpoint.with_suffix(".tmp").replace(cfg.checkpoint)
 
@@ -369,15 +393,21 @@ def main(cfg: TrainImageEncoderConfig, train_data: tuple[np.ndarray, np.ndarray]
     t0 = time.time()
     metrics = evaluate(model, embed, test_images, test_labels, cfg)
     metrics["train"] = {
-        "steps": step, "train_seconds": round(train_seconds, 1), "threads": cfg.threads,
-        "wall_seconds_this_run": round(time.time() - started, 1), "eval_seconds": round(time.time() - t0, 1),
-        "final_loss": float(np.mean(losses[-50:])) if losses else None, "logit_scale": model.scale().item(),
+        "steps": step,
+        "train_seconds": round(train_seconds, 1),
+        "threads": cfg.threads,
+        "wall_seconds_this_run": round(time.time() - started, 1),
+        "eval_seconds": round(time.time() - t0, 1),
+        "final_loss": float(np.mean(losses[-50:])) if losses else None,
+        "logit_scale": model.scale().item(),
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
     }
     print_metrics(metrics)
     export(model.to(memory_format=torch.contiguous_format), cfg.out, metrics)
-    print(f"exported to {cfg.out}; {step} steps, {train_seconds / 60:.1f} min of training, "
-          f"{(time.time() - started) / 60:.1f} min in this run")
+    print(
+        f"exported to {cfg.out}; {step} steps, {train_seconds / 60:.1f} min of training, "
+        f"{(time.time() - started) / 60:.1f} min in this run"
+    )
     return metrics
 
 

@@ -86,8 +86,15 @@ class TrainT2IConfig:
     """"auto" (a CUDA GPU when there is one), "cpu" or "cuda". Checkpoints and exports load on either."""
 
 
-def export(ema_unet, scheduler, config: EmbeddedT2IConfig, out: Path, step: int,
-           seconds: dict[str, float] | None = None, losses: Path | None = None) -> None:
+def export(
+    ema_unet,
+    scheduler,
+    config: EmbeddedT2IConfig,
+    out: Path,
+    step: int,
+    seconds: dict[str, float] | None = None,
+    losses: Path | None = None,
+) -> None:
     """Write fp16 EMA weights atomically (a half-written folder never replaces a good one), with what they cost:
     steps, training seconds on each kind of device, and the loss curve so far (loss_curve.jsonl)."""
     tmp = out.with_name(out.name + ".tmp")
@@ -96,8 +103,11 @@ def export(ema_unet, scheduler, config: EmbeddedT2IConfig, out: Path, step: int,
     ema_unet.to(torch.float32)
     scheduler.save_pretrained(tmp / "scheduler")
     config.save(tmp)
-    state = {"step": step, "prediction_type": scheduler.config.prediction_type,
-             "train_seconds": {k: round(v, 1) for k, v in (seconds or {}).items()}}
+    state = {
+        "step": step,
+        "prediction_type": scheduler.config.prediction_type,
+        "train_seconds": {k: round(v, 1) for k, v in (seconds or {}).items()},
+    }
     (tmp / "train_state.json").write_text(json.dumps(state) + "\n")
     if losses is not None and losses.exists():
         shutil.copy2(losses, tmp / "loss_curve.jsonl")
@@ -143,8 +153,10 @@ def main(cfg: TrainT2IConfig) -> None:
         unet.load_state_dict(state["unet"])
         ema = EMAModel(unet.parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=2 / 3)
         step, rng = state["step"], np.random.default_rng([cfg.seed, state["step"]])
-        print(f"warm start of a {cfg.prediction_type} model from the {state.get('prediction_type', 'epsilon')} "
-              f"checkpoint {cfg.checkpoint} (step {step}); optimizer and EMA are new")
+        print(
+            f"warm start of a {cfg.prediction_type} model from the {state.get('prediction_type', 'epsilon')} "
+            f"checkpoint {cfg.checkpoint} (step {step}); optimizer and EMA are new"
+        )
     elif (init_from / "unet" / "config.json").exists():
         # A fresh machine has no checkpoint (it is not committed), but the committed EMA weights are a warm start.
         from diffusers import UNet2DConditionModel
@@ -152,8 +164,11 @@ def main(cfg: TrainT2IConfig) -> None:
         warm = UNet2DConditionModel.from_pretrained(init_from / "unet", torch_dtype=torch.float32)
         unet.load_state_dict(warm.state_dict())
         ema = EMAModel(unet.parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=2 / 3)
-        shipped = json.loads((init_from / "train_state.json").read_text()) if (
-            init_from / "train_state.json").exists() else {}
+        shipped = (
+            json.loads((init_from / "train_state.json").read_text())
+            if (init_from / "train_state.json").exists()
+            else {}
+        )
         step, seconds = int(shipped.get("step", 0)), dict(shipped.get("train_seconds", {}))
         rng = np.random.default_rng([cfg.seed, step])
         if (init_from / "loss_curve.jsonl").exists() and not losses_path.exists():  # one curve across machines
@@ -165,9 +180,16 @@ def main(cfg: TrainT2IConfig) -> None:
     def save() -> None:
         spent = {**seconds, device.type: seconds.get(device.type, 0.0) + time.time() - start}
         cfg.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        state = {"unet": unet.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step,
-                 "rng": rng, "torch_rng": torch.get_rng_state(), "prediction_type": cfg.prediction_type,
-                 "train_seconds": spent}
+        state = {
+            "unet": unet.state_dict(),
+            "ema": ema.state_dict(),
+            "opt": opt.state_dict(),
+            "step": step,
+            "rng": rng,
+            "torch_rng": torch.get_rng_state(),
+            "prediction_type": cfg.prediction_type,
+            "train_seconds": spent,
+        }
         torch.save(state, cfg.checkpoint.with_suffix(".tmp"))
         cfg.checkpoint.with_suffix(".tmp").replace(cfg.checkpoint)
         ema_unet = build_unet(t2i_config)
@@ -213,7 +235,9 @@ def main(cfg: TrainT2IConfig) -> None:
             save()
     bar.close()
     save()
-    print(f"stopped at step {step}; mean loss of the last 200 steps {np.mean(losses[-200:]) if losses else math.nan:.4f}")
+    print(
+        f"stopped at step {step}; mean loss of the last 200 steps {np.mean(losses[-200:]) if losses else math.nan:.4f}"
+    )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,18 @@ log = logging.getLogger(__name__)
 
 
 class Agent:
-    def __init__(self, settings: Settings, embedder, text_to_image, generator, policy: SlatePolicy | None = None,
-                 *, safety: SafetyFilter | None = None, recorder=None, render_in_columns: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        embedder,
+        text_to_image,
+        generator,
+        policy: SlatePolicy | None = None,
+        *,
+        safety: SafetyFilter | None = None,
+        recorder=None,
+        render_in_columns: bool = True,
+    ) -> None:
         """`recorder` (pasta.app.recorder.SessionRecorder or None) logs what consenting sessions see and choose;
         `render_in_columns` renders one column at a time (first images sooner on a CPU) instead of one batch."""
         self.settings = settings
@@ -59,12 +69,23 @@ class Agent:
 
     # -- actions -------------------------------------------------------------------------------------------------
 
-    def start(self, prompt: str, seed: int | None = None, progress: Callable[[float, str], None] | None = None,
-              *, consent: bool = False) -> Session:
+    def start(
+        self,
+        prompt: str,
+        seed: int | None = None,
+        progress: Callable[[float, str], None] | None = None,
+        *,
+        consent: bool = False,
+    ) -> Session:
         return _drain(self.start_steps(prompt, seed, consent=consent), progress)
 
-    def pick(self, session: Session, column: int, rating: int | None = None,
-             progress: Callable[[float, str], None] | None = None) -> Session:
+    def pick(
+        self,
+        session: Session,
+        column: int,
+        rating: int | None = None,
+        progress: Callable[[float, str], None] | None = None,
+    ) -> Session:
         return _drain(self.pick_steps(session, column, rating), progress)
 
     def start_steps(self, prompt: str, seed: int | None = None, *, consent: bool = False) -> Iterator[Step]:
@@ -92,9 +113,15 @@ class Agent:
             if turn is None:
                 raise InputError("there is no slate to pick from yet: start with a prompt")
             if turn.choice is not None:
-                raise InputError(f"turn {turn.index + 1} already has a pick (column {turn.choice + 1}); "
-                                 "go back to it to choose differently")
-            if isinstance(column, bool) or not isinstance(column, (int, np.integer)) or not 0 <= column < len(turn.slate):
+                raise InputError(
+                    f"turn {turn.index + 1} already has a pick (column {turn.choice + 1}); "
+                    "go back to it to choose differently"
+                )
+            if (
+                isinstance(column, bool)
+                or not isinstance(column, (int, np.integer))
+                or not 0 <= column < len(turn.slate)
+            ):
                 raise InputError(f"column must be a number from 1 to {len(turn.slate)}")
             rating = check_rating(rating)
             turn.choice, turn.rating = int(column), rating
@@ -106,8 +133,10 @@ class Agent:
                 raise
             if isinstance(self.generator, PrefetchingGenerator):  # the other columns' proposals are not needed
                 history = session.history()[:-1]
-                self.generator.forget([history + [c.text] for k, c in enumerate(turn.slate_prompts) if k != column],
-                                      self.settings.n_candidates)
+                self.generator.forget(
+                    [history + [c.text] for k, c in enumerate(turn.slate_prompts) if k != column],
+                    self.settings.n_candidates,
+                )
             if len(session.turns) < session.max_turns:
                 yield from self._turn_steps(session)
             else:
@@ -146,10 +175,16 @@ class Agent:
             self._turn(session, turn_index)
             turns = [dataclasses.replace(t) for t in session.turns[: turn_index + 1]]
             turns[-1].choice, turns[-1].rating, turns[-1].shown_at = None, None, time.time()
-            new = Session(session.initial_prompt, session.seed, turns=turns, consent=session.consent,
-                          max_turns=max(session.max_turns, turn_index + 1), branch_of=(session.id, turn_index),
-                          favourites=[f for f in session.favourites if f[0] <= turn_index],
-                          initial_embedding=session.initial_embedding)
+            new = Session(
+                session.initial_prompt,
+                session.seed,
+                turns=turns,
+                consent=session.consent,
+                max_turns=max(session.max_turns, turn_index + 1),
+                branch_of=(session.id, turn_index),
+                favourites=[f for f in session.favourites if f[0] <= turn_index],
+                initial_embedding=session.initial_embedding,
+            )
             if self.recorder is not None:
                 self.recorder.on_branch(new, self.describe())
             return new
@@ -186,16 +221,25 @@ class Agent:
 
     # -- the policy's view ---------------------------------------------------------------------------------------
 
-    def state(self, session: Session, candidate_embeddings: np.ndarray | None = None,
-              candidates: list[Candidate] | None = None) -> PolicyState:
+    def state(
+        self,
+        session: Session,
+        candidate_embeddings: np.ndarray | None = None,
+        candidates: list[Candidate] | None = None,
+    ) -> PolicyState:
         """What a slate policy sees (`PolicyState.build`; embeddings only with an embedder)."""
         done = [t for t in session.turns if t.choice is not None and t.image_embeddings is not None]
         initial = session.initial_embedding if self.embedder is not None else None
         shown = [ShownSlate.of(t.candidate_embeddings[t.slate], t.image_embeddings, t.choice) for t in done]
-        return PolicyState.build(initial, shown if initial is not None else [], seed=session.seed,
-                                 turn=len(session.turns), history=session.history(),
-                                 candidate_embeddings=candidate_embeddings,
-                                 candidate_categories=None if candidates is None else [c.category for c in candidates])
+        return PolicyState.build(
+            initial,
+            shown if initial is not None else [],
+            seed=session.seed,
+            turn=len(session.turns),
+            history=session.history(),
+            candidate_embeddings=candidate_embeddings,
+            candidate_categories=None if candidates is None else [c.category for c in candidates],
+        )
 
     def posterior(self, session: Session) -> np.ndarray | None:
         """[K] the user-type posterior after the session's picks so far (None without a user model)."""
@@ -207,13 +251,17 @@ class Agent:
 
     def describe(self) -> dict:
         """What produced a session's slates, stored with it in the log."""
-        return {"policy": getattr(self.policy, "name", type(self.policy).__name__),
-                "generator": getattr(self.generator, "name", type(self.generator).__name__),
-                "text_to_image": getattr(self.t2i, "name", type(self.t2i).__name__),
-                "adapter": getattr(self.t2i, "adapter", None) or "",
-                "embedder": getattr(self.embedder, "name", "") if self.embedder is not None else "",
-                "n_candidates": self.settings.n_candidates, "slate_size": self.settings.slate_size,
-                "images_per_prompt": self.settings.images_per_prompt, "turns": self.settings.turns}
+        return {
+            "policy": getattr(self.policy, "name", type(self.policy).__name__),
+            "generator": getattr(self.generator, "name", type(self.generator).__name__),
+            "text_to_image": getattr(self.t2i, "name", type(self.t2i).__name__),
+            "adapter": getattr(self.t2i, "adapter", None) or "",
+            "embedder": getattr(self.embedder, "name", "") if self.embedder is not None else "",
+            "n_candidates": self.settings.n_candidates,
+            "slate_size": self.settings.slate_size,
+            "images_per_prompt": self.settings.images_per_prompt,
+            "turns": self.settings.turns,
+        }
 
     # -- one turn ------------------------------------------------------------------------------------------------
 
@@ -231,8 +279,14 @@ class Agent:
         if self.render_in_columns:
             for column in range(len(slate)):
                 turn.images[column] = self.render([prompts[column]], [seeds[column]])[0]
-                yield Step(session, turn, "column", 0.2 + 0.75 * (column + 1) / len(slate),
-                           f"rendered column {column + 1} of {len(slate)}", column + 1)
+                yield Step(
+                    session,
+                    turn,
+                    "column",
+                    0.2 + 0.75 * (column + 1) / len(slate),
+                    f"rendered column {column + 1} of {len(slate)}",
+                    column + 1,
+                )
         else:
             turn.images = self.render(prompts, seeds)
             yield Step(session, turn, "column", 0.95, f"rendered {len(slate)} columns", len(slate))
@@ -273,12 +327,24 @@ class Agent:
         slate, scores = self.policy.select(self.state(session, embeddings, candidates), candidates, s.slate_size)
         t2 = time.perf_counter()
         seeds = [session.seed * 10 + column for column in range(len(slate))]  # fixed per column for the session
-        turn = Turn(len(session.turns), history[-1], candidates, [int(i) for i in slate],
-                    [float(x) for x in scores], seeds, [[] for _ in slate],
-                    policy=getattr(self.policy, "name", ""), candidate_embeddings=embeddings,
-                    posterior=self.posterior(session), refused=refused,
-                    timings={"propose": t1 - t0, "select": t2 - t1,
-                             "proposed_ahead": float(getattr(self.generator, "hits", 0) > hits)})
+        turn = Turn(
+            len(session.turns),
+            history[-1],
+            candidates,
+            [int(i) for i in slate],
+            [float(x) for x in scores],
+            seeds,
+            [[] for _ in slate],
+            policy=getattr(self.policy, "name", ""),
+            candidate_embeddings=embeddings,
+            posterior=self.posterior(session),
+            refused=refused,
+            timings={
+                "propose": t1 - t0,
+                "select": t2 - t1,
+                "proposed_ahead": float(getattr(self.generator, "hits", 0) > hits),
+            },
+        )
         if self.recorder is not None:  # durable before anyone sees it: a restart resumes exactly this slate
             self.recorder.on_slate(session, turn, self.describe())
         return turn
@@ -289,8 +355,9 @@ class Agent:
         history, order = session.history(), list(range(len(turn.slate)))
         features = turn.column_features()
         if self.user_model is not None and features is not None and turn.posterior is not None:
-            probs = self.user_model.predict_choice(np.asarray(features, np.float32)[None],
-                                                   np.asarray(turn.posterior, np.float32)[None])[0]
+            probs = self.user_model.predict_choice(
+                np.asarray(features, np.float32)[None], np.asarray(turn.posterior, np.float32)[None]
+            )[0]
             order = [int(c) for c in np.argsort(-probs, kind="stable")]
         return [history + [turn.slate_prompts[c].text] for c in order]
 
@@ -304,10 +371,16 @@ class Agent:
 
     @staticmethod
     def _turn(session: Session, turn_index: object) -> Turn:
-        if isinstance(turn_index, bool) or not isinstance(turn_index, (int, np.integer)) or not (
-                0 <= turn_index < len(session.turns)):
-            raise InputError(f"turn must be a number from 1 to {len(session.turns)}" if session.turns
-                             else "there are no turns yet: start with a prompt")
+        if (
+            isinstance(turn_index, bool)
+            or not isinstance(turn_index, (int, np.integer))
+            or not (0 <= turn_index < len(session.turns))
+        ):
+            raise InputError(
+                f"turn must be a number from 1 to {len(session.turns)}"
+                if session.turns
+                else "there are no turns yet: start with a prompt"
+            )
         return session.turns[int(turn_index)]
 
     @staticmethod

@@ -35,8 +35,18 @@ def cmd_propose(args: argparse.Namespace) -> int:
     candidates = generator.propose([args.prompt], n=args.n)
     took = time.perf_counter() - t0
     if args.json:
-        print(json.dumps({"prompt": args.prompt, "generator": generator.name, "seconds": took, "load_seconds": load,
-                          "candidates": [c.__dict__ for c in candidates]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "prompt": args.prompt,
+                    "generator": generator.name,
+                    "seconds": took,
+                    "load_seconds": load,
+                    "candidates": [c.__dict__ for c in candidates],
+                },
+                indent=2,
+            )
+        )
         return 0
     width = max(len(c.category) for c in candidates)
     for i, c in enumerate(candidates, 1):
@@ -53,8 +63,12 @@ def cmd_logs(args: argparse.Namespace) -> int:
             fmt = args.format or ("jsonl" if str(args.dest).endswith(".jsonl") else "parquet")
             counts = logbook.export(args.db, args.dest, fmt)
         else:
-            counts = logbook.import_(args.db, args.dest, **({"source": args.source} if args.source else {}),
-                                     **({"image_dir": args.image_dir} if args.image_dir else {}))
+            counts = logbook.import_(
+                args.db,
+                args.dest,
+                **({"source": args.source} if args.source else {}),
+                **({"image_dir": args.image_dir} if args.image_dir else {}),
+            )
     except (ValueError, logbook.LogStoreError) as error:
         print(f"pasta logs {args.action}: error: {error}", file=sys.stderr)
         return 2
@@ -93,9 +107,10 @@ DELEGATES = {
 def build_parser() -> argparse.ArgumentParser:
     parent = settings_arguments()
     parser = argparse.ArgumentParser(
-        prog="pasta", description="PASTA: personalized, sequential text-to-image co-creation.",
+        prog="pasta",
+        description="PASTA: personalized, sequential text-to-image co-creation.",
         epilog="Settings may also come from PASTA_* environment variables; flags win. Every command also takes "
-               "--progress (progress bars even when not on a terminal) and --debug (tracebacks with errors).",
+        "--progress (progress bars even when not on a terminal) and --debug (tracebacks with errors).",
     )
     sub = parser.add_subparsers(dest="command", metavar="command", required=True)
 
@@ -111,26 +126,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_propose)
 
-    p = sub.add_parser("logs", help="export a log store (Parquet tables or JSONL episodes) or import into one: an "
-                                    "export, episodes, or Pick-a-Pic-style pairwise preferences (.parquet)")
+    p = sub.add_parser(
+        "logs",
+        help="export a log store (Parquet tables or JSONL episodes) or import into one: an "
+        "export, episodes, or Pick-a-Pic-style pairwise preferences (.parquet)",
+    )
     p.add_argument("action", choices=("export", "import"))
     p.add_argument("db", help="the log store (import creates it when missing)")
-    p.add_argument("dest", help="export: a folder (parquet) or a .jsonl file; import: an export folder, a .jsonl "
-                                "file of episodes or a .parquet file of pairwise preferences")
-    p.add_argument("--format", choices=("parquet", "jsonl"), default=None,
-                   help="export format (default: jsonl when dest ends in .jsonl, else parquet)")
+    p.add_argument(
+        "dest",
+        help="export: a folder (parquet) or a .jsonl file; import: an export folder, a .jsonl "
+        "file of episodes or a .parquet file of pairwise preferences",
+    )
+    p.add_argument(
+        "--format",
+        choices=("parquet", "jsonl"),
+        default=None,
+        help="export format (default: jsonl when dest ends in .jsonl, else parquet)",
+    )
     p.add_argument("--source", default=None, help="pairwise import: source name (default: the file's name)")
     p.add_argument("--image-dir", default=None, help="pairwise import: where to save images given as bytes")
     p.set_defaults(func=cmd_logs)
 
     # Listed for `pasta --help`; run through DELEGATES, so `pasta eval t2i --help` shows that command's options.
     for name, what, text in (
-        ("bench", "propose | app", "benchmarks that print a table and write JSON: propose (candidate generators), "
-                                   "app (a real server driven by clients)"),
-        ("eval", "t2i | user-model | agents | align", "evaluations that write JSON and plots: t2i (embedded image "
-         "model), user-model (EM on planted simulated users), agents (slate policies), align (aligned adapters)"),
-        ("align", "dpok | rwr | focus | reward", "train an aligned LoRA adapter (DPOK, reward-weighted, "
-                                                 "Focus-N-Fix) or the alignment reward"),
+        (
+            "bench",
+            "propose | app",
+            "benchmarks that print a table and write JSON: propose (candidate generators), "
+            "app (a real server driven by clients)",
+        ),
+        (
+            "eval",
+            "t2i | user-model | agents | align",
+            "evaluations that write JSON and plots: t2i (embedded image "
+            "model), user-model (EM on planted simulated users), agents (slate policies), align (aligned adapters)",
+        ),
+        (
+            "align",
+            "dpok | rwr | focus | reward",
+            "train an aligned LoRA adapter (DPOK, reward-weighted, Focus-N-Fix) or the alignment reward",
+        ),
         ("train", "user-model | q", "train a model from a log store: user-model (EM), q (IQL agent)"),
         ("retrain", "", "closed loop: refit the user model and the Q-network from a log store in one command"),
         ("simulate", "", "run a slate policy against simulated users and log the sessions"),

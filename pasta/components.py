@@ -45,12 +45,15 @@ def make_text_to_image(settings: Settings):
     else:
         from pasta.backends.embedded_t2i import WORLD_MODEL_DIRS, EmbeddedTextToImage
 
-        model = EmbeddedTextToImage(settings.t2i_model_dir or WORLD_MODEL_DIRS[settings.world],
-                                    device=settings.resolved_device())
+        model = EmbeddedTextToImage(
+            settings.t2i_model_dir or WORLD_MODEL_DIRS[settings.world], device=settings.resolved_device()
+        )
         if model.config.world != settings.world:
-            raise SettingsError(f"world={settings.world!r}, but the weights in {model.folder} were trained on the "
-                                f"{model.config.world!r} world: set world={model.config.world!r} or point "
-                                "t2i_model_dir at weights of this world")
+            raise SettingsError(
+                f"world={settings.world!r}, but the weights in {model.folder} were trained on the "
+                f"{model.config.world!r} world: set world={model.config.world!r} or point "
+                "t2i_model_dir at weights of this world"
+            )
     if settings.adapter:
         model.load_adapter(settings.adapter)
     return model

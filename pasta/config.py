@@ -87,9 +87,17 @@ class Settings:
     def validate(self) -> None:
         for name, allowed in _CHOICES.items():
             if getattr(self, name) not in allowed:
-                raise SettingsError(f"{name}={getattr(self, name)!r} is not allowed: choose one of {', '.join(allowed)}")
-        for name, low, high in (("n_candidates", 5, 200), ("slate_size", 1, 5), ("images_per_prompt", 1, 16),
-                                ("turns", 1, 50), ("port", 1, 65535), ("threads", 0, 256)):
+                raise SettingsError(
+                    f"{name}={getattr(self, name)!r} is not allowed: choose one of {', '.join(allowed)}"
+                )
+        for name, low, high in (
+            ("n_candidates", 5, 200),
+            ("slate_size", 1, 5),
+            ("images_per_prompt", 1, 16),
+            ("turns", 1, 50),
+            ("port", 1, 65535),
+            ("threads", 0, 256),
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or not low <= value <= high:
                 raise SettingsError(f"{name}={value!r} is not allowed: use a whole number from {low} to {high}")
@@ -186,17 +194,36 @@ def settings_arguments() -> argparse.ArgumentParser:
     g.add_argument("--lmm-model", help="hub tier or endpoint: chat model id (env PASTA_LMM_MODEL)")
     g.add_argument("--lmm-endpoint", help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1")
     g.add_argument("--log-db", help="SQLite log store path (env PASTA_LOG_DB)")
-    g.add_argument("--image-dir", help="folder for the images the app shows (env PASTA_IMAGE_DIR; default beside "
-                   "the log store)")
+    g.add_argument(
+        "--image-dir", help="folder for the images the app shows (env PASTA_IMAGE_DIR; default beside the log store)"
+    )
     g.add_argument("--agent-dir", help="trained slate agent folder with qnet/ and user_model/ (env PASTA_AGENT_DIR)")
     g.add_argument("--threads", type=int, help="torch CPU threads, 0 for torch's default (env PASTA_THREADS)")
-    g.add_argument("--prefetch", choices=("on", "off"), help="propose the next candidates while a person decides "
-                   "(env PASTA_PREFETCH; default on)")
+    g.add_argument(
+        "--prefetch",
+        choices=("on", "off"),
+        help="propose the next candidates while a person decides (env PASTA_PREFETCH; default on)",
+    )
     return p
 
 
-_SETTING_FLAGS = ("tier", "generator", "device", "world", "t2i_model", "t2i_model_dir", "adapter", "embedder_model",
-                  "lmm_model", "lmm_endpoint", "log_db", "image_dir", "agent_dir", "threads", "prefetch")
+_SETTING_FLAGS = (
+    "tier",
+    "generator",
+    "device",
+    "world",
+    "t2i_model",
+    "t2i_model_dir",
+    "adapter",
+    "embedder_model",
+    "lmm_model",
+    "lmm_endpoint",
+    "log_db",
+    "image_dir",
+    "agent_dir",
+    "threads",
+    "prefetch",
+)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

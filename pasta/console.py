@@ -32,9 +32,11 @@ def quiet_libraries() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    for module, calls in (("transformers.utils.logging", ("disable_progress_bar", "set_verbosity_error")),
-                          ("diffusers.utils.logging", ("disable_progress_bar", "set_verbosity_error")),
-                          ("huggingface_hub.utils", ("disable_progress_bars",))):
+    for module, calls in (
+        ("transformers.utils.logging", ("disable_progress_bar", "set_verbosity_error")),
+        ("diffusers.utils.logging", ("disable_progress_bar", "set_verbosity_error")),
+        ("huggingface_hub.utils", ("disable_progress_bars",)),
+    ):
         if module in sys.modules:  # imported before us: switch it off directly
             for name in calls:
                 getattr(sys.modules[module], name)()

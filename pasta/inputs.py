@@ -20,9 +20,11 @@ class RefusedError(InputError):
 
 
 _CONTROL = {"Cc", "Cf", "Cs", "Co"}
-_ESCAPE_SEQUENCE = re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves ("\x1b[31m")
-                              r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC: titles, hyperlinks
-                              r"|\x1b[@-Z\\-_]")  # any other two-character escape
+_ESCAPE_SEQUENCE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves ("\x1b[31m")
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC: titles, hyperlinks
+    r"|\x1b[@-Z\\-_]"
+)  # any other two-character escape
 _KEEP_FORMAT = {"\u200d", "\ufe0f", "\ufe0e"}  # joiners and variation selectors inside emoji
 
 
@@ -33,8 +35,9 @@ def check_prompt(prompt: object) -> str:
     if not isinstance(prompt, str):
         raise InputError(f"the prompt must be text, not {type(prompt).__name__}")
     prompt = _ESCAPE_SEQUENCE.sub(" ", unicodedata.normalize("NFC", prompt))
-    prompt = "".join(ch if ch.isspace() or unicodedata.category(ch) not in _CONTROL or ch in _KEEP_FORMAT else " "
-                     for ch in prompt)
+    prompt = "".join(
+        ch if ch.isspace() or unicodedata.category(ch) not in _CONTROL or ch in _KEEP_FORMAT else " " for ch in prompt
+    )
     prompt = " ".join(prompt.split())
     if not prompt:
         raise InputError("the prompt is empty: describe what you would like to see, e.g. 'a red dress'")

@@ -27,16 +27,22 @@ CATEGORY_LABELS: dict[str, str] = {
     "self_harm": "self-harm",
 }
 
-_MINOR = (r"(?:child|children|kids?|minors?|underage|under-age|preteens?|pre-teens?|toddlers?|infants?|teens?|"
-          r"teenagers?|teenage|schoolgirls?|schoolboys?|little (?:girls?|boys?)|young (?:girls?|boys?)|lol[iy]|"
-          r"lolita|shota|(?:[1-9]|1[0-7])[- ]?(?:years?|yrs?)[- ]?old)")
-_NUDE_FASHION = (r"colou?rs?|colou?red|tones?|shades?|heels?|lipsticks?|dress(?:es)?|shoes?|pumps|sandals|palette|"
-                 r"beige|pink|make-?up|tights|stockings|nails?|bags?|trench|coats?|boots?|leather|fabric|mesh|"
-                 r"lining|slip|bra|blouse|skirt|gown|scarf|cardigan|sweater|top")
+_MINOR = (
+    r"(?:child|children|kids?|minors?|underage|under-age|preteens?|pre-teens?|toddlers?|infants?|teens?|"
+    r"teenagers?|teenage|schoolgirls?|schoolboys?|little (?:girls?|boys?)|young (?:girls?|boys?)|lol[iy]|"
+    r"lolita|shota|(?:[1-9]|1[0-7])[- ]?(?:years?|yrs?)[- ]?old)"
+)
+_NUDE_FASHION = (
+    r"colou?rs?|colou?red|tones?|shades?|heels?|lipsticks?|dress(?:es)?|shoes?|pumps|sandals|palette|"
+    r"beige|pink|make-?up|tights|stockings|nails?|bags?|trench|coats?|boots?|leather|fabric|mesh|"
+    r"lining|slip|bra|blouse|skirt|gown|scarf|cardigan|sweater|top"
+)
 _NUDE = rf"(?<!non )(?<!non-)(?<!non - )\bnude\b(?!\s*-?\s*(?:{_NUDE_FASHION})\b)"
 """'nude' the state, not the fashion colour: refused unless a fashion word follows or 'non-nude' is meant."""
-_SEXUAL_FOR_MINORS = (rf"(?:sexy|seductive|sensual|provocative|lingerie|erotic\w*|{_NUDE}|naked|nudity|topless|sex|"
-                      r"sexual\w*|porn\w*|nsfw|lewd|undress\w*|stripping)")
+_SEXUAL_FOR_MINORS = (
+    rf"(?:sexy|seductive|sensual|provocative|lingerie|erotic\w*|{_NUDE}|naked|nudity|topless|sex|"
+    r"sexual\w*|porn\w*|nsfw|lewd|undress\w*|stripping)"
+)
 
 PATTERNS: dict[str, list[str]] = {
     # Checked first: the most serious category wins when several match.
@@ -46,38 +52,102 @@ PATTERNS: dict[str, list[str]] = {
         r"\b(?:loli|lolicon|shotacon|jailbait|child porn\w*|cp porn)\b",
     ],
     "sexual": [
-        r"\bporn\w*\b", r"\bnsfw\b", r"\bhentai\b", r"\bxxx\b", r"\berotic\w*\b", r"\bnaked\b(?! mole)", r"\bnudity\b",
-        r"\bnudes\b", r"\btopless\b", r"\blewd\b", r"\bgenital\w*\b", r"\bpenis\b", r"\bvagina\w*\b",
-        r"\bsex\b", r"\bsexual\b", r"\bsexually\b", r"\bintercourse\b", r"\borgasm\w*\b", r"\bmasturbat\w*\b",
-        r"\bfetish\w*\b", r"\bbdsm\b", r"\bstrip ?tease\b", r"\bonlyfans\b", r"\brule ?34\b",
-        r"\bundress(?:ed|ing)\b", _NUDE,
+        r"\bporn\w*\b",
+        r"\bnsfw\b",
+        r"\bhentai\b",
+        r"\bxxx\b",
+        r"\berotic\w*\b",
+        r"\bnaked\b(?! mole)",
+        r"\bnudity\b",
+        r"\bnudes\b",
+        r"\btopless\b",
+        r"\blewd\b",
+        r"\bgenital\w*\b",
+        r"\bpenis\b",
+        r"\bvagina\w*\b",
+        r"\bsex\b",
+        r"\bsexual\b",
+        r"\bsexually\b",
+        r"\bintercourse\b",
+        r"\borgasm\w*\b",
+        r"\bmasturbat\w*\b",
+        r"\bfetish\w*\b",
+        r"\bbdsm\b",
+        r"\bstrip ?tease\b",
+        r"\bonlyfans\b",
+        r"\brule ?34\b",
+        r"\bundress(?:ed|ing)\b",
+        _NUDE,
     ],
     "violence": [
-        r"\bgore\b", r"\bgory\b", r"\bgorecore\b", r"\bgruesome\b", r"\bdismember\w*\b", r"\bdecapitat\w*\b",
-        r"\bbehead\w*\b", r"\bdisembowel\w*\b", r"\bmutilat\w*\b", r"\beviscerat\w*\b", r"\btortur(?:e|es|ing)\b",
-        r"\bmassacre\w*\b", r"\b(?:mass|school) shootings?\b", r"\bsnuff (?:film|movie|video)s?\b", r"\bblood ?bath\b",
-        r"\bsevered (?:heads?|limbs?|arms?|legs?|hands?|fingers?)\b", r"\bterrorist attacks?\b",
+        r"\bgore\b",
+        r"\bgory\b",
+        r"\bgorecore\b",
+        r"\bgruesome\b",
+        r"\bdismember\w*\b",
+        r"\bdecapitat\w*\b",
+        r"\bbehead\w*\b",
+        r"\bdisembowel\w*\b",
+        r"\bmutilat\w*\b",
+        r"\beviscerat\w*\b",
+        r"\btortur(?:e|es|ing)\b",
+        r"\bmassacre\w*\b",
+        r"\b(?:mass|school) shootings?\b",
+        r"\bsnuff (?:film|movie|video)s?\b",
+        r"\bblood ?bath\b",
+        r"\bsevered (?:heads?|limbs?|arms?|legs?|hands?|fingers?)\b",
+        r"\bterrorist attacks?\b",
         r"\bkilling (?:a|an|the)? ?(?:child|children|baby|babies|people|person|woman|man)\b",
     ],
     "hate": [
-        r"\bnazi\w*\b", r"\bswastikas?\b", r"\bheil hitler\b", r"\bsieg heil\b", r"\bkkk\b", r"\bku klux klan\b",
-        r"\bwhite (?:power|supremac\w*)\b", r"\bethnic cleansing\b", r"\bgenocide\b", r"\bhate symbols?\b",
+        r"\bnazi\w*\b",
+        r"\bswastikas?\b",
+        r"\bheil hitler\b",
+        r"\bsieg heil\b",
+        r"\bkkk\b",
+        r"\bku klux klan\b",
+        r"\bwhite (?:power|supremac\w*)\b",
+        r"\bethnic cleansing\b",
+        r"\bgenocide\b",
+        r"\bhate symbols?\b",
     ],
     "self_harm": [
-        r"\bsuicid\w*\b", r"\bself[- ]?harm\w*\b",
+        r"\bsuicid\w*\b",
+        r"\bself[- ]?harm\w*\b",
         r"\b(?:kill|killing|hang|hanging|hurt|hurting|cut|cutting) (?:myself|yourself|himself|herself|themselves)\b",
         r"\bslit(?:ting)? (?:my |his |her |their )?wrists?\b",
     ],
 }
 
 # Slurs, stored rot13-encoded so that reading this file does not mean reading them; decoded once at import.
-_ENCODED_SLURS = ("avttre", "avttref", "avttn", "avttnf", "snttbg", "snttbgf", "snt", "sntf", "xvxr", "xvxrf", "puvax",
-                  "puvaxf", "jrgonpx", "jrgonpxf", "genaal", "genaavrf", "fcvp", "fcvpf", "tbbx", "tbbxf")
+_ENCODED_SLURS = (
+    "avttre",
+    "avttref",
+    "avttn",
+    "avttnf",
+    "snttbg",
+    "snttbgf",
+    "snt",
+    "sntf",
+    "xvxr",
+    "xvxrf",
+    "puvax",
+    "puvaxf",
+    "jrgonpx",
+    "jrgonpxf",
+    "genaal",
+    "genaavrf",
+    "fcvp",
+    "fcvpf",
+    "tbbx",
+    "tbbxf",
+)
 PATTERNS["hate"].append(r"\b(?:" + "|".join(codecs.decode(s, "rot13") for s in _ENCODED_SLURS) + r")\b")
 
 _ZERO_WIDTH = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
-_LOOKALIKE = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s",
-                            "!": "i", "|": "l", "+": "t"})
+_LOOKALIKE = str.maketrans(
+    {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i", "|": "l", "+": "t"}
+)
 _SPACED_OUT = re.compile(r"\b[a-z](?:([\s._\-*])[a-z]){2,}\b")
 _SEPARATORS = re.compile(r"[\s._\-*]")
 
@@ -118,8 +188,10 @@ class Verdict:
         """A polite refusal for the person, naming the kind of content but not repeating their words."""
         if self.allowed:
             return ""
-        return (f"Sorry, I can't create images of {CATEGORY_LABELS[self.category]}. "
-                "Please try a different idea, for example a garment, a colour, a place or a style.")
+        return (
+            f"Sorry, I can't create images of {CATEGORY_LABELS[self.category]}. "
+            "Please try a different idea, for example a garment, a colour, a place or a style."
+        )
 
 
 class SafetyFilter:

@@ -126,6 +126,7 @@ def on_torch_thread(fn: Callable) -> Callable:
     """Decorator: run `fn` (each step of it, for a generator function) on the torch thread. The signature is kept
     (`functools.wraps`), so Gradio still sees `gr.Progress` parameters and streams generators."""
     if inspect.isgeneratorfunction(fn):
+
         @functools.wraps(fn)
         def steps(*args, **kwargs):
             yield from iterate(fn(*args, **kwargs))

@@ -26,8 +26,10 @@ def save_model(model: nn.Module, config: Any, folder: str | Path, *, dtype: torc
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    tensors = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().contiguous().cpu()
-               for k, v in model.state_dict().items()}
+    tensors = {
+        k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().contiguous().cpu()
+        for k, v in model.state_dict().items()
+    }
     save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
     (tmp / CONFIG_NAME).write_text(json.dumps(asdict(config), indent=2) + "\n")
     for extra in folder.glob("*") if folder.is_dir() else ():  # keep what else lives there (metrics, a README)
@@ -42,20 +44,30 @@ def read_config(config_cls: type[Config], folder: str | Path) -> Config:
     """The config dataclass saved in `folder`; lists become tuples where the field's default is a tuple."""
     data = json.loads((Path(folder) / CONFIG_NAME).read_text())
     defaults = {f.name: f.default for f in fields(config_cls)}
-    return config_cls(**{k: tuple(v) if isinstance(defaults.get(k), tuple) and isinstance(v, list) else v
-                         for k, v in data.items()})
+    return config_cls(
+        **{k: tuple(v) if isinstance(defaults.get(k), tuple) and isinstance(v, list) else v for k, v in data.items()}
+    )
 
 
-def load_model(model_cls: type[nn.Module], config_cls: type, folder: str | Path, *, how_to_train: str,
-               what: str = "", device: str = "cpu") -> nn.Module:
+def load_model(
+    model_cls: type[nn.Module],
+    config_cls: type,
+    folder: str | Path,
+    *,
+    how_to_train: str,
+    what: str = "",
+    device: str = "cpu",
+) -> nn.Module:
     """`model_cls(config)` with the weights in `folder`, in float32 and eval mode; a clear error when the folder
     lacks them, saying how to make them."""
     from safetensors.torch import load_file
 
     folder = Path(folder)
     if not (folder / WEIGHTS_NAME).exists() or not (folder / CONFIG_NAME).exists():
-        raise FileNotFoundError(f"no {what or model_cls.__name__} weights at {folder} (need {WEIGHTS_NAME} and {CONFIG_NAME}): "
-                                f"train them with `{how_to_train}` or pass the folder that has them")
+        raise FileNotFoundError(
+            f"no {what or model_cls.__name__} weights at {folder} (need {WEIGHTS_NAME} and {CONFIG_NAME}): "
+            f"train them with `{how_to_train}` or pass the folder that has them"
+        )
     model = model_cls(read_config(config_cls, folder))
     state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(folder / WEIGHTS_NAME)).items()}
     model.load_state_dict(state)

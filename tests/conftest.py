@@ -19,8 +19,9 @@ def pytest_runtest_setup(item):
         from pasta.worlds.fashion import fashion_mnist_dir
 
         if not (fashion_mnist_dir() / "t10k-images-idx3-ubyte.gz").exists():
-            pytest.skip(f"Fashion-MNIST is not installed at {fashion_mnist_dir()} "
-                        "(apt-get install dataset-fashion-mnist)")
+            pytest.skip(
+                f"Fashion-MNIST is not installed at {fashion_mnist_dir()} (apt-get install dataset-fashion-mnist)"
+            )
     if item.get_closest_marker("emoji_data"):
         from pasta.worlds.emoji_art import INSTALL, have_emoji_data
 
@@ -108,12 +109,19 @@ def start_app(embedded_t2i, retrieval, embedded_embedder, tiny_agent_dir, tmp_pa
 
     def start(log_db=None, **overrides) -> AppServer:
         log_db = log_db or tmp_path_factory.mktemp("app") / "logs.sqlite"
-        settings = Settings.from_env({}, generator="retrieval", agent_dir=str(tiny_agent_dir), log_db=str(log_db),
-                                     **overrides)
+        settings = Settings.from_env(
+            {}, generator="retrieval", agent_dir=str(tiny_agent_dir), log_db=str(log_db), **overrides
+        )
         loaded = load_policy(settings, embedded_embedder)
         store = LogStore(settings.log_db)
-        agent = Agent(settings, embedded_embedder, embedded_t2i, retrieval, loaded.policy,
-                      recorder=SessionRecorder(store, settings.resolved_image_dir()))
+        agent = Agent(
+            settings,
+            embedded_embedder,
+            embedded_t2i,
+            retrieval,
+            loaded.policy,
+            recorder=SessionRecorder(store, settings.resolved_image_dir()),
+        )
         demo = build_demo(settings, agent, [loaded.notice])
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))

@@ -34,7 +34,10 @@ def small_data(split: str, n: int = 200) -> tuple[np.ndarray, np.ndarray]:
         return images[keep], labels[keep]
     rng = np.random.default_rng(0)
     y, x = np.mgrid[0:28, 0:28]
-    images = np.stack([
-        (((y - 14) / rng.uniform(5, 13)) ** 2 + ((x - 14) / rng.uniform(5, 13)) ** 2 < 1) * rng.integers(120, 255)
-        for _ in range(n)]).astype(np.uint8)
+    images = np.stack(
+        [
+            (((y - 14) / rng.uniform(5, 13)) ** 2 + ((x - 14) / rng.uniform(5, 13)) ** 2 < 1) * rng.integers(120, 255)
+            for _ in range(n)
+        ]
+    ).astype(np.uint8)
     return images, np.arange(n) % 10

@@ -40,10 +40,16 @@ def test_same_seed_same_images(agent):
     assert a.current.images[0][0].tobytes() == b.current.images[0][0].tobytes()
 
 
-@pytest.mark.parametrize(("prompt", "message"), [
-    ("", "the prompt is empty"), ("   \n ", "the prompt is empty"), ("x" * 10_000, "keep it under 500"),
-    (None, "must be text"), (42, "must be text"),
-])
+@pytest.mark.parametrize(
+    ("prompt", "message"),
+    [
+        ("", "the prompt is empty"),
+        ("   \n ", "the prompt is empty"),
+        ("x" * 10_000, "keep it under 500"),
+        (None, "must be text"),
+        (42, "must be text"),
+    ],
+)
 def test_bad_prompts_get_clear_errors(agent, prompt, message):
     with pytest.raises(InputError, match=message):
         agent.start(prompt)
@@ -84,8 +90,7 @@ class ScriptedGenerator:
 
 @pytest.fixture(scope="module")
 def q_agent(embedded_t2i, retrieval, embedded_embedder, tiny_agent_dir):
-    settings = Settings.from_env({}, turns=3, generator="retrieval", images_per_prompt=1,
-                                 agent_dir=str(tiny_agent_dir))
+    settings = Settings.from_env({}, turns=3, generator="retrieval", images_per_prompt=1, agent_dir=str(tiny_agent_dir))
     loaded = load_policy(settings, embedded_embedder)
     assert loaded.policy.name == "iql", loaded.notice
     return Agent(settings, embedded_embedder, embedded_t2i, retrieval, loaded.policy)
@@ -103,7 +108,7 @@ def test_the_policy_sees_the_state_the_simulator_gives_it(q_agent):
     np.testing.assert_allclose(state.current_embedding, first.candidate_embeddings[first.slate[1]])
     np.testing.assert_allclose(state.chosen_image_embeddings, first.image_embeddings[1].mean(0, keepdims=True))
     assert state.planted_utilities is None  # the simulator's secret has no value in the app
-    (features, column), = state.history_slates
+    ((features, column),) = state.history_slates
     assert features.shape == (4, 768) and column == 1
     posterior = q_agent.posterior(session)
     assert posterior.shape == (3,) and abs(posterior.sum() - 1) < 1e-5
@@ -116,8 +121,14 @@ def test_unsafe_candidates_never_reach_the_slate_and_are_logged(q_agent, tmp_pat
 
     generator = ScriptedGenerator(q_agent.generator, "a red dress, gore and severed heads")
     with LogStore(tmp_path / "logs.sqlite") as store:
-        agent = Agent(q_agent.settings, q_agent.embedder, q_agent.t2i, generator, q_agent.policy,
-                      recorder=SessionRecorder(store, tmp_path / "images"))
+        agent = Agent(
+            q_agent.settings,
+            q_agent.embedder,
+            q_agent.t2i,
+            generator,
+            q_agent.policy,
+            recorder=SessionRecorder(store, tmp_path / "images"),
+        )
         session = agent.start("a red dress", seed=1)  # no consent: only the refusal is logged
         assert [c.text for c in session.current.refused] == ["a red dress, gore and severed heads"]
         assert len(session.current.candidates) == 24
@@ -163,8 +174,14 @@ def test_a_shown_slate_is_logged_before_rendering_and_is_the_slate_a_continue_re
     from pasta.logbook import LogStore
 
     with LogStore(tmp_path / "logs.sqlite") as store:
-        agent = Agent(q_agent.settings, q_agent.embedder, q_agent.t2i, q_agent.generator, q_agent.policy,
-                      recorder=SessionRecorder(store, tmp_path / "images"))
+        agent = Agent(
+            q_agent.settings,
+            q_agent.embedder,
+            q_agent.t2i,
+            q_agent.generator,
+            q_agent.policy,
+            recorder=SessionRecorder(store, tmp_path / "images"),
+        )
         session = agent.start("a green scarf", seed=4, consent=True)
         steps = agent.pick_steps(session, 2)
         shown = next(steps).turn  # the slate's prompts are on screen; no image yet
@@ -188,15 +205,20 @@ def test_a_failed_start_leaves_no_session_behind(q_agent, tmp_path):
     from pasta.logbook import LogStore
 
     with LogStore(tmp_path / "logs.sqlite") as store:
-        agent = Agent(q_agent.settings, q_agent.embedder, q_agent.t2i, FailingGenerator(), q_agent.policy,
-                      recorder=SessionRecorder(store, tmp_path / "images"))
+        agent = Agent(
+            q_agent.settings,
+            q_agent.embedder,
+            q_agent.t2i,
+            FailingGenerator(),
+            q_agent.policy,
+            recorder=SessionRecorder(store, tmp_path / "images"),
+        )
         with pytest.raises(RuntimeError, match="the generator broke"):
             agent.start("a red dress", consent=True)
         assert store.counts()["sessions"] == 0 and store.counts()["turns"] == 0
 
 
-def test_a_session_logged_before_resume_tokens_opens_once_for_the_browser_that_holds_it(q_agent, tmp_path,
-                                                                                      monkeypatch):
+def test_a_session_logged_before_resume_tokens_opens_once_for_the_browser_that_holds_it(q_agent, tmp_path, monkeypatch):
     from pasta import logbook
     from pasta.app.recorder import SessionRecorder
     from pasta.logbook import LogStore
@@ -204,16 +226,29 @@ def test_a_session_logged_before_resume_tokens_opens_once_for_the_browser_that_h
     path = tmp_path / "logs.sqlite"
     monkeypatch.setattr(logbook, "MIGRATIONS", logbook.MIGRATIONS[:1])  # the log store as older versions wrote it
     with LogStore(path) as store:
-        old = Agent(q_agent.settings, q_agent.embedder, q_agent.t2i, q_agent.generator, q_agent.policy,
-                    recorder=SessionRecorder(store, tmp_path / "images"))
-        monkeypatch.setattr(store, "start_session", lambda *a, resume_token=None, **k:
-                            LogStore.start_session(store, *a, **k))
+        old = Agent(
+            q_agent.settings,
+            q_agent.embedder,
+            q_agent.t2i,
+            q_agent.generator,
+            q_agent.policy,
+            recorder=SessionRecorder(store, tmp_path / "images"),
+        )
+        monkeypatch.setattr(
+            store, "start_session", lambda *a, resume_token=None, **k: LogStore.start_session(store, *a, **k)
+        )
         session_id = old.start("a blue coat", seed=3, consent=True).id
     monkeypatch.undo()
 
     with LogStore(path) as store:
-        agent = Agent(q_agent.settings, q_agent.embedder, q_agent.t2i, q_agent.generator, q_agent.policy,
-                      recorder=SessionRecorder(store, tmp_path / "images"))
+        agent = Agent(
+            q_agent.settings,
+            q_agent.embedder,
+            q_agent.t2i,
+            q_agent.generator,
+            q_agent.policy,
+            recorder=SessionRecorder(store, tmp_path / "images"),
+        )
         with pytest.raises(InputError, match="resume code is missing or wrong"):
             agent.resume(session_id, None)  # an API client with the id alone
         session = agent.resume(session_id, None, from_browser=True)  # the browser that started it

@@ -30,10 +30,18 @@ def tiny_unet():
     from diffusers import UNet2DConditionModel
 
     return UNet2DConditionModel(
-        sample_size=8, in_channels=12, out_channels=12, block_out_channels=(32, 32),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        layers_per_block=1, cross_attention_dim=384, attention_head_dim=8, class_embed_type="projection",
-        projection_class_embeddings_input_dim=384, norm_num_groups=8,
+        sample_size=8,
+        in_channels=12,
+        out_channels=12,
+        block_out_channels=(32, 32),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        layers_per_block=1,
+        cross_attention_dim=384,
+        attention_head_dim=8,
+        class_embed_type="projection",
+        projection_class_embeddings_input_dim=384,
+        norm_num_groups=8,
     )
 
 
@@ -46,7 +54,8 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     tiny_unet().save_pretrained(folder / "unet")
     build_train_scheduler().save_pretrained(folder / "scheduler")
     EmbeddedT2IConfig(image_size=16, patch_size=2, num_inference_steps=4, guidance_scale=2.0, display_size=16).save(
-        folder)
+        folder
+    )
     return folder
 
 
@@ -75,8 +84,13 @@ def denoiser_dir(tmp_path_factory, minilm) -> Path:
         x0 = to_patches(colours[k][:, :, None, None] * blob + (1 - blob) * 0.6, 2)
         noise = torch.randn(x0.shape, generator=g)
         t = torch.randint(0, 1000, (32,), generator=g)
-        v = unet(scheduler.add_noise(x0, noise, t), t, encoder_hidden_states=tokens[k], class_labels=pooled[k],
-                 encoder_attention_mask=mask[k]).sample
+        v = unet(
+            scheduler.add_noise(x0, noise, t),
+            t,
+            encoder_hidden_states=tokens[k],
+            class_labels=pooled[k],
+            encoder_attention_mask=mask[k],
+        ).sample
         loss = (v - scheduler.get_velocity(x0, noise, t)).pow(2).mean()
         optimizer.zero_grad()
         loss.backward()
@@ -84,13 +98,26 @@ def denoiser_dir(tmp_path_factory, minilm) -> Path:
     unet.save_pretrained(folder / "unet")
     scheduler.save_pretrained(folder / "scheduler")
     EmbeddedT2IConfig(image_size=16, patch_size=2, num_inference_steps=4, guidance_scale=2.0, display_size=16).save(
-        folder)
+        folder
+    )
     return folder
 
 
 def small_dpok(**overrides) -> DPOKConfig:
-    base = dict(num_inference_steps=4, guidance_scale=2.0, prompts_per_round=2, images_per_prompt=4, policy_steps=4,
-                policy_batch=8, value_steps=2, value_batch=16, buffer_size=16, lr=1e-2, grad_clip=1.0, rounds=1)
+    base = dict(
+        num_inference_steps=4,
+        guidance_scale=2.0,
+        prompts_per_round=2,
+        images_per_prompt=4,
+        policy_steps=4,
+        policy_batch=8,
+        value_steps=2,
+        value_batch=16,
+        buffer_size=16,
+        lr=1e-2,
+        grad_clip=1.0,
+        rounds=1,
+    )
     return DPOKConfig(**{**base, **overrides})
 
 
@@ -111,8 +138,13 @@ def test_ddim_policy_step_matches_diffusers_ddim(model):
     """Our DDIM (eta > 0) mean and sigma reproduce diffusers' DDIMScheduler.step with the same eps and noise."""
     from diffusers import DDIMScheduler
 
-    scheduler = DDIMScheduler.from_pretrained(model.folder / "scheduler", clip_sample=True, set_alpha_to_one=True,
-                                              timestep_spacing="trailing", prediction_type="epsilon")
+    scheduler = DDIMScheduler.from_pretrained(
+        model.folder / "scheduler",
+        clip_sample=True,
+        set_alpha_to_one=True,
+        timestep_spacing="trailing",
+        prediction_type="epsilon",
+    )
     scheduler.set_timesteps(4)
     policy = DDIMPolicy(model, 4, eta=0.7, guidance_scale=2.0)
     assert policy.timesteps == [int(t) for t in scheduler.timesteps] == ddim_timesteps(4)
@@ -135,8 +167,9 @@ def test_v_model_policy_matches_diffusers_ddim_on_the_raw_v_output(model, minilm
     from diffusers import DDIMScheduler
 
     assert model.prediction_type == "v_prediction"
-    scheduler = DDIMScheduler.from_pretrained(model.folder / "scheduler", clip_sample=True, set_alpha_to_one=True,
-                                              timestep_spacing="trailing")
+    scheduler = DDIMScheduler.from_pretrained(
+        model.folder / "scheduler", clip_sample=True, set_alpha_to_one=True, timestep_spacing="trailing"
+    )
     scheduler.set_timesteps(4)
     policy = DDIMPolicy(model, 4, eta=0.7, guidance_scale=2.0)
     cond = model.condition(["a red square", "a blue square"])
@@ -231,8 +264,9 @@ def test_adapter_save_reload_reproduces_outputs_exactly_and_replaces(model, tiny
 
     seeds, prompts = [3, 4], PROMPTS[:2]
     with torch.no_grad():
-        trained = model.to_pixels(model.app_sample(trainer.unet, model.initial_noise(seeds, 2),
-                                                   model.condition(prompts).repeat_interleave(2)))
+        trained = model.to_pixels(
+            model.app_sample(trainer.unet, model.initial_noise(seeds, 2), model.condition(prompts).repeat_interleave(2))
+        )
     app = EmbeddedTextToImage(tiny_model_dir, text=minilm, bfloat16=False)  # align samples in float32
     base = app.sample_tensor(prompts, seeds, 2)
     app.load_adapter(tmp_path / "dpok")
@@ -262,8 +296,11 @@ def test_alignment_samples_exactly_the_apps_images(model, tiny_model_dir, minilm
 
     app = EmbeddedTextToImage(tiny_model_dir, text=minilm, bfloat16=False)  # alignment samples in float32
     with torch.no_grad():
-        ours = model.to_pixels(model.app_sample(model.unet, model.initial_noise([7, 8], 2),
-                                                model.condition(PROMPTS[:2]).repeat_interleave(2)))
+        ours = model.to_pixels(
+            model.app_sample(
+                model.unet, model.initial_noise([7, 8], 2), model.condition(PROMPTS[:2]).repeat_interleave(2)
+            )
+        )
     assert torch.equal(ours, app.sample_tensor(PROMPTS[:2], [7, 8], 2))
 
 
@@ -317,24 +354,31 @@ def test_rwr_writes_an_adapter_that_changes_the_model(model, tmp_path):
     card = read_card(tmp_path / "rwr")
     assert card["method"] == "rwr" and card["steps"]["gradient_steps"] == 5 and card["kl"]["trajectory_kl_per_dim"] > 0
     with pytest.raises(ValueError, match="threshold"):
-        train_rwr(EmbeddedDiffusion(model.folder, text=model.text), RednessReward(), PROMPTS,
-                  RWRConfig(images_per_prompt=1, max_prompts=2, steps=1, weighting="binary", threshold=5.0),
-                  progress=False)
+        train_rwr(
+            EmbeddedDiffusion(model.folder, text=model.text),
+            RednessReward(),
+            PROMPTS,
+            RWRConfig(images_per_prompt=1, max_prompts=2, steps=1, weighting="binary", threshold=5.0),
+            progress=False,
+        )
 
 
 # -------------------------------------------------------------------------------------------- bad configs
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: DPOKConfig(eta=0.0), "eta=0.0"),
-    (lambda: DPOKConfig(ratio_clip=1.5), "ratio_clip=1.5"),
-    (lambda: DPOKConfig(num_inference_steps=1, lr=-1), "num_inference_steps=1, lr=-1"),
-    (lambda: RWRConfig(weighting="softmax"), "weighting='softmax' (exp, linear or binary)"),
-    (lambda: RWRConfig(pretrain_weight=-1), "pretrain_weight=-1"),
-    (lambda: FocusNFixConfig(mask_fraction=1.5), "mask_fraction=1.5"),
-    (lambda: FocusNFixConfig(mask_smoothing=4), "mask_smoothing=4"),
-    (lambda: LoraSettings(rank=0), "rank must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: DPOKConfig(eta=0.0), "eta=0.0"),
+        (lambda: DPOKConfig(ratio_clip=1.5), "ratio_clip=1.5"),
+        (lambda: DPOKConfig(num_inference_steps=1, lr=-1), "num_inference_steps=1, lr=-1"),
+        (lambda: RWRConfig(weighting="softmax"), "weighting='softmax' (exp, linear or binary)"),
+        (lambda: RWRConfig(pretrain_weight=-1), "pretrain_weight=-1"),
+        (lambda: FocusNFixConfig(mask_fraction=1.5), "mask_fraction=1.5"),
+        (lambda: FocusNFixConfig(mask_smoothing=4), "mask_smoothing=4"),
+        (lambda: LoraSettings(rank=0), "rank must be at least 1"),
+    ],
+)
 def test_bad_configs_fail_clearly(make, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         make()
@@ -346,8 +390,12 @@ def test_bad_inputs_fail_clearly(model):
     with pytest.raises(ValueError, match="at least one training prompt"):
         DPOK(model, RednessReward(), [], small_dpok())
     with pytest.raises(ValueError, match="cannot put LoRA"):
-        DPOK(EmbeddedDiffusion(model.folder, text=model.text), RednessReward(), PROMPTS,
-             small_dpok(lora=LoraSettings(targets=("no_such_layer",))))
+        DPOK(
+            EmbeddedDiffusion(model.folder, text=model.text),
+            RednessReward(),
+            PROMPTS,
+            small_dpok(lora=LoraSettings(targets=("no_such_layer",))),
+        )
 
     class Opaque(RednessReward):
         differentiable = False
@@ -366,9 +414,34 @@ def test_pasta_align_cli_writes_an_adapter_and_rejects_bad_input(tiny_model_dir,
     from pasta.cli import main
 
     out = tmp_path / "cli_dpok"
-    code = main(["align", "dpok", "--model-dir", str(tiny_model_dir), "--reward", "redness", "--prompts", "train:4",
-                 "--out", str(out), "--num-inference-steps", "3", "--prompts-per-round", "1", "--images-per-prompt",
-                 "2", "--policy-steps", "1", "--policy-batch", "2", "--value-batch", "4", "--rounds", "1"])
+    code = main(
+        [
+            "align",
+            "dpok",
+            "--model-dir",
+            str(tiny_model_dir),
+            "--reward",
+            "redness",
+            "--prompts",
+            "train:4",
+            "--out",
+            str(out),
+            "--num-inference-steps",
+            "3",
+            "--prompts-per-round",
+            "1",
+            "--images-per-prompt",
+            "2",
+            "--policy-steps",
+            "1",
+            "--policy-batch",
+            "2",
+            "--value-batch",
+            "4",
+            "--rounds",
+            "1",
+        ]
+    )
     assert code == 0
     card = json.loads((out / "model_card.json").read_text())
     assert card["method"] == "dpok" and card["prompts"]["count"] == 4 and card["config"]["num_inference_steps"] == 3
@@ -377,7 +450,9 @@ def test_pasta_align_cli_writes_an_adapter_and_rejects_bad_input(tiny_model_dir,
     assert "expected one of dpok, rwr, focus, reward" in capsys.readouterr().err
     assert main(["align", "dpok", "--model-dir", str(tiny_model_dir), "--reward", "shiny"]) == 2
     assert "unknown reward 'shiny'" in capsys.readouterr().err
-    assert main(["align", "rwr", "--model-dir", str(tiny_model_dir), "--reward", "redness", "--prompts", "train:0"]) == 2
+    assert (
+        main(["align", "rwr", "--model-dir", str(tiny_model_dir), "--reward", "redness", "--prompts", "train:0"]) == 2
+    )
     assert "N must be between" in capsys.readouterr().err
 
 
@@ -390,8 +465,9 @@ def test_pasta_eval_align_compares_base_and_adapters(tiny_model_dir, minilm, tmp
     torch.manual_seed(0)
     encoder_dir, reward_dir, clf_dir = tmp_path / "enc", tmp_path / "reward", tmp_path / "clf"
     ImageEncoder(ImageEncoderConfig(channels=(8, 16), blocks=(1, 1), groups=4)).save(encoder_dir)
-    AlignmentReward(AlignmentHead(), ImageEncoder.load(encoder_dir)).save(reward_dir, {
-        "image_encoder_dir": str(encoder_dir)})
+    AlignmentReward(AlignmentHead(), ImageEncoder.load(encoder_dir)).save(
+        reward_dir, {"image_encoder_dir": str(encoder_dir)}
+    )
     AttributeClassifier(AttributeClassifierConfig(channels=(8, 8, 8), hidden=16)).save(clf_dir)
     model = EmbeddedDiffusion(tiny_model_dir, text=minilm)
     spec = f"alignment={reward_dir}"
@@ -400,11 +476,20 @@ def test_pasta_eval_align_compares_base_and_adapters(tiny_model_dir, minilm, tmp
     reward = make_reward(spec)
     DPOK(model, reward, PROMPTS, small_dpok(rounds=1)).train(tmp_path / "a" / "dpok", progress=False)
     model = EmbeddedDiffusion(tiny_model_dir, text=minilm)
-    FocusNFix(model, reward, PROMPTS, FocusNFixConfig(steps=2, batch_size=2, seeds_per_prompt=1, mask_smoothing=3)
-              ).train(tmp_path / "a" / "focus", progress=False)
-    cfg = EvalAlignConfig(adapters=(tmp_path / "a" / "dpok", tmp_path / "a" / "focus"), model_dir=tiny_model_dir,
-                          classifier_dir=clf_dir, n_prompts=2, images_per_prompt=2, kl_prompts=1, bench_round=False,
-                          out_dir=tmp_path / "eval", mask_smoothing=3)
+    FocusNFix(
+        model, reward, PROMPTS, FocusNFixConfig(steps=2, batch_size=2, seeds_per_prompt=1, mask_smoothing=3)
+    ).train(tmp_path / "a" / "focus", progress=False)
+    cfg = EvalAlignConfig(
+        adapters=(tmp_path / "a" / "dpok", tmp_path / "a" / "focus"),
+        model_dir=tiny_model_dir,
+        classifier_dir=clf_dir,
+        n_prompts=2,
+        images_per_prompt=2,
+        kl_prompts=1,
+        bench_round=False,
+        out_dir=tmp_path / "eval",
+        mask_smoothing=3,
+    )
     metrics = evaluate_align(cfg, progress=False)
     assert metrics["reward"] == spec
     assert set(metrics["results"]) == {"base", "dpok", "focus"}
@@ -413,6 +498,7 @@ def test_pasta_eval_align_compares_base_and_adapters(tiny_model_dir, minilm, tmp
     assert dpok["pixel_change_abs"] > 0 and dpok["kl"]["trajectory_kl_per_dim"] > 0
     assert 0 <= dpok["attribute_accuracy_mean"] <= 1
     assert {"dpok_reward_gain_relative", "dpok_accuracy_drop_points", "focus_outside_change_vs_dpok"} <= set(
-        metrics["targets"])
+        metrics["targets"]
+    )
     for name in ("metrics.json", "summary.png", "contact_sheet.png"):
         assert (tmp_path / "eval" / name).stat().st_size > 0

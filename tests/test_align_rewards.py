@@ -83,8 +83,9 @@ def test_user_type_reward_is_a_types_utility_with_held_out_choice_accuracy(encod
     model.fit(data)
     model.save(tmp_path / "um")
     held = ChoiceData(X[: 20 * turns], choice[: 20 * turns], user[: 20 * turns])
-    rewards = [UserTypeReward.load(tmp_path / "um", k, encoder_dir=encoder_dir, text=minilm, held_out=held)
-               for k in range(2)]
+    rewards = [
+        UserTypeReward.load(tmp_path / "um", k, encoder_dir=encoder_dir, text=minilm, held_out=held) for k in range(2)
+    ]
     assert max(r.held_out_accuracy() or 0 for r in rewards) > 0.5  # chance is 0.25
     pixels = (torch.rand(2, 3, 32, 32) * 2 - 1).requires_grad_(True)
     r = rewards[0](pixels, ["a red dress", "a blue coat"])
@@ -128,7 +129,8 @@ def test_prompt_sets_restricted_to_garments():
     held = fashion.evaluation_prompts(30, garments=hard)
     assert {a.garment for _, a in held} == set(hard)
     assert {(a.garment, a.colour, a.pattern) for _, a in train}.isdisjoint(
-        {(a.garment, a.colour, a.pattern) for _, a in held})
+        {(a.garment, a.colour, a.pattern) for _, a in held}
+    )
     assert load_prompts("train:60:2@coat, shirt,pullover") == [t for t, _ in train]
     assert load_prompts("eval:30@coat,shirt,pullover") == [t for t, _ in held]
     with pytest.raises(ValueError, match=r"unknown garment\(s\) \['hat'\]"):

@@ -20,8 +20,16 @@ class View:
         self.status = out[0]
         self.captions = list(out[1 : 1 + SLATE])
         self.galleries = list(out[1 + SLATE : 1 + 2 * SLATE])
-        (self.history, self.history_table, self.posterior, self.favourites, self.details,
-         self.rating, self.consent, self.resume_code) = out[1 + 2 * SLATE :]
+        (
+            self.history,
+            self.history_table,
+            self.posterior,
+            self.favourites,
+            self.details,
+            self.rating,
+            self.consent,
+            self.resume_code,
+        ) = out[1 + 2 * SLATE :]
 
 
 def start(client: Client, prompt: str, consent: bool = True) -> View:
@@ -121,14 +129,17 @@ def test_two_concurrent_sessions_never_see_each_other(fast_server):
         assert fast_server.store.episode(details["session_id"])["initial_prompt"] == details["history"][0]
 
 
-@pytest.mark.parametrize(("prompt", "message"), [
-    ("", "the prompt is empty"),
-    ("   \n\t ", "the prompt is empty"),
-    ("x" * 10_000, "the prompt has 10000 characters; keep it under 500"),
-    ("🐱🐱✨", "the prompt has no words"),
-    ("a naked woman on a beach", "Sorry, I can't create images of sexual or explicit content"),
-    ("a b-e-h-e-a-d-e-d knight", "Sorry, I can't create images of graphic violence"),
-])
+@pytest.mark.parametrize(
+    ("prompt", "message"),
+    [
+        ("", "the prompt is empty"),
+        ("   \n\t ", "the prompt is empty"),
+        ("x" * 10_000, "the prompt has 10000 characters; keep it under 500"),
+        ("🐱🐱✨", "the prompt has no words"),
+        ("a naked woman on a beach", "Sorry, I can't create images of sexual or explicit content"),
+        ("a b-e-h-e-a-d-e-d knight", "Sorry, I can't create images of graphic violence"),
+    ],
+)
 def test_bad_prompts_get_clear_messages_and_change_nothing(fast_server, prompt, message):
     client = fast_server.client()
     before = fast_server.store.counts()
@@ -150,9 +161,11 @@ def test_bad_actions_get_clear_messages(fast_server):
     with pytest.raises(Exception, match="Start with a prompt first"):
         pick(client, 1)
     start(client, "a grey hat")
-    for column, rating, message in [(7, None, "column must be a number from 1 to 4"),
-                                    (0, None, "column must be a whole number from 1"),
-                                    (1, 9, "a rating must be 1, 2, 3, 4 or 5")]:
+    for column, rating, message in [
+        (7, None, "column must be a number from 1 to 4"),
+        (0, None, "column must be a whole number from 1"),
+        (1, 9, "a rating must be 1, 2, 3, 4 or 5"),
+    ]:
         with pytest.raises(Exception, match=message):
             pick(client, column, rating)
     with pytest.raises(Exception, match="turn must be a number from 1 to 1"):
@@ -164,8 +177,7 @@ def test_bad_actions_get_clear_messages(fast_server):
 
 def test_user_and_model_text_is_shown_as_text(fast_server):
     view = start(fast_server.client(), "a dress [click](javascript:alert(1)) <img src=x onerror=alert(1)>")
-    assert all("&lt;img" in c and "<img" not in c and "\\[click\\]" in c for c in view.captions
-               if "click" in c)
+    assert all("&lt;img" in c and "<img" not in c and "\\[click\\]" in c for c in view.captions if "click" in c)
     assert any("click" in c for c in view.captions)
 
 

@@ -63,8 +63,9 @@ def test_an_agent_for_another_embedding_size_is_not_used(tiny_agent_dir):
 def test_the_app_factory_builds_a_logged_agent(tiny_agent_dir, tmp_path, embedded_t2i):
     from pasta.app.factory import build_app_parts
 
-    settings = Settings.from_env({}, tier="embedded", generator="retrieval", agent_dir=str(tiny_agent_dir),
-                                 log_db=str(tmp_path / "logs.sqlite"))
+    settings = Settings.from_env(
+        {}, tier="embedded", generator="retrieval", agent_dir=str(tiny_agent_dir), log_db=str(tmp_path / "logs.sqlite")
+    )
     parts = build_app_parts(settings)
     agent = parts.agent
     assert agent.policy.name == "iql" and agent.embedder is not None and agent.recorder is not None
@@ -84,16 +85,25 @@ def test_a_log_store_that_is_not_ours_stops_the_app_with_a_clear_message(tmp_pat
     assert bad.read_text() == "shopping list"
 
 
-@pytest.mark.parametrize("setting, value, message", [
-    ("PASTA_LOG_DB", "{tmp}/notes.sqlite", "is not a SQLite database"),
-    ("PASTA_LOG_DB", "{tmp}/a-file/logs.sqlite", "cannot open the log store"),
-    ("PASTA_T2I_MODEL_DIR", "{tmp}/nothing", "no embedded text-to-image weights"),
-])
+@pytest.mark.parametrize(
+    "setting, value, message",
+    [
+        ("PASTA_LOG_DB", "{tmp}/notes.sqlite", "is not a SQLite database"),
+        ("PASTA_LOG_DB", "{tmp}/a-file/logs.sqlite", "cannot open the log store"),
+        ("PASTA_T2I_MODEL_DIR", "{tmp}/nothing", "no embedded text-to-image weights"),
+    ],
+)
 def test_start_up_errors_are_one_line_and_a_non_zero_exit(tmp_path, setting, value, message):
     (tmp_path / "notes.sqlite").write_text("shopping list")
     (tmp_path / "a-file").write_text("not a folder")
-    env = {**os.environ, "PASTA_GENERATOR": "retrieval", "PASTA_TIER": "embedded", "PASTA_PREFETCH": "off",
-           "PASTA_LOG_DB": str(tmp_path / "logs.sqlite"), setting: value.format(tmp=tmp_path)}
+    env = {
+        **os.environ,
+        "PASTA_GENERATOR": "retrieval",
+        "PASTA_TIER": "embedded",
+        "PASTA_PREFETCH": "off",
+        "PASTA_LOG_DB": str(tmp_path / "logs.sqlite"),
+        setting: value.format(tmp=tmp_path),
+    }
     env.pop("PASTA_DEBUG", None)
     done = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 2
@@ -103,8 +113,14 @@ def test_start_up_errors_are_one_line_and_a_non_zero_exit(tmp_path, setting, val
     assert (tmp_path / "notes.sqlite").read_text() == "shopping list"
     if setting != "PASTA_LOG_DB" or "a-file" not in value:
         return
-    debug = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env={**env, "PASTA_DEBUG": "1"},
-                           capture_output=True, text=True, timeout=180)
+    debug = subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=ROOT,
+        env={**env, "PASTA_DEBUG": "1"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert debug.returncode == 2 and "Traceback" in debug.stderr
 
 
@@ -115,8 +131,9 @@ def test_a_session_exports_as_images_and_json(embedded_t2i, retrieval, tmp_path)
     from pasta.agent import Agent
     from pasta.app.export import export_session
 
-    agent = Agent(Settings.from_env({}, turns=2, generator="retrieval", images_per_prompt=2), None, embedded_t2i,
-                  retrieval)
+    agent = Agent(
+        Settings.from_env({}, turns=2, generator="retrieval", images_per_prompt=2), None, embedded_t2i, retrieval
+    )
     session = agent.start("a pink skirt", seed=4)
     agent.pick(session, 3, rating=4)
     agent.toggle_favourite(session, 0, 1)
@@ -166,17 +183,43 @@ def test_requirements_txt_installs_what_the_app_imports():
 
 
 def test_bench_app_is_a_pasta_command():
-    out = subprocess.run([sys.executable, "-m", "pasta.cli", "bench", "app", "--help"], capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "pasta.cli", "bench", "app", "--help"], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0 and "--clients" in out.stdout and "--sessions" in out.stdout
 
 
 @pytest.mark.slow
 def test_bench_app_runs_a_real_server_and_finds_every_log_row(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "pasta.cli", "bench", "app", "--generator", "retrieval",
-                          "--tier", "embedded", "--sessions", "1", "--clients", "2", "--turns", "2", "--threads", "1",
-                          "--think-time", "0", "2", "--out", str(tmp_path / "app.json")],
-                         capture_output=True, text=True, timeout=900)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pasta.cli",
+            "bench",
+            "app",
+            "--generator",
+            "retrieval",
+            "--tier",
+            "embedded",
+            "--sessions",
+            "1",
+            "--clients",
+            "2",
+            "--turns",
+            "2",
+            "--threads",
+            "1",
+            "--think-time",
+            "0",
+            "2",
+            "--out",
+            str(tmp_path / "app.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     result = json.loads((tmp_path / "app.json").read_text())
     assert result["load"]["completed_sessions"] == 2 and not result["load"]["errors"]

@@ -36,8 +36,12 @@ def modules() -> dict[str, Path]:
 
 def imports(path: Path, known: dict[str, Path]) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    skipped = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(
-        node.test) for n in ast.walk(node)}
+    skipped = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for n in ast.walk(node)
+    }
     out = set()
     for node in ast.walk(tree):
         if id(node) in skipped:
@@ -51,8 +55,9 @@ def imports(path: Path, known: dict[str, Path]) -> set[str]:
 
 
 def layer(name: str) -> int:
-    best = max((prefix for group in LAYERS for prefix in group if name == prefix or name.startswith(prefix + ".")),
-               key=len)
+    best = max(
+        (prefix for group in LAYERS for prefix in group if name == prefix or name.startswith(prefix + ".")), key=len
+    )
     return next(i for i, group in enumerate(LAYERS) if best in group)
 
 
@@ -62,8 +67,12 @@ def graph() -> dict[str, set[str]]:
 
 
 def test_no_module_imports_a_higher_layer():
-    wrong = [f"{a} (layer {layer(a)}) imports {b} (layer {layer(b)})" for a, deps in graph().items() for b in deps
-             if layer(b) > layer(a)]
+    wrong = [
+        f"{a} (layer {layer(a)}) imports {b} (layer {layer(b)})"
+        for a, deps in graph().items()
+        for b in deps
+        if layer(b) > layer(a)
+    ]
     assert not wrong, "\n".join(sorted(wrong))
 
 
@@ -76,7 +85,7 @@ def test_there_is_no_import_cycle():
         state[node] = 1
         for dep in sorted(g[node]):
             if state.get(dep) == 1:
-                cycles.append(" -> ".join(stack[stack.index(dep):] + [dep]))
+                cycles.append(" -> ".join(stack[stack.index(dep) :] + [dep]))
             elif dep not in state:
                 visit(dep, [*stack, dep])
         state[node] = 2

@@ -30,8 +30,14 @@ def test_predict_accepts_every_image_form(random_classifier_dir):
     rng = np.random.default_rng(0)
     uint8 = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
     as_float = torch.from_numpy(uint8).permute(0, 3, 1, 2).float() / 127.5 - 1
-    forms = [uint8, torch.from_numpy(uint8), as_float, [Image.fromarray(u) for u in uint8],
-             [Image.fromarray(u).resize((256, 256), Image.NEAREST) for u in uint8], list(uint8)]
+    forms = [
+        uint8,
+        torch.from_numpy(uint8),
+        as_float,
+        [Image.fromarray(u) for u in uint8],
+        [Image.fromarray(u).resize((256, 256), Image.NEAREST) for u in uint8],
+        list(uint8),
+    ]
     results = [clf.predict(f) for f in forms]
     for pred in results:
         assert pred.keys() == fashion.ATTRIBUTE_VALUES.keys()
@@ -69,8 +75,12 @@ def test_augmentation_is_light_and_reproducible():
     train = load_script("train_attribute_classifier")
     rng = np.random.default_rng(0)
     garments, labels = small_data("test", 20)
-    composed = np.stack([fashion.compose(g, fashion.sample_attributes(rng, fashion.CLASSES[int(y)]), rng)
-                         for g, y in zip(garments[:16], labels[:16])])
+    composed = np.stack(
+        [
+            fashion.compose(g, fashion.sample_attributes(rng, fashion.CLASSES[int(y)]), rng)
+            for g, y in zip(garments[:16], labels[:16])
+        ]
+    )
     x = torch.from_numpy(composed).permute(0, 3, 1, 2).float() / 127.5 - 1  # real images: blur barely moves them
     a = train.augment(x, torch.Generator().manual_seed(0))
     b = train.augment(x, torch.Generator().manual_seed(0))
@@ -82,8 +92,14 @@ def test_augmentation_is_light_and_reproducible():
 def test_tiny_training_run_exports_loads_and_resumes(tmp_path):
     train = load_script("train_attribute_classifier")
     cfg = train.TrainAttributeClassifierConfig(
-        out=tmp_path / "out", checkpoint=tmp_path / "aux" / "last.pt", steps=2, batch_size=8, warmup_steps=1,
-        eval_images=16, eval_prompt_images=8, save_every=1,
+        out=tmp_path / "out",
+        checkpoint=tmp_path / "aux" / "last.pt",
+        steps=2,
+        batch_size=8,
+        warmup_steps=1,
+        eval_images=16,
+        eval_prompt_images=8,
+        save_every=1,
     )
     data = small_data("train", 100), small_data("test", 50)
     metrics = train.main(cfg, *data)
@@ -93,7 +109,9 @@ def test_tiny_training_run_exports_loads_and_resumes(tmp_path):
         assert saved[key].keys() == fashion.ATTRIBUTE_VALUES.keys()
         assert all(0 <= v <= 1 for v in saved[key].values())
     assert metrics["test_accuracy"] == saved["test_accuracy"]
-    assert AttributeClassifier.load(tmp_path / "out").predict(np.zeros((1, 32, 32, 3), np.uint8))["colour"].shape == (1,)
+    assert AttributeClassifier.load(tmp_path / "out").predict(np.zeros((1, 32, 32, 3), np.uint8))["colour"].shape == (
+        1,
+    )
     cfg.steps = 3
     assert train.main(cfg, *data)["train"]["steps"] == 3
 
@@ -134,8 +152,24 @@ def test_eval_t2i_writes_metrics_and_contact_sheet(tiny_t2i_dir, random_classifi
     from pasta.tools.eval_t2i import REQUESTED, main
 
     out = tmp_path / "eval"
-    argv = ["--model-dir", str(tiny_t2i_dir), "--classifier-dir", str(random_classifier_dir), "--n-prompts", "2",
-            "--images-per-prompt", "1", "--out-dir", str(out), "--seed", "3", "--repeats", "1", "--threads", "1"]
+    argv = [
+        "--model-dir",
+        str(tiny_t2i_dir),
+        "--classifier-dir",
+        str(random_classifier_dir),
+        "--n-prompts",
+        "2",
+        "--images-per-prompt",
+        "1",
+        "--out-dir",
+        str(out),
+        "--seed",
+        "3",
+        "--repeats",
+        "1",
+        "--threads",
+        "1",
+    ]
     assert main(argv) == 0
     assert "per image" in capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
@@ -155,6 +189,19 @@ def test_eval_t2i_writes_metrics_and_contact_sheet(tiny_t2i_dir, random_classifi
 def test_eval_t2i_reports_missing_weights(tmp_path, capsys):
     from pasta.tools.eval_t2i import main
 
-    assert main(["--model-dir", str(tmp_path / "none"), "--classifier-dir", str(tmp_path / "none"),
-                 "--out-dir", str(tmp_path / "out"), "--threads", "1"]) == 2
+    assert (
+        main(
+            [
+                "--model-dir",
+                str(tmp_path / "none"),
+                "--classifier-dir",
+                str(tmp_path / "none"),
+                "--out-dir",
+                str(tmp_path / "out"),
+                "--threads",
+                "1",
+            ]
+        )
+        == 2
+    )
     assert "train_attribute_classifier.py" in capsys.readouterr().err

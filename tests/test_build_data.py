@@ -28,10 +28,12 @@ def test_same_seed_same_bytes_and_every_row_is_a_captioned_image(build_data, tmp
     for row in table:
         image = np.asarray(Image.open(io.BytesIO(row["image_png"])))
         assert image.shape == (32, 32, 3)
-        attrs = fashion.Attributes(**{k: row[k] for k in ("garment", "colour", "pattern", "background", "style",
-                                                          "size", "position")})
-        assert row["caption"] and not (attrs.visible_pattern != "plain"
-                                       and fashion.is_held_out(attrs.garment, attrs.colour, attrs.visible_pattern))
+        attrs = fashion.Attributes(
+            **{k: row[k] for k in ("garment", "colour", "pattern", "background", "style", "size", "position")}
+        )
+        assert row["caption"] and not (
+            attrs.visible_pattern != "plain" and fashion.is_held_out(attrs.garment, attrs.colour, attrs.visible_pattern)
+        )
     other = build_data.build(build_data.BuildDataConfig(out=tmp_path / "c.parquet", n=40, seed=1), progress=False)
     assert pq.read_table(other["out"]).column("caption").to_pylist() != [r["caption"] for r in table]
 

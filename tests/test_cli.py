@@ -10,8 +10,13 @@ import pytest
 
 
 def run(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "pasta.cli", *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PASTA_TEST_THREADS": "1", **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "pasta.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PASTA_TEST_THREADS": "1", **(env or {})},
+    )
 
 
 def test_help_lists_subcommands():
@@ -36,10 +41,13 @@ def test_propose_json():
     assert len(data["candidates"]) == 10 and data["seconds"] > 0
 
 
-@pytest.mark.parametrize(("env", "args", "message"), [
-    ({"PASTA_TIER": "gpu"}, [], "tier='gpu' is not allowed: choose one of auto, embedded, hub"),
-    ({}, ["--generator", "gpt4"], "generator='gpt4' is not allowed: choose one of lmm, retrieval"),
-])
+@pytest.mark.parametrize(
+    ("env", "args", "message"),
+    [
+        ({"PASTA_TIER": "gpu"}, [], "tier='gpu' is not allowed: choose one of auto, embedded, hub"),
+        ({}, ["--generator", "gpt4"], "generator='gpt4' is not allowed: choose one of lmm, retrieval"),
+    ],
+)
 def test_invalid_settings_fail_at_start_up(env, args, message):
     out = run("propose", "a cat", *args, env=env)
     assert out.returncode == 2

@@ -61,6 +61,8 @@ def test_the_world_setting_picks_the_weights_and_refuses_another_worlds(tmp_path
     with pytest.raises(SettingsError, match="world='space' is not allowed"):
         Settings.from_env({"PASTA_WORLD": "space"})
     assert Settings.from_env({"PASTA_WORLD": "emoji"}).world == "emoji"
-    settings = Settings(tier="embedded", world="emoji", t2i_model_dir=str(DEFAULT_MODEL_DIR), log_db=str(tmp_path / "l"))
+    settings = Settings(
+        tier="embedded", world="emoji", t2i_model_dir=str(DEFAULT_MODEL_DIR), log_db=str(tmp_path / "l")
+    )
     with pytest.raises(SettingsError, match="trained on the 'fashion' world"):
         make_text_to_image(settings)

@@ -33,8 +33,14 @@ def test_loading_the_embedded_models_prints_no_library_bars():
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     for name in ("PASTA_DEBUG", "PASTA_PROGRESS", "HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY"):
         env.pop(name, None)
-    done = subprocess.run([sys.executable, "-m", "pasta.cli", "propose", "a red dress", "--prefetch", "off"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "pasta.cli", "propose", "a red dress", "--prefetch", "off"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "25 candidates from" in done.stdout
     for noise in ("Loading weights", "de-quantizing", "it/s]", "%|"):

@@ -27,11 +27,19 @@ def free_port() -> int:
 
 
 def launch(log_db: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "PASTA_LOG_DB": str(log_db), "PASTA_PORT": str(port), "PASTA_GENERATOR": "retrieval",
-           "PASTA_PREFETCH": "off", "PASTA_TIER": "embedded", "PASTA_THREADS": "1",
-           "PASTA_IMAGES_PER_PROMPT": "16"}  # a slow render: a wide window to kill it in
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "PASTA_LOG_DB": str(log_db),
+        "PASTA_PORT": str(port),
+        "PASTA_GENERATOR": "retrieval",
+        "PASTA_PREFETCH": "off",
+        "PASTA_TIER": "embedded",
+        "PASTA_THREADS": "1",
+        "PASTA_IMAGES_PER_PROMPT": "16",
+    }  # a slow render: a wide window to kill it in
+    proc = subprocess.Popen(
+        [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 240
     while time.time() < deadline:
         assert proc.poll() is None, "the app exited"
@@ -46,9 +54,12 @@ def launch(log_db: Path, port: int) -> subprocess.Popen:
 
 def slate_rows(log_db: Path, session_id: str, turn: int) -> list[tuple]:
     with sqlite3.connect(f"file:{log_db}?mode=ro", uri=True, timeout=30) as conn:
-        return conn.execute("SELECT c.text, s.seed, s.image_paths IS NULL FROM slates s JOIN candidates c ON "
-                            "c.session_id = s.session_id AND c.turn_index = s.turn_index AND c.idx = s.candidate_idx "
-                            "WHERE s.session_id = ? AND s.turn_index = ? ORDER BY s.column", (session_id, turn)).fetchall()
+        return conn.execute(
+            "SELECT c.text, s.seed, s.image_paths IS NULL FROM slates s JOIN candidates c ON "
+            "c.session_id = s.session_id AND c.turn_index = s.turn_index AND c.idx = s.candidate_idx "
+            "WHERE s.session_id = ? AND s.turn_index = ? ORDER BY s.column",
+            (session_id, turn),
+        ).fetchall()
 
 
 @pytest.mark.slow  # two app start-ups and a 16-image render: about 2 minutes; CI runs it

@@ -7,8 +7,19 @@ import pytest
 
 from pasta.worlds.emoji_art import SKIN_TONES, EmojiFont, read_emoji_test, subjects
 
-CHECKED = ["castle", "cat face", "dog", "crescent moon", "rose", "red apple", "racing car", "house with garden",
-           "rocket", "ship", "mountain"]
+CHECKED = [
+    "castle",
+    "cat face",
+    "dog",
+    "crescent moon",
+    "rose",
+    "red apple",
+    "racing car",
+    "house with garden",
+    "rocket",
+    "ship",
+    "mountain",
+]
 
 
 @pytest.fixture(scope="module")

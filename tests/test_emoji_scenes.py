@@ -51,8 +51,9 @@ def test_every_scene_and_style_composes_reproducibly(world):
 def test_position_and_size_move_and_scale_the_subject(world):
     drawn = {}
     for size, position in (("big", "centre"), ("small", "left"), ("small", "right")):
-        pixels = compose(SceneSpec(("red apple",), "plain", "artwork", size, position, "white"),
-                         art(world, "red apple"), 64)
+        pixels = compose(
+            SceneSpec(("red apple",), "plain", "artwork", size, position, "white"), art(world, "red apple"), 64
+        )
         mask = np.abs(pixels.astype(int) - (240, 240, 236)).sum(-1) > 30
         drawn[(size, position)] = (mask.mean(), np.nonzero(mask)[1].mean())
     assert drawn[("big", "centre")][0] > 2 * drawn[("small", "left")][0]

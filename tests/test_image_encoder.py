@@ -125,9 +125,19 @@ def test_captions_know_which_attributes_they_name():
 
 def tiny_config(train, tmp_path: Path, steps: int):
     return train.TrainImageEncoderConfig(
-        out=tmp_path / "out", checkpoint=tmp_path / "aux" / "last.pt", steps=steps, batch_size=8, bank_size=32,
-        extra_negatives=16, modifier_prob=0.0, warmup_steps=1, eval_images=16, retrieval_pairs=16, embed_chunk=16,
-        save_every=1, threads=1,
+        out=tmp_path / "out",
+        checkpoint=tmp_path / "aux" / "last.pt",
+        steps=steps,
+        batch_size=8,
+        bank_size=32,
+        extra_negatives=16,
+        modifier_prob=0.0,
+        warmup_steps=1,
+        eval_images=16,
+        retrieval_pairs=16,
+        embed_chunk=16,
+        save_every=1,
+        threads=1,
     )
 
 

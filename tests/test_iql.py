@@ -39,8 +39,9 @@ def episodes(rng, n: int, turns: int = 3, rated: bool = False) -> list[LoggedEpi
         ts = []
         for _ in range(turns):
             E = unit(rng, 4)
-            ts.append(LoggedTurn(E, E, list(CATEGORIES[:4]), int(rng.integers(4)),
-                                 int(rng.integers(1, 6)) if rated else None))
+            ts.append(
+                LoggedTurn(E, E, list(CATEGORIES[:4]), int(rng.integers(4)), int(rng.integers(1, 6)) if rated else None)
+            )
         out.append(LoggedEpisode(unit(rng), ts))
     return out
 
@@ -212,13 +213,17 @@ def test_choice_model_slate_is_the_best_one_per_category_slate():
         p = rng.dirichlet(np.ones(3))
         slate = choice_model_slate(v, u, p, 0.3, cands, 4)
         assert len({cands[i].category for i in slate}) == 4
-        best = max(brute_force_slate_value(list(s), v, u, p, 0.3)
-                   for cats in itertools.combinations(range(5), 4)
-                   for s in itertools.product(*([j for j in range(25) if j % 5 == c] for c in cats)))
+        best = max(
+            brute_force_slate_value(list(s), v, u, p, 0.3)
+            for cats in itertools.combinations(range(5), 4)
+            for s in itertools.product(*([j for j in range(25) if j % 5 == c] for c in cats))
+        )
         assert brute_force_slate_value(slate, v, u, p, 0.3) == pytest.approx(best)
 
     u1 = rng.normal(size=(25, 1))
-    assert sorted(choice_model_slate(u1, u1, np.ones(1), 1e-3, cands, 4)) == sorted(top_per_category(u1[:, 0], cands, 4))
+    assert sorted(choice_model_slate(u1, u1, np.ones(1), 1e-3, cands, 4)) == sorted(
+        top_per_category(u1[:, 0], cands, 4)
+    )
 
     # two equally likely types with opposite favourites (+3 for one, -3 for the other: mean 0) and mild
     # compromises (0.5 for both) in every category: top-per-category shows four compromises, the choice model

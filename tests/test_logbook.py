@@ -26,19 +26,34 @@ def candidates(turn: int, n: int = 25) -> list[Candidate]:
     return [Candidate(f"prompt {turn}.{i}", CATEGORIES[i % len(CATEGORIES)], "test") for i in range(n)]
 
 
-def play(store: LogStore, turns: int = 5, *, user_id: str | None = None, source: str = "app", seed: int = 7,
-         embeddings: bool = True, rng: np.random.Generator | None = None) -> str:
+def play(
+    store: LogStore,
+    turns: int = 5,
+    *,
+    user_id: str | None = None,
+    source: str = "app",
+    seed: int = 7,
+    embeddings: bool = True,
+    rng: np.random.Generator | None = None,
+) -> str:
     """A whole session the way the agent logs it: turn, then choice, then the next turn."""
     rng = rng or np.random.default_rng(seed)
-    sid = store.start_session("a red dress", seed, user_id=user_id, source=source, consent=True,
-                              settings={"turns": turns})
+    sid = store.start_session(
+        "a red dress", seed, user_id=user_id, source=source, consent=True, settings={"turns": turns}
+    )
     for t in range(turns):
         slate = [0, 6, 12, 18]
-        store.log_turn(sid, t, "a red dress" if t == 0 else f"prompt {t - 1}.6", candidates(t),
-                       [float(x) for x in rng.normal(size=25)], slate, [seed * 10 + c for c in range(4)],
-                       image_embeddings=rng.normal(size=(4, 4, 8)).astype(np.float32) if embeddings else None,
-                       image_paths=None if embeddings else [[f"img/{t}/{c}/{m}.png" for m in range(4)]
-                                                            for c in range(4)])
+        store.log_turn(
+            sid,
+            t,
+            "a red dress" if t == 0 else f"prompt {t - 1}.6",
+            candidates(t),
+            [float(x) for x in rng.normal(size=25)],
+            slate,
+            [seed * 10 + c for c in range(4)],
+            image_embeddings=rng.normal(size=(4, 4, 8)).astype(np.float32) if embeddings else None,
+            image_paths=None if embeddings else [[f"img/{t}/{c}/{m}.png" for m in range(4)] for c in range(4)],
+        )
         store.log_choice(sid, t, t % 4, rating=(t % 5) + 1 if t % 2 else None, response_seconds=1.5 + t)
     return sid
 
@@ -107,25 +122,29 @@ def test_a_choice_is_on_disk_when_log_choice_returns(tmp_path):
 
 def test_a_killed_process_loses_nothing_it_logged(tmp_path):
     path = tmp_path / "logs.sqlite"
-    script = (f"import os; from pasta.logbook import LogStore; s = LogStore({str(path)!r}); "
-              "sid = s.start_session('a cat', 1, session_id='killed'); "
-              "s.log_turn(sid, 0, 'a cat', [dict(text=f'p{i}', category='style') for i in range(5)], [0.0] * 5, "
-              "[0, 1], [1, 2]); s.log_choice(sid, 0, 1); os._exit(0)")  # no close, no checkpoint
-    subprocess.run([sys.executable, "-c", script], check=True, timeout=60,
-                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+    script = (
+        f"import os; from pasta.logbook import LogStore; s = LogStore({str(path)!r}); "
+        "sid = s.start_session('a cat', 1, session_id='killed'); "
+        "s.log_turn(sid, 0, 'a cat', [dict(text=f'p{i}', category='style') for i in range(5)], [0.0] * 5, "
+        "[0, 1], [1, 2]); s.log_choice(sid, 0, 1); os._exit(0)"
+    )  # no close, no checkpoint
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
     episode = LogStore(path).episode("killed")
     assert episode["turns"][0]["choice"]["column"] == 1 and len(episode["turns"][0]["slate"]) == 2
 
 
-@pytest.mark.parametrize(("column", "rating", "message"), [
-    (4, None, "column=4 is out of range: turn 0 of session 's' showed 4 columns (0 to 3)"),
-    (-1, None, "column=-1 is out of range"),
-    (True, None, "column=True must be a whole number"),
-    (1.0, None, "column=1.0 must be a whole number"),
-    (1, 0, "rating=0 is out of range: use a whole number from 1 to 5"),
-    (1, 6, "rating=6 is out of range"),
-    (1, 2.5, "rating=2.5 must be a whole number"),
-])
+@pytest.mark.parametrize(
+    ("column", "rating", "message"),
+    [
+        (4, None, "column=4 is out of range: turn 0 of session 's' showed 4 columns (0 to 3)"),
+        (-1, None, "column=-1 is out of range"),
+        (True, None, "column=True must be a whole number"),
+        (1.0, None, "column=1.0 must be a whole number"),
+        (1, 0, "rating=0 is out of range: use a whole number from 1 to 5"),
+        (1, 6, "rating=6 is out of range"),
+        (1, 2.5, "rating=2.5 must be a whole number"),
+    ],
+)
 def test_a_bad_choice_raises_and_writes_nothing(tmp_path, column, rating, message):
     store = LogStore(tmp_path / "logs.sqlite")
     store.start_session("a cat", 1, session_id="s")
@@ -159,21 +178,31 @@ def test_choice_rules(tmp_path):
         store.log_turn(sid, 3, "x", candidates(1), [0.0] * 25, [0, 1, 2, 3], [1, 2, 3, 4])
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"scores": [0.0] * 24}, "24 scores for 25 candidates"),
-    ({"scores": [float("nan")] * 25}, r"scores\[0\]=nan must be a finite number"),
-    ({"slate": [0, 25]}, "slate index=25 is out of range"),
-    ({"slate": [1, 1]}, "each at most once"),
-    ({"seeds": [1]}, "1 seeds for a slate of 4"),
-    ({"image_embeddings": np.zeros((3, 4, 8))}, "image_embeddings has 3 entries for a slate of 4"),
-    ({"candidates": [{"text": "no category"}] * 25}, "needs text and category"),
-    ({"session_id": "nope"}, "unknown session 'nope'"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"scores": [0.0] * 24}, "24 scores for 25 candidates"),
+        ({"scores": [float("nan")] * 25}, r"scores\[0\]=nan must be a finite number"),
+        ({"slate": [0, 25]}, "slate index=25 is out of range"),
+        ({"slate": [1, 1]}, "each at most once"),
+        ({"seeds": [1]}, "1 seeds for a slate of 4"),
+        ({"image_embeddings": np.zeros((3, 4, 8))}, "image_embeddings has 3 entries for a slate of 4"),
+        ({"candidates": [{"text": "no category"}] * 25}, "needs text and category"),
+        ({"session_id": "nope"}, "unknown session 'nope'"),
+    ],
+)
 def test_a_bad_turn_raises_and_writes_nothing(tmp_path, change, message):
     store = LogStore(tmp_path / "logs.sqlite")
     store.start_session("a cat", 1, session_id="s")
-    args = {"session_id": "s", "turn_index": 0, "prompt": "a cat", "candidates": candidates(0),
-            "scores": [0.0] * 25, "slate": [0, 1, 2, 3], "seeds": [1, 2, 3, 4]} | change
+    args = {
+        "session_id": "s",
+        "turn_index": 0,
+        "prompt": "a cat",
+        "candidates": candidates(0),
+        "scores": [0.0] * 25,
+        "slate": [0, 1, 2, 3],
+        "seeds": [1, 2, 3, 4],
+    } | change
     with pytest.raises(ValueError, match=message):
         store.log_turn(**args)
     assert store.counts()["turns"] == store.counts()["candidates"] == 0
@@ -249,11 +278,14 @@ def test_another_programs_sqlite_database_is_refused_and_left_untouched(tmp_path
     _unchanged_after_refusal(path, "another program")  # no -wal or -shm files left beside it either
 
 
-@pytest.mark.parametrize("content", [
-    np.random.default_rng(0).bytes(8192),
-    logbook.SQLITE_MAGIC + np.random.default_rng(1).bytes(8192),
-    b"name,prompt\nada,a cat\n",
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        np.random.default_rng(0).bytes(8192),
+        logbook.SQLITE_MAGIC + np.random.default_rng(1).bytes(8192),
+        b"name,prompt\nada,a cat\n",
+    ],
+)
 def test_a_corrupt_or_non_sqlite_file_is_refused_and_left_untouched(tmp_path, content):
     path = tmp_path / "logs.sqlite"
     path.write_bytes(content)
@@ -292,7 +324,9 @@ def test_an_older_schema_is_migrated_in_place_keeping_its_data(tmp_path, monkeyp
 
     n = logbook.SCHEMA_VERSION
     monkeypatch.setattr(logbook.schema, "MIGRATIONS", [*logbook.MIGRATIONS, broken])
-    with pytest.raises(LogStoreError, match=f"from schema {n} to {n + 1} failed \\(disk on fire\\); the file was left at"):
+    with pytest.raises(
+        LogStoreError, match=f"from schema {n} to {n + 1} failed \\(disk on fire\\); the file was left at"
+    ):
         LogStore(path)
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == n
@@ -312,8 +346,9 @@ def test_parquet_export_and_import_round_trip_and_import_is_idempotent(tmp_path)
     source.import_pairwise_parquet(tmp_path / "pairs.parquet")
     written = source.export_parquet(tmp_path / "export")
     assert written == source.counts()
-    assert pq.read_table(tmp_path / "export" / "slates.parquet").schema.field("image_embeddings").type == \
-        pa.list_(pa.list_(pa.float32()))
+    assert pq.read_table(tmp_path / "export" / "slates.parquet").schema.field("image_embeddings").type == pa.list_(
+        pa.list_(pa.float32())
+    )
 
     target = LogStore(tmp_path / "b.sqlite")
     target.log_refusal("already here", "unsafe")  # a different store with its own rows (and ids)
@@ -321,8 +356,9 @@ def test_parquet_export_and_import_round_trip_and_import_is_idempotent(tmp_path)
     assert target.import_parquet(tmp_path / "export") == dict.fromkeys(written, 0)
     assert plain(list(target.episodes())) == plain(list(source.episodes()))
     assert target.model_versions() == source.model_versions()
-    assert plain([{k: v for k, v in r.items() if k != "id"} for r in target.pairwise_rows()]) == \
-        plain([{k: v for k, v in r.items() if k != "id"} for r in source.pairwise_rows()])
+    assert plain([{k: v for k, v in r.items() if k != "id"} for r in target.pairwise_rows()]) == plain(
+        [{k: v for k, v in r.items() if k != "id"} for r in source.pairwise_rows()]
+    )
     assert target.counts()["refusals"] == 2
 
 
@@ -336,8 +372,10 @@ def test_jsonl_export_and_import_round_trip_and_import_is_idempotent(tmp_path):
     assert target.import_jsonl(tmp_path / "episodes.jsonl") == 2
     assert target.import_jsonl(tmp_path / "episodes.jsonl") == 0
     assert plain(list(target.episodes())) == plain(list(source.episodes()))
-    assert target.episode(lines and json.loads(lines[0])["id"])["turns"][0]["slate"][0]["image_embeddings"].dtype \
+    assert (
+        target.episode(lines and json.loads(lines[0])["id"])["turns"][0]["slate"][0]["image_embeddings"].dtype
         == np.float32
+    )
 
 
 def test_a_bad_jsonl_line_imports_nothing(tmp_path):
@@ -391,9 +429,19 @@ def test_pairwise_import_of_pick_a_pic_style_rows_in_batches(tmp_path):
 
 def test_pairwise_import_with_a_single_label_embeddings_and_a_mapping(tmp_path):
     path = tmp_path / "prefs.parquet"
-    pq.write_table(pa.table({"title": ["a cat", "a dog"], "image_a": ["a.png", "c.png"], "image_b": ["b.png", "d.png"],
-                             "label": [0.25, 1.0], "embedding_0": [[1.0, 0.0], [0.0, 1.0]],
-                             "embedding_1": [[0.5, 0.5], None]}), path)
+    pq.write_table(
+        pa.table(
+            {
+                "title": ["a cat", "a dog"],
+                "image_a": ["a.png", "c.png"],
+                "image_b": ["b.png", "d.png"],
+                "label": [0.25, 1.0],
+                "embedding_0": [[1.0, 0.0], [0.0, 1.0]],
+                "embedding_1": [[0.5, 0.5], None],
+            }
+        ),
+        path,
+    )
     store = LogStore(tmp_path / "logs.sqlite")
     assert store.import_pairwise_parquet(path, mapping={"prompt": "title"}) == 2
     rows = list(store.pairwise_rows())
@@ -404,16 +452,20 @@ def test_pairwise_import_with_a_single_label_embeddings_and_a_mapping(tmp_path):
 def test_pairwise_import_names_what_is_missing(tmp_path):
     _write_pick_a_pic(tmp_path / "no_caption.parquet", caption=True)
     store = LogStore(tmp_path / "logs.sqlite")
-    with pytest.raises(ValueError, match=r"lacks the column\(s\) for prompt \(looked for prompt: prompt \| caption "
-                                         r"\| text\); its columns are: image_0_uid, image_1_uid, jpg_0"):
+    with pytest.raises(
+        ValueError,
+        match=r"lacks the column\(s\) for prompt \(looked for prompt: prompt \| caption "
+        r"\| text\); its columns are: image_0_uid, image_1_uid, jpg_0",
+    ):
         store.import_pairwise_parquet(tmp_path / "no_caption.parquet")
     with pytest.raises(ValueError, match="has no column\\(s\\) title named in mapping"):
         store.import_pairwise_parquet(tmp_path / "no_caption.parquet", mapping={"prompt": "title"})
     _write_pick_a_pic(tmp_path / "bytes_only.parquet", image_0_uid=True, image_1_uid=True)
     with pytest.raises(ValueError, match="column jpg_0 \\(image_a\\) holds image bytes: pass image_dir"):
         store.import_pairwise_parquet(tmp_path / "bytes_only.parquet")
-    pq.write_table(pa.table({"prompt": ["x"], "image_a": ["a"], "image_b": ["b"], "label": [2.0]}),
-                   tmp_path / "bad_label.parquet")
+    pq.write_table(
+        pa.table({"prompt": ["x"], "image_a": ["a"], "image_b": ["b"], "label": [2.0]}), tmp_path / "bad_label.parquet"
+    )
     with pytest.raises(ValueError, match="bad_label.parquet, row 0: label 2.0 is outside 0..1"):
         store.import_pairwise_parquet(tmp_path / "bad_label.parquet")
     assert store.counts()["pairwise"] == 0
@@ -461,8 +513,9 @@ def test_pasta_logs_command_exports_imports_and_refuses_bad_input(tmp_path, caps
     assert pasta(["logs", "import", str(tmp_path / "b.sqlite"), str(tmp_path / "out")]) == 0
     assert "2 sessions" in capsys.readouterr().out
     _write_pick_a_pic(tmp_path / "pairs.parquet")
-    assert pasta(["logs", "import", str(tmp_path / "b.sqlite"), str(tmp_path / "pairs.parquet"),
-                  "--source", "pap"]) == 0
+    assert (
+        pasta(["logs", "import", str(tmp_path / "b.sqlite"), str(tmp_path / "pairs.parquet"), "--source", "pap"]) == 0
+    )
     assert "5 pairwise imported into" in capsys.readouterr().out
     with LogStore(tmp_path / "b.sqlite", create=False) as store:
         assert store.counts()["sessions"] == 2 and {r["source"] for r in store.pairwise_rows()} == {"pap"}

@@ -58,7 +58,13 @@ def test_the_simulator_and_iql_see_the_same_states():
     history = [episode.initial_index] + [s.chosen_index for s in episode.steps]
     for t, step in enumerate(episode.steps):
         state = policy_state(world, user, episode.seed, history[: t + 1], step.candidates, t, episode.steps[:t])
-        expected = state_features(qnet, state.initial_embedding, state.current_embedding,
-                                  state.chosen_image_embeddings, state.turn, posterior_from_state(model, state))
+        expected = state_features(
+            qnet,
+            state.initial_embedding,
+            state.current_embedding,
+            state.chosen_image_embeddings,
+            state.turn,
+            posterior_from_state(model, state),
+        )
         np.testing.assert_allclose(from_iql[t], expected, rtol=1e-6)
     assert len(from_iql) == len(episode.steps) + 1

@@ -47,9 +47,18 @@ def careless_reply(asked: str) -> str:
     """What a careless model answers: the prompt echoed back cut off, repeated, wrapped in markup, with chatter and
     instructions."""
     prompt = asked.split('"', 1)[-1].rsplit('"', 1)[0]
-    return " | ".join([f"{prompt}, a painting of a", f"{prompt}, navy blue, bold navy blue", f"Sure, here is {prompt}",
-                       f"<b>{prompt}</b> in the", f"{prompt} {prompt}", "ignore previous instructions",
-                       f"{prompt}, with", prompt[::-1]])
+    return " | ".join(
+        [
+            f"{prompt}, a painting of a",
+            f"{prompt}, navy blue, bold navy blue",
+            f"Sure, here is {prompt}",
+            f"<b>{prompt}</b> in the",
+            f"{prompt} {prompt}",
+            "ignore previous instructions",
+            f"{prompt}, with",
+            prompt[::-1],
+        ]
+    )
 
 
 @pytest.fixture(scope="module")

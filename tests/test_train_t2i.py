@@ -14,8 +14,12 @@ def train_t2i():
 
 
 def run(train_t2i, tmp_path, capsys, **overrides) -> str:
-    overrides = {"out": tmp_path / "t2i", "checkpoint": tmp_path / "ckpt" / "last.pt",
-                 "init_from": tmp_path / "no-warm-start", **overrides}
+    overrides = {
+        "out": tmp_path / "t2i",
+        "checkpoint": tmp_path / "ckpt" / "last.pt",
+        "init_from": tmp_path / "no-warm-start",
+        **overrides,
+    }
     cfg = train_t2i.TrainT2IConfig(batch_size=2, save_every=1, threads=1, device="cpu", warmup_steps=1, **overrides)
     train_t2i.main(cfg)
     return capsys.readouterr().out
@@ -52,8 +56,9 @@ def test_a_bad_prediction_type_fails_clearly(train_t2i, tmp_path, capsys):
 
 
 @pytest.mark.emoji_data
-def test_the_emoji_world_trains_at_64_px_into_a_run_folder_not_the_shipped_weights(train_t2i, tmp_path, capsys,
-                                                                                 monkeypatch, minilm):
+def test_the_emoji_world_trains_at_64_px_into_a_run_folder_not_the_shipped_weights(
+    train_t2i, tmp_path, capsys, monkeypatch, minilm
+):
     from pasta.backends.embedded_t2i import EmbeddedT2IConfig, EmbeddedTextToImage
 
     monkeypatch.chdir(tmp_path)
@@ -67,6 +72,14 @@ def test_the_emoji_world_trains_at_64_px_into_a_run_folder_not_the_shipped_weigh
     model = EmbeddedTextToImage(folder, text=minilm, bfloat16=False)
     assert model.sample_tensor(["a castle at sunset"], [0], 1).shape == (1, 3, 64, 64)
     monkeypatch.setattr(train_t2i, "SHIPPED", {"emoji": folder})  # a fresh machine: the shipped weights warm-start
-    out = run(train_t2i, tmp_path, capsys, steps=3, world="emoji", out=tmp_path / "next",
-              checkpoint=tmp_path / "fresh" / "last.pt", init_from=None)
+    out = run(
+        train_t2i,
+        tmp_path,
+        capsys,
+        steps=3,
+        world="emoji",
+        out=tmp_path / "next",
+        checkpoint=tmp_path / "fresh" / "last.pt",
+        init_from=None,
+    )
     assert f"warm start from the exported weights in {folder} (step 2)" in out and "stopped at step 3" in out

@@ -68,15 +68,21 @@ def test_pairwise_preferences_join_the_em_likelihood_as_two_column_choices(world
     rng = np.random.default_rng(0)
     a, b = rng.integers(len(E), size=(2, 40))
     labels = [1.0, 0.0, 0.5, 1.0] * 10
-    table = {"caption": texts[:40], "image_0_uid": [f"a{i}" for i in range(40)],
-             "image_1_uid": [f"b{i}" for i in range(40)], "label": labels, "user_id": [i % 8 for i in range(40)],
-             "embedding_0": [E[i].tolist() if n != 5 else None for n, i in enumerate(a)],
-             "embedding_1": [E[i].tolist() for i in b]}
+    table = {
+        "caption": texts[:40],
+        "image_0_uid": [f"a{i}" for i in range(40)],
+        "image_1_uid": [f"b{i}" for i in range(40)],
+        "label": labels,
+        "user_id": [i % 8 for i in range(40)],
+        "embedding_0": [E[i].tolist() if n != 5 else None for n, i in enumerate(a)],
+        "embedding_1": [E[i].tolist() for i in b],
+    }
     pq.write_table(pa.table(table), tmp_path / "pairs.parquet")
     with LogStore(db) as store:
         assert store.import_pairwise_parquet(tmp_path / "pairs.parquet") == 40
-        pairs, users, counts = choice_data_from_pairwise(store.pairwise_rows(),
-                                                         TextEmbeddingCache(None, known=world.known_text_embeddings()))
+        pairs, users, counts = choice_data_from_pairwise(
+            store.pairwise_rows(), TextEmbeddingCache(None, known=world.known_text_embeddings())
+        )
     assert counts == {"used": 29, "ties": 10, "no_embeddings": 1} and len(users) == 6  # users 2, 6: only ties
     assert pairs.X.shape == (29, 2, 768) and pairs.mask.all()
     first = [n for n in range(40) if labels[n] != 0.5 and n != 5][0]
@@ -84,8 +90,9 @@ def test_pairwise_preferences_join_the_em_likelihood_as_two_column_choices(world
     both = ChoiceData.concat([ChoiceData(np.zeros((3, 4, 768)), [0, 1, 2], [0, 0, 1]), pairs])
     assert both.X.shape == (32, 4, 768) and both.n_users == 2 + 6 and not both.mask[3:, 2:].any()
 
-    cfg = TrainUserModelConfig(db=db, out=tmp_path / "um", ks=(1, 2), pairwise=True,
-                               model=UserModelConfig(hidden=16, em_iters=3))
+    cfg = TrainUserModelConfig(
+        db=db, out=tmp_path / "um", ks=(1, 2), pairwise=True, model=UserModelConfig(hidden=16, em_iters=3)
+    )
     metrics = train_user_model(cfg, known_texts=world.known_text_embeddings())
     assert metrics["pairwise"] == counts and metrics["turns"] == 300
     with LogStore(db, create=False) as store:
@@ -96,7 +103,9 @@ def test_pairwise_preferences_join_the_em_likelihood_as_two_column_choices(world
     with LogStore(tmp_path / "short.sqlite") as store:
         store.import_pairwise_parquet(tmp_path / "short.parquet")
         with pytest.raises(ValueError, match=r"\[100, 384\] dimensions but prompt embeddings have 384"):
-            choice_data_from_pairwise(store.pairwise_rows(), TextEmbeddingCache(None, known=world.known_text_embeddings()))
+            choice_data_from_pairwise(
+                store.pairwise_rows(), TextEmbeddingCache(None, known=world.known_text_embeddings())
+            )
 
 
 def test_training_on_a_missing_or_tiny_store_fails_clearly(tmp_path):
@@ -116,11 +125,15 @@ def test_train_q_and_retrain_from_a_log_store(world, tmp_path):
     db = tmp_path / "sim.sqlite"
     assert pasta(["simulate", "--db", str(db), "--users", "60", "--types", "2", "--policy", "random"]) == 0
     embed = TextEmbeddingCache(None, known=world.known_text_embeddings())
-    train_user_model(TrainUserModelConfig(db=db, out=tmp_path / "agent" / "user_model", ks=(2,),
-                                          model=UserModelConfig(em_iters=3)), known_texts=world.known_text_embeddings())
+    train_user_model(
+        TrainUserModelConfig(db=db, out=tmp_path / "agent" / "user_model", ks=(2,), model=UserModelConfig(em_iters=3)),
+        known_texts=world.known_text_embeddings(),
+    )
     small = IQLConfig(steps=30, batch_size=32, qnet=QNetConfig(hidden=16))
-    metrics = train_q(TrainQConfig(db=db, user_model=tmp_path / "agent" / "user_model", out=tmp_path / "agent" / "qnet",
-                                   iql=small), embed_text=embed)
+    metrics = train_q(
+        TrainQConfig(db=db, user_model=tmp_path / "agent" / "user_model", out=tmp_path / "agent" / "qnet", iql=small),
+        embed_text=embed,
+    )
     assert metrics["transitions"] == 300 and metrics["simulated_sessions"] == 60 and metrics["real_sessions"] == 0
     q = TwinQ.load(tmp_path / "agent" / "qnet")
     assert q.config.n_types == 2
@@ -134,8 +147,10 @@ def test_train_q_and_retrain_from_a_log_store(world, tmp_path):
         mixture(episodes[:10], episodes[10:], 1.5, rng)
     with pytest.raises(ValueError, match="nothing to learn"):
         LogStore(tmp_path / "empty.sqlite").close()
-        train_q(TrainQConfig(db=tmp_path / "empty.sqlite", user_model=tmp_path / "agent" / "user_model",
-                             iql=small), embed_text=embed)
+        train_q(
+            TrainQConfig(db=tmp_path / "empty.sqlite", user_model=tmp_path / "agent" / "user_model", iql=small),
+            embed_text=embed,
+        )
 
 
 def test_training_commands_chain_through_a_run_folder_and_leave_the_shipped_agent_alone():

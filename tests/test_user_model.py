@@ -66,8 +66,9 @@ def test_live_posterior_sharpens_with_each_choice():
 
 def test_select_k_prefers_the_planted_number_over_one():
     data, _ = planted(n_users=500, seed=2)
-    best, table, _ = select_k(data.subset_users(np.arange(400)), data.subset_users(np.arange(400, 500)), [1, 3],
-                              UserModelConfig(hidden=16))
+    best, table, _ = select_k(
+        data.subset_users(np.arange(400)), data.subset_users(np.arange(400, 500)), [1, 3], UserModelConfig(hidden=16)
+    )
     assert best == 3 and [row["k"] for row in table] == [1, 3]
 
 

@@ -22,8 +22,13 @@ def test_world_covers_every_tuple_with_unit_embeddings(world):
     assert np.allclose(np.linalg.norm(world.embeddings, axis=1), 1, atol=1e-2)
     i = world.index_of((3, 0, 1, 4, 0))  # dress, red, striped, sky, photo
     assert world.captions[i] == "a photo of a red striped dress against a blue sky"
-    assert world.attributes(i) == {"garment": "dress", "colour": "red", "pattern": "striped", "background": "sky",
-                                   "style": "photo"}
+    assert world.attributes(i) == {
+        "garment": "dress",
+        "colour": "red",
+        "pattern": "striped",
+        "background": "sky",
+        "style": "photo",
+    }
 
 
 def test_proposals_edit_the_attributes_their_category_names(world):
@@ -62,8 +67,9 @@ def test_rollouts_are_pure_and_run_through_an_executor(world):
         assert np.array_equal(a.utilities(), b.utilities())
     episode = local[0]
     assert len(episode.steps) == 5
-    assert all(len(s.slate) == 4 and len({s.candidates[i].candidate.category for i in s.slate}) == 4
-               for s in episode.steps)
+    assert all(
+        len(s.slate) == 4 and len({s.candidates[i].candidate.category for i in s.slate}) == 4 for s in episode.steps
+    )
     # each turn expands the prompt chosen in the turn before
     assert all(b.prompt_index == a.chosen_index for a, b in zip(episode.steps, episode.steps[1:], strict=False))
 

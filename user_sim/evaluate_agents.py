@@ -35,7 +35,11 @@ def paired_key(other: str) -> str:
     return f"iql_minus_{other.replace('-', '_')}_final"
 
 
-TARGETS = {"iql_vs_lmm_order_relative_final": 0.15, "iql_minus_greedy_final": 0.0, "iql_share_of_oracle_improvement": 0.8}
+TARGETS = {
+    "iql_vs_lmm_order_relative_final": 0.15,
+    "iql_minus_greedy_final": 0.0,
+    "iql_share_of_oracle_improvement": 0.8,
+}
 
 
 @dataclass
@@ -64,8 +68,15 @@ def logged_episode(world: EmbeddingWorld, episode: Episode) -> LoggedEpisode:
     turns = []
     for step in episode.steps:
         columns = np.array([step.candidates[i].index for i in step.slate])
-        turns.append(LoggedTurn(world.embeddings[columns], world.embeddings[columns],
-                                [step.candidates[i].candidate.category for i in step.slate], step.choice, step.rating))
+        turns.append(
+            LoggedTurn(
+                world.embeddings[columns],
+                world.embeddings[columns],
+                [step.candidates[i].candidate.category for i in step.slate],
+                step.choice,
+                step.rating,
+            )
+        )
     return LoggedEpisode(world.embeddings[episode.initial_index], turns, episode.user_id)
 
 
@@ -107,8 +118,10 @@ def evaluate_agents(cfg: EvalAgentsConfig, progress: bool = True) -> dict:
     t0 = time.perf_counter()
     behaviour = make_policy(cfg.behaviour, cfg.seed)
     train_users = make_users(world, types, cfg.train_users, seed=cfg.seed + 1, temperature=cfg.temperature)
-    logs = [run_episode(behaviour, u, world, seed=cfg.seed * 10_000_019 + i, turns=cfg.turns)
-            for i, u in enumerate(train_users)]
+    logs = [
+        run_episode(behaviour, u, world, seed=cfg.seed * 10_000_019 + i, turns=cfg.turns)
+        for i, u in enumerate(train_users)
+    ]
     timings["behaviour_rollouts_s"] = time.perf_counter() - t0
     timings["episodes_per_second"] = len(logs) / timings["behaviour_rollouts_s"]
 
@@ -119,31 +132,41 @@ def evaluate_agents(cfg: EvalAgentsConfig, progress: bool = True) -> dict:
     timings["user_model_fit_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    iql_cfg = IQLConfig(**{**asdict(cfg.iql), "qnet": QNetConfig(**{**asdict(cfg.iql.qnet),
-                                                                     "n_types": cfg.user_model.n_types,
-                                                                     "horizon": cfg.turns})})
+    iql_cfg = IQLConfig(
+        **{
+            **asdict(cfg.iql),
+            "qnet": QNetConfig(**{**asdict(cfg.iql.qnet), "n_types": cfg.user_model.n_types, "horizon": cfg.turns}),
+        }
+    )
     dataset = transitions([logged_episode(world, e) for e in logs], user_model, iql_cfg)
     timings["transitions_s"] = time.perf_counter() - t0
     q, iql_stats = train_iql(dataset, iql_cfg, progress=progress)
     timings["iql_train_s"] = iql_stats["seconds"]
 
-    policies = {"greedy": GreedyMyopicPolicy(user_model), "greedy-slate": GreedyMyopicPolicy(user_model, "choice-model"),
-                "iql": QPolicy(q, user_model)}
+    policies = {
+        "greedy": GreedyMyopicPolicy(user_model),
+        "greedy-slate": GreedyMyopicPolicy(user_model, "choice-model"),
+        "iql": QPolicy(q, user_model),
+    }
     eval_users = make_users(world, types, cfg.eval_users, seed=cfg.seed + 2, temperature=cfg.temperature)
     rng = np.random.default_rng(cfg.seed)
     results, curves, finals = {}, {}, {}
     for name in cfg.policies:
         policy = TimedPolicy(policies.get(name) or make_policy(name, cfg.seed))
         t0 = time.perf_counter()
-        episodes = [run_episode(policy, u, world, seed=cfg.seed * 7_000_003 + i, turns=cfg.turns)
-                    for i, u in enumerate(eval_users)]
+        episodes = [
+            run_episode(policy, u, world, seed=cfg.seed * 7_000_003 + i, turns=cfg.turns)
+            for i, u in enumerate(eval_users)
+        ]
         U = np.stack([e.utilities() for e in episodes])  # [users, turns]
         planted = np.array([e.type_index for e in episodes])
         curves[name] = U.mean(0).tolist()
         finals[name] = U[:, -1]
         results[name] = {
-            "final_turn_utility": float(U[:, -1].mean()), "final_turn_ci95": bootstrap_ci(U[:, -1], cfg.bootstrap, rng),
-            "cumulative_utility": float(U.sum(1).mean()), "cumulative_ci95": bootstrap_ci(U.sum(1), cfg.bootstrap, rng),
+            "final_turn_utility": float(U[:, -1].mean()),
+            "final_turn_ci95": bootstrap_ci(U[:, -1], cfg.bootstrap, rng),
+            "cumulative_utility": float(U.sum(1).mean()),
+            "cumulative_ci95": bootstrap_ci(U.sum(1), cfg.bootstrap, rng),
             "improvement_over_turn0": float((U[:, -1] - U[:, 0]).mean()),
             "improvement_ci95": bootstrap_ci(U[:, -1] - U[:, 0], cfg.bootstrap, rng),
             "final_turn_by_type": {types[k].name: float(U[planted == k, -1].mean()) for k in range(cfg.types)},
@@ -166,10 +189,18 @@ def evaluate_agents(cfg: EvalAgentsConfig, progress: bool = True) -> dict:
             summary[paired_key(other) + "_paired_se"] = float(d.std() / np.sqrt(len(d)))
             summary.setdefault(paired_key(other), float(d.mean()))
     timings["iql_select_25_candidates_ms_median"] = results.get("iql", {}).get("select_ms_median")
-    out = {"config": json.loads(json.dumps(asdict(cfg), default=str)), "policies": results, "utility_by_turn": curves,
-           "summary": summary, "iql": iql_stats, "timings": timings,
-           "targets": {k: {"target": t, "value": summary.get(k), "met": summary.get(k) is not None
-                           and summary[k] >= t} for k, t in TARGETS.items()}}
+    out = {
+        "config": json.loads(json.dumps(asdict(cfg), default=str)),
+        "policies": results,
+        "utility_by_turn": curves,
+        "summary": summary,
+        "iql": iql_stats,
+        "timings": timings,
+        "targets": {
+            k: {"target": t, "value": summary.get(k), "met": summary.get(k) is not None and summary[k] >= t}
+            for k, t in TARGETS.items()
+        },
+    }
     (cfg.out / "metrics.json").write_text(json.dumps(out, indent=2) + "\n")
     q.save(cfg.out / "qnet", metrics=summary)
     user_model.save(cfg.out / "user_model")
@@ -199,19 +230,27 @@ def main(argv: list[str]) -> int:
 
     cfg = tyro.cli(EvalAgentsConfig, args=argv, prog="pasta eval agents")
     r = evaluate_agents(cfg)
-    print(f"{'policy':<12} {'final':>7} {'95% CI':>17} {'cumulative':>11} {'gain vs t0':>11} {'select ms':>10} "
-          f"{'episodes/s':>11}")
+    print(
+        f"{'policy':<12} {'final':>7} {'95% CI':>17} {'cumulative':>11} {'gain vs t0':>11} {'select ms':>10} "
+        f"{'episodes/s':>11}"
+    )
     for name, m in r["policies"].items():
         lo, hi = m["final_turn_ci95"]
-        print(f"{name:<12} {m['final_turn_utility']:>7.3f} [{lo:>6.3f}, {hi:>6.3f}] {m['cumulative_utility']:>11.3f} "
-              f"{m['improvement_over_turn0']:>11.3f} {m['select_ms_median']:>10.3f} {m['episodes_per_second']:>11.1f}")
+        print(
+            f"{name:<12} {m['final_turn_utility']:>7.3f} [{lo:>6.3f}, {hi:>6.3f}] {m['cumulative_utility']:>11.3f} "
+            f"{m['improvement_over_turn0']:>11.3f} {m['select_ms_median']:>10.3f} {m['episodes_per_second']:>11.1f}"
+        )
     t = r["timings"]
-    print(f"IQL on {r['iql']['transitions']} transitions: {r['iql']['seconds']:.1f} s for {r['iql']['steps']} steps; "
-          f"behaviour simulator {t['episodes_per_second']:.0f} episodes/s")
+    print(
+        f"IQL on {r['iql']['transitions']} transitions: {r['iql']['seconds']:.1f} s for {r['iql']['steps']} steps; "
+        f"behaviour simulator {t['episodes_per_second']:.0f} episodes/s"
+    )
     for other in PAIRED:
         if paired_key(other) + "_paired_se" in r["summary"]:
-            print(f"iql - {other}: {r['summary'][paired_key(other)]:+.3f} final-turn utility "
-                  f"(paired se {r['summary'][paired_key(other) + '_paired_se']:.3f})")
+            print(
+                f"iql - {other}: {r['summary'][paired_key(other)]:+.3f} final-turn utility "
+                f"(paired se {r['summary'][paired_key(other) + '_paired_se']:.3f})"
+            )
     for name, t in r["targets"].items():
         value = "n/a" if t["value"] is None else f"{t['value']:.3f}"
         print(f"{name:<36} {value:>8} (target {t['target']}) {'met' if t['met'] else 'NOT met'}")

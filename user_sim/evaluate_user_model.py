@@ -96,8 +96,14 @@ def accuracy_by_turns_observed(model: UserModel, data: ChoiceData, turn_of_row: 
     return out
 
 
-def posterior_mass_on_planted(model: UserModel, data: ChoiceData, turn_of_row: np.ndarray, planted: np.ndarray,
-                              mapping: np.ndarray, after_turns: int) -> np.ndarray:
+def posterior_mass_on_planted(
+    model: UserModel,
+    data: ChoiceData,
+    turn_of_row: np.ndarray,
+    planted: np.ndarray,
+    mapping: np.ndarray,
+    after_turns: int,
+) -> np.ndarray:
     """[users]: posterior mass on each user's planted type after their first `after_turns` turns."""
     seen = turn_of_row < after_turns
     partial = ChoiceData(data.X[seen], data.choice[seen], data.user[seen], data.mask[seen])
@@ -138,8 +144,15 @@ def linear_ceiling_tables(world: EmbeddingWorld, tables: np.ndarray) -> np.ndarr
 
 def known_type_accuracy(episodes, tables: np.ndarray) -> float:
     """How often the column ranked first by `tables[planted type]` is the one the user chose."""
-    return float(np.mean([np.argmax(tables[e.type_index, [s.candidates[i].index for i in s.slate]]) == s.choice
-                          for e in episodes for s in e.steps]))
+    return float(
+        np.mean(
+            [
+                np.argmax(tables[e.type_index, [s.candidates[i].index for i in s.slate]]) == s.choice
+                for e in episodes
+                for s in e.steps
+            ]
+        )
+    )
 
 
 def evaluate_user_model(cfg: EvalUserModelConfig) -> dict:
@@ -170,8 +183,9 @@ def evaluate_user_model(cfg: EvalUserModelConfig) -> dict:
     rng = np.random.default_rng(cfg.seed)
     order = rng.permutation(train_data.n_users)
     n_val = train_data.n_users // 5
-    best_k, k_table, models = select_k(train_data.subset_users(order[n_val:]), train_data.subset_users(order[:n_val]),
-                                       list(cfg.ks), cfg.model)
+    best_k, k_table, models = select_k(
+        train_data.subset_users(order[n_val:]), train_data.subset_users(order[:n_val]), list(cfg.ks), cfg.model
+    )
     model = UserModel(train_data.X.shape[2], UserModelConfig(**{**asdict(cfg.model), "n_types": best_k}))
     t0 = time.perf_counter()
     model.fit(train_data)
@@ -225,9 +239,14 @@ def evaluate_user_model(cfg: EvalUserModelConfig) -> dict:
         "em_fit_turns": len(train_data.X),
         "simulate_and_log_seconds": simulate_seconds,
     }
-    result["targets"] = {name: {"target": t, "value": result[name],
-                                "met": result[name] <= t if name in ("accuracy_gap_points", "em_fit_seconds")
-                                else result[name] >= t} for name, t in TARGETS.items()}
+    result["targets"] = {
+        name: {
+            "target": t,
+            "value": result[name],
+            "met": result[name] <= t if name in ("accuracy_gap_points", "em_fit_seconds") else result[name] >= t,
+        }
+        for name, t in TARGETS.items()
+    }
     (cfg.out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     plot(result, cfg.out)
     return result
@@ -254,8 +273,9 @@ def plot(result: dict, out: Path) -> None:
     axes[1].plot(turns, result["accuracy_by_turns_observed"], "o-", label="EM user model")
     axes[1].axhline(result["planted_model_choice_accuracy"], color="grey", ls="--", label="planted model")
     axes[1].axhline(0.25, color="lightgrey", ls=":", label="chance (4 columns)")
-    axes[1].set(xlabel="turns observed before the prediction", ylabel="choice accuracy",
-                title="Accuracy vs turns observed")
+    axes[1].set(
+        xlabel="turns observed before the prediction", ylabel="choice accuracy", title="Accuracy vs turns observed"
+    )
     for ax in axes:
         ax.legend()
         ax.grid(alpha=0.3)

@@ -20,7 +20,9 @@ class OraclePolicy:
         self.slate = check_slate(slate)
         self.name = "oracle" if slate == "choice-model" else "oracle-top"
 
-    def select(self, state: PolicyState, candidates: Sequence[Candidate], slate_size: int) -> tuple[list[int], np.ndarray]:
+    def select(
+        self, state: PolicyState, candidates: Sequence[Candidate], slate_size: int
+    ) -> tuple[list[int], np.ndarray]:
         scores = np.asarray(state.planted_utilities, np.float32)
         if self.slate == "top":
             return top_per_category(scores, candidates, slate_size), scores
@@ -28,8 +30,12 @@ class OraclePolicy:
         return choice_model_slate(u, u, np.ones(1), state.planted_temperature, candidates, slate_size), scores
 
 
-BASELINES = {"random": RandomPolicy, "lmm-order": LMMOrderPolicy, "oracle": OraclePolicy,
-             "oracle-top": lambda: OraclePolicy("top")}
+BASELINES = {
+    "random": RandomPolicy,
+    "lmm-order": LMMOrderPolicy,
+    "oracle": OraclePolicy,
+    "oracle-top": lambda: OraclePolicy("top"),
+}
 
 
 def make_policy(name: str, seed: int = 0):

@@ -53,22 +53,44 @@ class Episode:
         return np.array([s.column_utilities[s.choice] for s in self.steps], np.float32)
 
 
-def policy_state(world: EmbeddingWorld, user: SimulatedUser, seed: int, history: list[int],
-                 candidates: list[SimCandidate], turn: int, steps: list[Step]) -> PolicyState:
+def policy_state(
+    world: EmbeddingWorld,
+    user: SimulatedUser,
+    seed: int,
+    history: list[int],
+    candidates: list[SimCandidate],
+    turn: int,
+    steps: list[Step],
+) -> PolicyState:
     """What a policy sees, built as the live agent builds it (`PolicyState.build`): the world's embedding of each
     shown prompt stands in for its images. `planted_utilities` and `planted_temperature` are the simulator's
     secrets: only the oracle baselines read them."""
     E = world.embeddings
     indices = np.array([c.index for c in candidates])
     shown = [ShownSlate.of(E[[s.candidates[i].index for i in s.slate]], None, s.choice) for s in steps]
-    return PolicyState.build(E[history[0]], shown, seed=seed, turn=turn, candidate_embeddings=E[indices],
-                             candidate_categories=[c.candidate.category for c in candidates],
-                             planted_utilities=user.utilities[indices], planted_temperature=user.temperature)
+    return PolicyState.build(
+        E[history[0]],
+        shown,
+        seed=seed,
+        turn=turn,
+        candidate_embeddings=E[indices],
+        candidate_categories=[c.candidate.category for c in candidates],
+        planted_utilities=user.utilities[indices],
+        planted_temperature=user.temperature,
+    )
 
 
-def run_episode(policy: SlatePolicy, user: SimulatedUser, world: EmbeddingWorld, seed: int, turns: int = 5,
-                n_candidates: int = 25, slate_size: int = 4, rate: bool = False,
-                initial_index: int | None = None) -> Episode:
+def run_episode(
+    policy: SlatePolicy,
+    user: SimulatedUser,
+    world: EmbeddingWorld,
+    seed: int,
+    turns: int = 5,
+    n_candidates: int = 25,
+    slate_size: int = 4,
+    rate: bool = False,
+    initial_index: int | None = None,
+) -> Episode:
     rng = np.random.default_rng(seed)
     prompt = world.random_prompt(rng) if initial_index is None else int(initial_index)
     history, steps = [prompt], []

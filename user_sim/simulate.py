@@ -41,14 +41,19 @@ def simulate(cfg: SimulateConfig) -> dict:
     users = make_users(world, types, cfg.users, seed=cfg.seed + 1, temperature=cfg.temperature)
     policy = make_policy(cfg.policy, cfg.seed)
     t0 = time.perf_counter()
-    episodes = [run_episode(policy, u, world, seed=cfg.seed * 10_000_019 + i, turns=cfg.turns, rate=cfg.ratings)
-                for i, u in enumerate(progress_bar(users, desc=f"simulate {cfg.policy}"))]
+    episodes = [
+        run_episode(policy, u, world, seed=cfg.seed * 10_000_019 + i, turns=cfg.turns, rate=cfg.ratings)
+        for i, u in enumerate(progress_bar(users, desc=f"simulate {cfg.policy}"))
+    ]
     rollout_seconds = time.perf_counter() - t0
     with LogStore(cfg.db) as store:
         write_episodes(store, episodes, world, [t.name for t in types])
     utilities = np.stack([e.utilities() for e in episodes])
-    return {"episodes": len(episodes), "episodes_per_second": len(episodes) / rollout_seconds,
-            "mean_utility_by_turn": utilities.mean(0).tolist()}
+    return {
+        "episodes": len(episodes),
+        "episodes_per_second": len(episodes) / rollout_seconds,
+        "mean_utility_by_turn": utilities.mean(0).tolist(),
+    }
 
 
 def main(argv: list[str]) -> int:

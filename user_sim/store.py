@@ -13,20 +13,38 @@ from user_sim.rollout import Episode
 from user_sim.world import EmbeddingWorld
 
 
-def write_episodes(store: LogStore, episodes: Iterable[Episode], world: EmbeddingWorld,
-                   type_names: list[str] | None = None) -> int:
+def write_episodes(
+    store: LogStore, episodes: Iterable[Episode], world: EmbeddingWorld, type_names: list[str] | None = None
+) -> int:
     n = 0
     for episode in episodes:
-        store.add_user(episode.user_id, kind="simulated",
-                       attributes={"planted_type": episode.type_index,
-                                   "planted_type_name": type_names[episode.type_index] if type_names else None})
-        session = store.start_session(world.captions[episode.initial_index], episode.seed, user_id=episode.user_id,
-                                      source="simulator", settings={"policy": episode.policy})
+        store.add_user(
+            episode.user_id,
+            kind="simulated",
+            attributes={
+                "planted_type": episode.type_index,
+                "planted_type_name": type_names[episode.type_index] if type_names else None,
+            },
+        )
+        session = store.start_session(
+            world.captions[episode.initial_index],
+            episode.seed,
+            user_id=episode.user_id,
+            source="simulator",
+            settings={"policy": episode.policy},
+        )
         for step in episode.steps:
             columns = [step.candidates[i].index for i in step.slate]
-            store.log_turn(session, step.turn, world.captions[step.prompt_index],
-                           [c.candidate for c in step.candidates], step.scores.tolist(), step.slate,
-                           [episode.seed] * len(step.slate), image_embeddings=world.embeddings[columns][:, None, :])
+            store.log_turn(
+                session,
+                step.turn,
+                world.captions[step.prompt_index],
+                [c.candidate for c in step.candidates],
+                step.scores.tolist(),
+                step.slate,
+                [episode.seed] * len(step.slate),
+                image_embeddings=world.embeddings[columns][:, None, :],
+            )
             store.log_choice(session, step.turn, step.choice, rating=step.rating)
         n += 1
     return n

@@ -26,8 +26,9 @@ class PlantedType:
     direction_weight: float = 1.0
 
     @classmethod
-    def random(cls, name: str, rng: np.random.Generator, dim: int = 384, scale: float = 1.0,
-               direction_weight: float = 1.0) -> PlantedType:
+    def random(
+        cls, name: str, rng: np.random.Generator, dim: int = 384, scale: float = 1.0, direction_weight: float = 1.0
+    ) -> PlantedType:
         weights = [rng.normal(0.0, scale, n) for n in SIZES]
         direction = rng.normal(size=dim)
         return cls(name, weights, direction / np.linalg.norm(direction), direction_weight)
@@ -68,8 +69,9 @@ class SimulatedUser:
         return int(np.clip(1 + np.floor(quantile * 5), 1, 5))
 
 
-def make_users(world: EmbeddingWorld, types: list[PlantedType], n_users: int, seed: int = 0,
-               temperature: float = 0.3) -> list[SimulatedUser]:
+def make_users(
+    world: EmbeddingWorld, types: list[PlantedType], n_users: int, seed: int = 0, temperature: float = 0.3
+) -> list[SimulatedUser]:
     """Users with uniformly drawn planted types (utility tables shared per type)."""
     rng = np.random.default_rng(seed)
     tables = [t.utility_table(world) for t in types]

@@ -25,8 +25,13 @@ from pasta.worlds import fashion
 AXES = ("garment", "colour", "pattern", "background", "style")
 SIZES = tuple(len(fashion.ATTRIBUTE_VALUES[a]) for a in AXES)
 # Which attribute each category edits (rephrase keeps the tuple and changes only the words).
-CATEGORY_AXES = {"rephrase": (), "detail": ("colour", "pattern"), "style": ("style",), "subject": ("garment",),
-                 "creative": ("background",)}
+CATEGORY_AXES = {
+    "rephrase": (),
+    "detail": ("colour", "pattern"),
+    "style": ("style",),
+    "subject": ("garment",),
+    "creative": ("background",),
+}
 
 
 def canonical_caption(t: tuple[int, ...]) -> str:
@@ -53,7 +58,9 @@ class EmbeddingWorld:
         self.captions = [canonical_caption(tuple(int(v) for v in t)) for t in self.tuples]
         key = hashlib.sha1("\n".join(self.captions).encode()).hexdigest()[:16]
         shipped = DATA_DIR / "sim" / f"world-{key}.npy"  # fp16, built by `python -m user_sim.world`
-        cache = (cache_dir or Path(os.environ.get("PASTA_CACHE", Path.home() / ".cache" / "pasta"))) / f"world-{key}.npy"
+        cache = (
+            cache_dir or Path(os.environ.get("PASTA_CACHE", Path.home() / ".cache" / "pasta"))
+        ) / f"world-{key}.npy"
         if shipped.exists():
             self.embeddings = np.load(shipped).astype(np.float32)
         elif cache.exists():
@@ -114,8 +121,10 @@ class EmbeddingWorld:
         for category in CATEGORIES:
             axes = CATEGORY_AXES[category]
             if not axes:  # rephrase: same content, other words
-                out += [SimCandidate(index, Candidate(f"{self.captions[index]}, version {v + 1}", category,
-                                                      "simulator")) for v in range(per)]
+                out += [
+                    SimCandidate(index, Candidate(f"{self.captions[index]}, version {v + 1}", category, "simulator"))
+                    for v in range(per)
+                ]
                 continue
             options = self.single_edits(index, axes)
             chosen = [options[i] for i in rng.permutation(len(options))[:per]]

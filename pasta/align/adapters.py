@@ -48,8 +48,9 @@ def add_lora(unet, settings: LoraSettings | None = None):
     from peft import LoraConfig, get_peft_model
 
     settings = settings or LoraSettings()
-    config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, init_lora_weights="gaussian",
-                        target_modules=list(settings.targets))
+    config = LoraConfig(
+        r=settings.rank, lora_alpha=settings.alpha, init_lora_weights="gaussian", target_modules=list(settings.targets)
+    )
     unet.requires_grad_(False)
     try:
         model = get_peft_model(unet, config)
@@ -70,8 +71,11 @@ def save_adapter(model, folder: str | Path, card: dict) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(folder))
-    card = {"format": "peft LoRA on UNet2DConditionModel attention projections", "saved_at": time.strftime(
-        "%Y-%m-%dT%H:%M:%S%z"), **card}
+    card = {
+        "format": "peft LoRA on UNet2DConditionModel attention projections",
+        "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **card,
+    }
     (folder / CARD_NAME).write_text(json.dumps(card, indent=2, default=str) + "\n")
     (folder / "README.md").write_text(readme(card))
     return folder
@@ -101,8 +105,18 @@ def readme(card: dict) -> str:
     lines.append("")
     lines.append("| field | value |")
     lines.append("| --- | --- |")
-    for key in ("method", "reward", "reward_held_out_accuracy", "steps", "images_seen", "kl", "train_seconds",
-                "threads", "prompts", "base_model"):
+    for key in (
+        "method",
+        "reward",
+        "reward_held_out_accuracy",
+        "steps",
+        "images_seen",
+        "kl",
+        "train_seconds",
+        "threads",
+        "prompts",
+        "base_model",
+    ):
         if key in card:
             value = card[key]
             if isinstance(value, float):
@@ -114,6 +128,10 @@ def readme(card: dict) -> str:
         lines += ["", "## Training metrics", "", "```json", json.dumps(card["metrics"], indent=2, default=str), "```"]
     if "config" in card:
         lines += ["", "## Config", "", "```json", json.dumps(card["config"], indent=2, default=str), "```"]
-    lines += ["", "Load it with `EmbeddedTextToImage(adapter=<this folder>)`, `pasta app --adapter <this folder>`, or",
-              "compare it with the base model with `pasta eval align --adapters <this folder>`.", ""]
+    lines += [
+        "",
+        "Load it with `EmbeddedTextToImage(adapter=<this folder>)`, `pasta app --adapter <this folder>`, or",
+        "compare it with the base model with `pasta eval align --adapters <this folder>`.",
+        "",
+    ]
     return "\n".join(lines)

@@ -83,21 +83,27 @@ def run(method: str, argv: list[str]) -> int:
         from pasta.align.dpok import train_dpok
 
         summary = train_dpok(model, reward, prompts, args.config, args.out, card=card, resume=args.resume)
-        print(f"DPOK: {summary['rounds']} rounds, {summary['images_seen']} images, reward "
-              f"{summary['reward_first_rounds']:.4f} -> {summary['reward_last_rounds']:.4f} (training rollouts), "
-              f"KL {summary['kl_trajectory_last_rounds']:.4g}, median round {summary['round_seconds_median']:.1f} s")
+        print(
+            f"DPOK: {summary['rounds']} rounds, {summary['images_seen']} images, reward "
+            f"{summary['reward_first_rounds']:.4f} -> {summary['reward_last_rounds']:.4f} (training rollouts), "
+            f"KL {summary['kl_trajectory_last_rounds']:.4g}, median round {summary['round_seconds_median']:.1f} s"
+        )
     elif method == "rwr":
         from pasta.align.rwr import train_rwr
 
         summary = train_rwr(model, reward, prompts, args.config, args.out, card=card)
-        print(f"RWR: {summary['gradient_steps']} steps on {summary['images_seen']} generated images, "
-              f"pre-training loss {summary['pretrain_loss_last']:.4f}")
+        print(
+            f"RWR: {summary['gradient_steps']} steps on {summary['images_seen']} generated images, "
+            f"pre-training loss {summary['pretrain_loss_last']:.4f}"
+        )
     else:
         from pasta.align.focus_n_fix import train_focus_n_fix
 
         summary = train_focus_n_fix(model, reward, prompts, args.config, args.out, card=card)
-        print(f"Focus-N-Fix: {summary['gradient_steps']} steps, reward gain on training items "
-              f"{summary['reward_gain_last_steps']:+.4f}, change outside the mask {summary['outside_abs_last_steps']:.4f}")
+        print(
+            f"Focus-N-Fix: {summary['gradient_steps']} steps, reward gain on training items "
+            f"{summary['reward_gain_last_steps']:+.4f}, change outside the mask {summary['outside_abs_last_steps']:.4f}"
+        )
     print(f"wrote {args.out} (see its README.md); compare with `pasta eval align --adapters {args.out}`")
     return 0
 

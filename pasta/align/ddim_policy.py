@@ -108,8 +108,9 @@ class DDIMPolicy:
         return ((mean - mean_ref) ** 2 / (2 * sigma**2)).mean(dim=(1, 2, 3))
 
     @torch.no_grad()
-    def rollout(self, unet, cond: Condition, noise: torch.Tensor, generator: torch.Generator | None = None,
-                ref_unet=None) -> Trajectory:
+    def rollout(
+        self, unet, cond: Condition, noise: torch.Tensor, generator: torch.Generator | None = None, ref_unet=None
+    ) -> Trajectory:
         """Sample x_T -> x_0 with the policy of `unet`, recording every state and the log-probability of every
         stochastic action; with `ref_unet` (a UNet, or "base" for a peft `unet` with its adapter disabled), also the
         per-step KL to that model's policy along the way."""
@@ -152,9 +153,16 @@ class Trajectory:
 
 
 @torch.no_grad()
-def estimate_kl(model: EmbeddedDiffusion, peft_unet, prompts: list[str], images_per_prompt: int = 2,
-                num_inference_steps: int = 20, eta: float = 1.0, guidance_scale: float | None = None,
-                seed: int = 0) -> dict:
+def estimate_kl(
+    model: EmbeddedDiffusion,
+    peft_unet,
+    prompts: list[str],
+    images_per_prompt: int = 2,
+    num_inference_steps: int = 20,
+    eta: float = 1.0,
+    guidance_scale: float | None = None,
+    seed: int = 0,
+) -> dict:
     """KL(adapted || base) of the sampling chains, estimated on chains of the adapted model: by the chain rule the
     sum over steps of E[KL(pi_theta(.|x_t) || pi_base(.|x_t))]; each Gaussian KL is averaged over dimensions, as
     the log-probabilities are."""
@@ -165,8 +173,13 @@ def estimate_kl(model: EmbeddedDiffusion, peft_unet, prompts: list[str], images_
     noise = torch.randn((len(cond), *model.sample_shape), generator=generator)
     trajectory = policy.rollout(peft_unet, cond, noise, generator, ref_unet="base")
     per_chain = trajectory.kl.sum(0)
-    return {"trajectory_kl_per_dim": float(per_chain.mean()), "std": float(per_chain.std()) if len(per_chain) > 1
-            else 0.0, "chains": len(per_chain), "num_inference_steps": num_inference_steps, "eta": eta,
-            "guidance_scale": w,
-            "definition": "sum over stochastic DDIM steps of the per-dimension Gaussian KL between the adapted and "
-                          "base policies, on chains sampled from the adapted model"}
+    return {
+        "trajectory_kl_per_dim": float(per_chain.mean()),
+        "std": float(per_chain.std()) if len(per_chain) > 1 else 0.0,
+        "chains": len(per_chain),
+        "num_inference_steps": num_inference_steps,
+        "eta": eta,
+        "guidance_scale": w,
+        "definition": "sum over stochastic DDIM steps of the per-dimension Gaussian KL between the adapted and "
+        "base policies, on chains sampled from the adapted model",
+    }

@@ -61,7 +61,12 @@ class EmbeddedDiffusion:
         from diffusers import DDPMScheduler
 
         self.t2i = EmbeddedTextToImage(folder, text=text, device=device, bfloat16=False)
-        self.folder, self.config, self.device, self.text = self.t2i.folder, self.t2i.config, self.t2i.device, self.t2i.text
+        self.folder, self.config, self.device, self.text = (
+            self.t2i.folder,
+            self.t2i.config,
+            self.t2i.device,
+            self.t2i.text,
+        )
         self.unet = self.t2i.base_unet
         self.unet.requires_grad_(False).eval()
         self.train_scheduler = DDPMScheduler.from_pretrained(self.folder / "scheduler")
@@ -69,8 +74,10 @@ class EmbeddedDiffusion:
         self.alphas_cumprod = self.train_scheduler.alphas_cumprod.to(torch.float32)
         self.prediction_type = str(self.train_scheduler.config.prediction_type)
         if self.prediction_type not in ("epsilon", "v_prediction"):
-            raise ValueError(f"{self.folder}/scheduler: prediction_type {self.prediction_type!r} is not supported "
-                             "(epsilon or v_prediction)")
+            raise ValueError(
+                f"{self.folder}/scheduler: prediction_type {self.prediction_type!r} is not supported "
+                "(epsilon or v_prediction)"
+            )
         self._uncond: Condition | None = None
         self._cache: dict[str, Condition] = {}
 
@@ -98,8 +105,11 @@ class EmbeddedDiffusion:
 
     def describe(self) -> dict:
         state = self.folder / "train_state.json"
-        return {"model_dir": str(self.folder), "unet_sha256_16": self.fingerprint(),
-                "train_state": state.read_text().strip() if state.exists() else None}
+        return {
+            "model_dir": str(self.folder),
+            "unet_sha256_16": self.fingerprint(),
+            "train_state": state.read_text().strip() if state.exists() else None,
+        }
 
     # -------------------------------------------------------------------------------------- conditioning
 
@@ -123,8 +133,9 @@ class EmbeddedDiffusion:
     def output(self, unet, x: torch.Tensor, t: torch.Tensor | int, cond: Condition) -> torch.Tensor:
         """The UNet's own prediction (epsilon or v, `prediction_type`), conditional, no guidance."""
         t = torch.as_tensor(t, device=x.device).expand(len(x)) if torch.as_tensor(t).ndim == 0 else t
-        return unet(x, t, encoder_hidden_states=cond.tokens, class_labels=cond.pooled,
-                    encoder_attention_mask=cond.mask).sample
+        return unet(
+            x, t, encoder_hidden_states=cond.tokens, class_labels=cond.pooled, encoder_attention_mask=cond.mask
+        ).sample
 
     def target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """What `output` is trained to predict for x_t = sqrt(abar) x0 + sqrt(1 - abar) noise."""
@@ -138,8 +149,9 @@ class EmbeddedDiffusion:
         abar = abar.view(-1, 1, 1, 1) if abar.ndim else abar
         return abar.sqrt() * out + (1 - abar).sqrt() * x
 
-    def guided_output(self, unet, x: torch.Tensor, t: torch.Tensor | int, cond: Condition,
-                      guidance_scale: float) -> torch.Tensor:
+    def guided_output(
+        self, unet, x: torch.Tensor, t: torch.Tensor | int, cond: Condition, guidance_scale: float
+    ) -> torch.Tensor:
         """Classifier-free guidance on the UNet's output, as the app computes it (`embedded_t2i.guided_output`)."""
         return guided_output(unet, x, t, cond.astuple(), self.unconditional(len(x)).astuple(), guidance_scale)
 
@@ -149,11 +161,27 @@ class EmbeddedDiffusion:
         """The app's sampler, configured exactly as `EmbeddedTextToImage` configures it."""
         return new_sampler(self.folder)
 
-    def app_sample(self, unet, noise: torch.Tensor, cond: Condition, *, grad_last_steps: int = 0,
-                   num_inference_steps: int | None = None, guidance_scale: float | None = None) -> torch.Tensor:
+    def app_sample(
+        self,
+        unet,
+        noise: torch.Tensor,
+        cond: Condition,
+        *,
+        grad_last_steps: int = 0,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+    ) -> torch.Tensor:
         """The app's sampling loop (`embedded_t2i.denoise`) from `noise` with `unet`, differentiable through its last
         `grad_last_steps` steps. Returns the final sample."""
         steps = num_inference_steps or self.config.num_inference_steps
         w = self.config.guidance_scale if guidance_scale is None else guidance_scale
-        return denoise(unet, self.app_scheduler(), noise, cond.astuple(), self.unconditional(len(noise)).astuple(),
-                       steps, w, grad_last_steps)
+        return denoise(
+            unet,
+            self.app_scheduler(),
+            noise,
+            cond.astuple(),
+            self.unconditional(len(noise)).astuple(),
+            steps,
+            w,
+            grad_last_steps,
+        )

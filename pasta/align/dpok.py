@@ -114,15 +114,18 @@ class DPOKConfig:
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             values = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
-            raise ValueError(f"invalid DPOK config: {values} (steps >= 2, eta/lr/grad_clip > 0, 0 < ratio_clip < 1, "
-                             "weights >= 0, sizes >= 1)")
+            raise ValueError(
+                f"invalid DPOK config: {values} (steps >= 2, eta/lr/grad_clip > 0, 0 < ratio_clip < 1, "
+                "weights >= 0, sizes >= 1)"
+            )
 
     @classmethod
     def embedded(cls, **overrides) -> DPOKConfig:
         """The project's preset for the embedded 32x32 CPU model: the app's guidance (3.0), 20 DDIM steps, a learning
         rate for a budget of minutes rather than GPU-days, and the per-prompt baseline (see `prompt_baseline`)."""
-        preset = dict(num_inference_steps=20, guidance_scale=3.0, lr=3e-4, grad_clip=1.0, policy_steps=8,
-                      prompt_baseline=True)
+        preset = dict(
+            num_inference_steps=20, guidance_scale=3.0, lr=3e-4, grad_clip=1.0, policy_steps=8, prompt_baseline=True
+        )
         return replace(cls(), **{**preset, **overrides})
 
 
@@ -167,7 +170,9 @@ class DPOK:
         """Sample one round of images with the current policy, score them and add them to the buffer."""
         c = self.config
         if prompts is None:
-            picks = self.rng.choice(len(self.prompts), c.prompts_per_round, replace=len(self.prompts) < c.prompts_per_round)
+            picks = self.rng.choice(
+                len(self.prompts), c.prompts_per_round, replace=len(self.prompts) < c.prompts_per_round
+            )
             prompts = [self.prompts[int(i)] for i in picks for _ in range(c.images_per_prompt)]
         cond = self.model.condition(prompts)
         noise = torch.randn((len(prompts), *self.model.sample_shape), generator=self.generator)
@@ -219,8 +224,13 @@ class DPOK:
         with torch.no_grad():
             mean_base = self.policy.mean_from_output(batch.x_t, out_base, batch.step)
             kl_step = self.policy.kl_to(mean.detach(), mean_base, batch.step)
-        parts = {"ratio": ratio.detach(), "advantage": advantage, "kl_regularizer": kl_reg.detach(),
-                 "kl_per_step": kl_step, "in_band": ((ratio - 1).abs() <= c.ratio_clip).float().mean().detach()}
+        parts = {
+            "ratio": ratio.detach(),
+            "advantage": advantage,
+            "kl_regularizer": kl_reg.detach(),
+            "kl_per_step": kl_step,
+            "in_band": ((ratio - 1).abs() <= c.ratio_clip).float().mean().detach(),
+        }
         return loss, parts
 
     def update_policy(self, newest: int | None = None) -> dict:
@@ -234,9 +244,15 @@ class DPOK:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable_parameters(self.unet), c.grad_clip)
             self.optimizer.step()
-            logs.append({"loss": loss.item(), "ratio_mean": float(parts["ratio"].mean()),
-                         "in_band": float(parts["in_band"]), "kl_regularizer": float(parts["kl_regularizer"].mean()),
-                         "kl_per_step": float(parts["kl_per_step"].mean())})
+            logs.append(
+                {
+                    "loss": loss.item(),
+                    "ratio_mean": float(parts["ratio"].mean()),
+                    "in_band": float(parts["in_band"]),
+                    "kl_regularizer": float(parts["kl_regularizer"].mean()),
+                    "kl_per_step": float(parts["kl_per_step"].mean()),
+                }
+            )
         self.unet.eval()
         return {k: float(np.mean([log[k] for log in logs])) for k in logs[0]} if logs else {}
 
@@ -251,10 +267,17 @@ class DPOK:
         t2 = time.perf_counter()
         self.rounds_done += 1
         n_steps = len(self.policy.stochastic_steps)
-        log = {"round": self.rounds_done, "reward_mean": float(out["rewards"].mean()),
-               "reward_std": float(out["rewards"].std()), "value_loss": value_loss, **policy,
-               "kl_trajectory": policy.get("kl_per_step", math.nan) * n_steps,
-               "sample_seconds": t1 - t0, "update_seconds": t2 - t1, "round_seconds": t2 - t0}
+        log = {
+            "round": self.rounds_done,
+            "reward_mean": float(out["rewards"].mean()),
+            "reward_std": float(out["rewards"].std()),
+            "value_loss": value_loss,
+            **policy,
+            "kl_trajectory": policy.get("kl_per_step", math.nan) * n_steps,
+            "sample_seconds": t1 - t0,
+            "update_seconds": t2 - t1,
+            "round_seconds": t2 - t0,
+        }
         self.history.append(log)
         return log
 
@@ -284,13 +307,21 @@ class DPOK:
     def trainer_state(self, seconds: float) -> dict:
         from peft import get_peft_model_state_dict
 
-        return {"config": self.config_json(),
-                "lora": get_peft_model_state_dict(self.unet), "value": self.value.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "value_optimizer": self.value_optimizer.state_dict(),
-                "buffer": self.buffer.items, "generator": self.generator.get_state(),
-                "torch_rng": torch.get_rng_state(), "numpy_rng": self.rng.bit_generator.state,
-                "rounds_done": self.rounds_done, "images_seen": self.images_seen, "history": self.history,
-                "seconds": seconds}
+        return {
+            "config": self.config_json(),
+            "lora": get_peft_model_state_dict(self.unet),
+            "value": self.value.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "value_optimizer": self.value_optimizer.state_dict(),
+            "buffer": self.buffer.items,
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": self.rng.bit_generator.state,
+            "rounds_done": self.rounds_done,
+            "images_seen": self.images_seen,
+            "history": self.history,
+            "seconds": seconds,
+        }
 
     def resume(self, folder: str | Path) -> DPOK:
         """Load `folder/trainer_state.pt` (written by `save`) and continue from its round. The config must match the
@@ -302,12 +333,16 @@ class DPOK:
             raise FileNotFoundError(f"cannot resume: {path} does not exist (written by `pasta align dpok` on save)")
         state = torch.load(path, map_location="cpu", weights_only=False)
         mine = self.config_json()
-        changed = sorted(k for k in set(mine) | set(state["config"])
-                         if k not in RESUMABLE_FIELDS and mine.get(k) != state["config"].get(k))
+        changed = sorted(
+            k
+            for k in set(mine) | set(state["config"])
+            if k not in RESUMABLE_FIELDS and mine.get(k) != state["config"].get(k)
+        )
         if changed:
             details = ", ".join(f"{k}: saved {state['config'].get(k)!r}, now {mine.get(k)!r}" for k in changed)
-            raise ValueError(f"cannot resume {path}: the config differs ({details}); only "
-                             f"{', '.join(RESUMABLE_FIELDS)} may change")
+            raise ValueError(
+                f"cannot resume {path}: the config differs ({details}); only {', '.join(RESUMABLE_FIELDS)} may change"
+            )
         result = set_peft_model_state_dict(self.unet, state["lora"])
         if getattr(result, "unexpected_keys", None):
             raise ValueError(f"cannot resume {path}: LoRA weights do not fit this UNet ({result.unexpected_keys[:3]})")
@@ -324,33 +359,41 @@ class DPOK:
 
     def summary(self, seconds: float) -> dict:
         h = self.history
-        tail = h[-max(1, len(h) // 10):] if h else []
+        tail = h[-max(1, len(h) // 10) :] if h else []
         head = h[: max(1, len(h) // 10)] if h else []
         mean = lambda rows, k: float(np.mean([r[k] for r in rows])) if rows else math.nan  # noqa: E731
-        return {"rounds": self.rounds_done, "images_seen": self.images_seen,
-                "policy_gradient_steps": self.rounds_done * self.config.policy_steps,
-                "reward_first_rounds": mean(head, "reward_mean"), "reward_last_rounds": mean(tail, "reward_mean"),
-                "kl_trajectory_last_rounds": mean(tail, "kl_trajectory"),
-                "kl_regularizer_last_rounds": mean(tail, "kl_regularizer"),
-                "round_seconds_median": float(np.median([r["round_seconds"] for r in h])) if h else math.nan,
-                "train_seconds": seconds, "threads": torch.get_num_threads()}
+        return {
+            "rounds": self.rounds_done,
+            "images_seen": self.images_seen,
+            "policy_gradient_steps": self.rounds_done * self.config.policy_steps,
+            "reward_first_rounds": mean(head, "reward_mean"),
+            "reward_last_rounds": mean(tail, "reward_mean"),
+            "kl_trajectory_last_rounds": mean(tail, "kl_trajectory"),
+            "kl_regularizer_last_rounds": mean(tail, "kl_regularizer"),
+            "round_seconds_median": float(np.median([r["round_seconds"] for r in h])) if h else math.nan,
+            "train_seconds": seconds,
+            "threads": torch.get_num_threads(),
+        }
 
     def save(self, out: str | Path, seconds: float, card: dict | None = None) -> Path:
         s = self.summary(seconds)
         full = {
             "method": "dpok",
             "summary": "DPOK (Fan et al. 2023): online policy gradient on the DDIM (eta > 0) sampler with a value "
-                       "baseline, a clamped importance ratio and a KL penalty to the frozen base model.",
+            "baseline, a clamped importance ratio and a KL penalty to the frozen base model.",
             "reward": self.reward.spec,
             "reward_held_out_accuracy": self.reward.held_out_accuracy(),
             "steps": {"rounds": s["rounds"], "policy_gradient_steps": s["policy_gradient_steps"]},
             "images_seen": s["images_seen"],
-            "kl": {**estimate_kl(self.model, self.unet, list(dict.fromkeys(self.prompts))[:8], seed=self.config.seed),
-                   "trajectory_estimate_training": s["kl_trajectory_last_rounds"],
-                   "regularizer_mean_sq_eps_diff": s["kl_regularizer_last_rounds"],
-                   "definition_training": "sum over stochastic DDIM steps of the per-dimension Gaussian KL between "
-                                          "the adapted and base policies, on replayed transitions of the last rounds"},
-            "train_seconds": s["train_seconds"], "threads": s["threads"],
+            "kl": {
+                **estimate_kl(self.model, self.unet, list(dict.fromkeys(self.prompts))[:8], seed=self.config.seed),
+                "trajectory_estimate_training": s["kl_trajectory_last_rounds"],
+                "regularizer_mean_sq_eps_diff": s["kl_regularizer_last_rounds"],
+                "definition_training": "sum over stochastic DDIM steps of the per-dimension Gaussian KL between "
+                "the adapted and base policies, on replayed transitions of the last rounds",
+            },
+            "train_seconds": s["train_seconds"],
+            "threads": s["threads"],
             "base_model": self.model.describe(),
             "metrics": s,
             "history": self.history,
@@ -364,9 +407,16 @@ class DPOK:
         return folder
 
 
-def train_dpok(model: EmbeddedDiffusion, reward: Reward, prompts: list[str], config: DPOKConfig | None = None,
-               out: str | Path | None = None, progress: bool = True, card: dict | None = None,
-               resume: bool = False) -> dict:
+def train_dpok(
+    model: EmbeddedDiffusion,
+    reward: Reward,
+    prompts: list[str],
+    config: DPOKConfig | None = None,
+    out: str | Path | None = None,
+    progress: bool = True,
+    card: dict | None = None,
+    resume: bool = False,
+) -> dict:
     """Run DPOK and write the adapter (with its model card) to `out`; returns the training summary. With `resume`,
     continue from `out`'s trainer state when there is one (and start fresh when there is none)."""
     trainer = DPOK(model, reward, prompts, config)

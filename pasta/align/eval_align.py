@@ -125,12 +125,17 @@ def bench_dpok_round(model_dir: Path | None, reward, prompts: list[str], threads
         logs = [trainer.round() for _ in range(repeats)]
     finally:
         torch.set_num_threads(previous)
-    return {"median_seconds": statistics.median(r["round_seconds"] for r in logs),
-            "sample_seconds": statistics.median(r["sample_seconds"] for r in logs),
-            "update_seconds": statistics.median(r["update_seconds"] for r in logs),
-            "images": trainer.config.prompts_per_round * trainer.config.images_per_prompt,
-            "policy_steps": trainer.config.policy_steps, "policy_batch": trainer.config.policy_batch,
-            "num_inference_steps": trainer.config.num_inference_steps, "threads": threads, "repeats": repeats}
+    return {
+        "median_seconds": statistics.median(r["round_seconds"] for r in logs),
+        "sample_seconds": statistics.median(r["sample_seconds"] for r in logs),
+        "update_seconds": statistics.median(r["update_seconds"] for r in logs),
+        "images": trainer.config.prompts_per_round * trainer.config.images_per_prompt,
+        "policy_steps": trainer.config.policy_steps,
+        "policy_batch": trainer.config.policy_batch,
+        "num_inference_steps": trainer.config.num_inference_steps,
+        "threads": threads,
+        "repeats": repeats,
+    }
 
 
 def evaluate_align(cfg: EvalAlignConfig, progress: bool = True) -> dict:
@@ -173,28 +178,35 @@ def evaluate_align(cfg: EvalAlignConfig, progress: bool = True) -> dict:
 
     def score(pixels: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return torch.cat([reward(pixels[i : i + 64], per_image_texts[i : i + 64]) for i in range(0, len(pixels), 64)])
+            return torch.cat(
+                [reward(pixels[i : i + 64], per_image_texts[i : i + 64]) for i in range(0, len(pixels), 64)]
+            )
 
     base = render("base")
     base_reward = score(base)
     base_acc = attribute_accuracy(classifier, base, wanted)
-    mask = problem_mask(reward, base, per_image_texts, cfg.mask_fraction, cfg.mask_smoothing) if \
-        reward.differentiable else torch.zeros_like(base[:, :1])
+    mask = (
+        problem_mask(reward, base, per_image_texts, cfg.mask_fraction, cfg.mask_smoothing)
+        if reward.differentiable
+        else torch.zeros_like(base[:, :1])
+    )
     ceiling = real_image_reward(reward, prompts, cfg.seed)
 
     def describe(pixels: torch.Tensor, r: torch.Tensor, acc: dict[str, np.ndarray]) -> dict:
         diff = (pixels - base).abs()
-        outside = ((diff * (1 - mask)).sum(dim=(1, 2, 3)) / (3 * (1 - mask).sum(dim=(1, 2, 3))).clamp_min(1))
-        inside = ((diff * mask).sum(dim=(1, 2, 3)) / (3 * mask.sum(dim=(1, 2, 3))).clamp_min(1))
+        outside = (diff * (1 - mask)).sum(dim=(1, 2, 3)) / (3 * (1 - mask).sum(dim=(1, 2, 3))).clamp_min(1)
+        inside = (diff * mask).sum(dim=(1, 2, 3)) / (3 * mask.sum(dim=(1, 2, 3))).clamp_min(1)
         gain = float(r.mean() - base_reward.mean())
         mean_acc = float(np.mean([acc[a].mean() for a in REQUESTED]))
         base_mean_acc = float(np.mean([base_acc[a].mean() for a in REQUESTED]))
         return {
-            "reward_mean": float(r.mean()), "reward_std": float(r.std()),
+            "reward_mean": float(r.mean()),
+            "reward_std": float(r.std()),
             "reward_gain": gain,
             "reward_gain_relative": gain / max(abs(float(base_reward.mean())), 1e-8),
-            "reward_gap_closed": gain / (ceiling - float(base_reward.mean())) if ceiling is not None and
-            ceiling > float(base_reward.mean()) else None,
+            "reward_gap_closed": gain / (ceiling - float(base_reward.mean()))
+            if ceiling is not None and ceiling > float(base_reward.mean())
+            else None,
             "share_images_improved": float((r > base_reward).float().mean()),
             "attribute_accuracy": {a: float(acc[a].mean()) for a in REQUESTED},
             "attribute_accuracy_mean": mean_acc,
@@ -213,9 +225,13 @@ def evaluate_align(cfg: EvalAlignConfig, progress: bool = True) -> dict:
         t2i.load_adapter(a)  # the app's path; replaces the previous adapter
         pixels = render(a.name)
         r = score(pixels)
-        entry = {**describe(pixels, r, attribute_accuracy(classifier, pixels, wanted)), "adapter": str(a),
-                 "method": cards[str(a)].get("method", a.name), "card_reward": cards[str(a)].get("reward"),
-                 "render_seconds": time.perf_counter() - t0}
+        entry = {
+            **describe(pixels, r, attribute_accuracy(classifier, pixels, wanted)),
+            "adapter": str(a),
+            "method": cards[str(a)].get("method", a.name),
+            "card_reward": cards[str(a)].get("reward"),
+            "render_seconds": time.perf_counter() - t0,
+        }
         if diffusion is not None:
             peft_unet = load_adapter(diffusion.unet, a)
             entry["kl"] = estimate_kl(diffusion, peft_unet, texts[: cfg.kl_prompts], seed=cfg.seed)
@@ -233,11 +249,19 @@ def evaluate_align(cfg: EvalAlignConfig, progress: bool = True) -> dict:
     targets = compute_targets(results, bench)
     agreement = reward_judge_agreement(base_reward, base_acc)
     metrics = {
-        "model_dir": str(t2i.folder), "base_model": diffusion.describe() if diffusion else None,
-        "reward": reward.spec, "reward_metrics": reward.metrics(), "reward_real_image_ceiling": ceiling,
-        "n_prompts": cfg.n_prompts, "images_per_prompt": cfg.images_per_prompt, "seed": cfg.seed,
-        "mask_fraction": cfg.mask_fraction, "reward_judge_agreement_on_base_images": agreement,
-        "results": results, "dpok_round": bench, "targets": targets,
+        "model_dir": str(t2i.folder),
+        "base_model": diffusion.describe() if diffusion else None,
+        "reward": reward.spec,
+        "reward_metrics": reward.metrics(),
+        "reward_real_image_ceiling": ceiling,
+        "n_prompts": cfg.n_prompts,
+        "images_per_prompt": cfg.images_per_prompt,
+        "seed": cfg.seed,
+        "mask_fraction": cfg.mask_fraction,
+        "reward_judge_agreement_on_base_images": agreement,
+        "results": results,
+        "dpok_round": bench,
+        "targets": targets,
         "all_targets_pass": all(t["pass"] for t in targets.values() if t["pass"] is not None),
         "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()},
         "config": json.loads(json.dumps(asdict(cfg), default=str)),
@@ -245,9 +269,9 @@ def evaluate_align(cfg: EvalAlignConfig, progress: bool = True) -> dict:
             "reward_gain_relative": "(mean reward of the adapter - of the base) / |mean reward of the base|",
             "reward_gap_closed": "gain / (reward of real composed images with the prompts' attributes - base reward)",
             "attribute_accuracy_change_points": "100 x change of the mean accuracy over the five requested "
-                                                "attributes, read by the attribute classifier",
+            "attributes, read by the attribute classifier",
             "pixel_change_*_abs": "mean |adapter - base| per pixel and channel in [-1, 1] units, same noise, inside "
-                                  "or outside the reward-saliency mask of the base image",
+            "or outside the reward-saliency mask of the base image",
             "kl": "DDIM (eta = 1) chain KL(adapter || base), see pasta.align.ddim_policy.estimate_kl",
         },
     }
@@ -266,8 +290,11 @@ def reward_judge_agreement(reward: torch.Tensor, accuracy: dict[str, np.ndarray]
     correct = np.sum([accuracy[a] for a in REQUESTED], axis=0)
     rho = spearmanr(reward.numpy(), correct).statistic if len(np.unique(correct)) > 1 else float("nan")
     by_count = {int(k): float(reward[torch.as_tensor(correct == k)].mean()) for k in np.unique(correct)}
-    return {"spearman_reward_vs_correct_attributes": float(rho), "mean_reward_by_correct_attributes": by_count,
-            "images": int(len(correct))}
+    return {
+        "spearman_reward_vs_correct_attributes": float(rho),
+        "mean_reward_by_correct_attributes": by_count,
+        "images": int(len(correct)),
+    }
 
 
 def _by_method(results: dict, method: str) -> dict | None:
@@ -292,7 +319,8 @@ def compute_targets(results: dict, bench: dict | None) -> dict:
         t["focus_outside_change_vs_dpok"]["reward_gains"] = {"dpok": dpok["reward_gain"], "focus": focus["reward_gain"]}
         per_gain = [r["outside_change_per_reward_gain"] for r in (focus, dpok)]
         t["focus_outside_change_vs_dpok"]["per_unit_reward_gain_ratio"] = (
-            per_gain[0] / per_gain[1] if None not in per_gain and per_gain[1] > 0 else None)
+            per_gain[0] / per_gain[1] if None not in per_gain and per_gain[1] > 0 else None
+        )
     if bench:
         s = bench["median_seconds"]
         target("dpok_round_seconds", s, s <= TARGETS["dpok_round_seconds"])
@@ -332,8 +360,15 @@ def plot_summary(results: dict, ceiling: float | None, path: Path) -> None:
     plt.close(fig)
 
 
-def contact_sheet(images: dict[str, torch.Tensor], mask: torch.Tensor, texts: list[str], per_prompt: int,
-                  path: Path, rows: int = 8, cell: int = 96) -> None:
+def contact_sheet(
+    images: dict[str, torch.Tensor],
+    mask: torch.Tensor,
+    texts: list[str],
+    per_prompt: int,
+    path: Path,
+    rows: int = 8,
+    cell: int = 96,
+) -> None:
     """One row per prompt (first image): base, its problem mask, then each adapter."""
     from PIL import Image, ImageDraw
 
@@ -366,15 +401,19 @@ def contact_sheet(images: dict[str, torch.Tensor], mask: torch.Tensor, texts: li
 
 def print_table(metrics: dict) -> None:
     res = metrics["results"]
-    print(f"\n{'model':<10}{'reward':>9}{'gain %':>9}{'gap %':>8}{'attr acc':>10}{'d pts':>8}"
-          f"{'|d| in':>9}{'|d| out':>9}{'KL':>10}")
+    print(
+        f"\n{'model':<10}{'reward':>9}{'gain %':>9}{'gap %':>8}{'attr acc':>10}{'d pts':>8}"
+        f"{'|d| in':>9}{'|d| out':>9}{'KL':>10}"
+    )
     for name, r in res.items():
         gap = r["reward_gap_closed"]
         kl = r.get("kl", {}).get("trajectory_kl_per_dim") if r.get("kl") else None
-        print(f"{name:<10}{r['reward_mean']:>9.4f}{100 * r['reward_gain_relative']:>9.1f}"
-              f"{(100 * gap if gap is not None else float('nan')):>8.1f}{100 * r['attribute_accuracy_mean']:>10.1f}"
-              f"{r['attribute_accuracy_change_points']:>8.1f}{r['pixel_change_inside_mask_abs']:>9.4f}"
-              f"{r['pixel_change_outside_mask_abs']:>9.4f}{(kl if kl is not None else float('nan')):>10.4g}")
+        print(
+            f"{name:<10}{r['reward_mean']:>9.4f}{100 * r['reward_gain_relative']:>9.1f}"
+            f"{(100 * gap if gap is not None else float('nan')):>8.1f}{100 * r['attribute_accuracy_mean']:>10.1f}"
+            f"{r['attribute_accuracy_change_points']:>8.1f}{r['pixel_change_inside_mask_abs']:>9.4f}"
+            f"{r['pixel_change_outside_mask_abs']:>9.4f}{(kl if kl is not None else float('nan')):>10.4g}"
+        )
     print("\ntargets:")
     for name, t in metrics["targets"].items():
         status = "yes" if t["pass"] else "NO"
@@ -392,7 +431,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pasta eval align: error: {error}", file=sys.stderr)
         return 2
     print_table(metrics)
-    print(f"wrote {cfg.out_dir / 'metrics.json'}, {cfg.out_dir / 'summary.png'} and {cfg.out_dir / 'contact_sheet.png'}")
+    print(
+        f"wrote {cfg.out_dir / 'metrics.json'}, {cfg.out_dir / 'summary.png'} and {cfg.out_dir / 'contact_sheet.png'}"
+    )
     return 1 if cfg.strict and not metrics["all_targets_pass"] else 0
 
 

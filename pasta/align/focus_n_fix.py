@@ -86,8 +86,9 @@ def saliency(reward: Reward, pixels: torch.Tensor, prompts: list[str], smoothing
     return F.avg_pool2d(s, smoothing, stride=1, padding=smoothing // 2, count_include_pad=False)
 
 
-def problem_mask(reward: Reward, pixels: torch.Tensor, prompts: list[str], fraction: float = 0.25,
-                 smoothing: int = 5) -> torch.Tensor:
+def problem_mask(
+    reward: Reward, pixels: torch.Tensor, prompts: list[str], fraction: float = 0.25, smoothing: int = 5
+) -> torch.Tensor:
     """[N,1,H,W] in {0, 1}: the top `fraction` of each image's pixels by reward saliency."""
     s = saliency(reward, pixels, prompts, smoothing).flatten(1)
     k = max(1, int(round(fraction * s.shape[1])))
@@ -105,20 +106,23 @@ def outside_change(pixels: torch.Tensor, base: torch.Tensor, mask: torch.Tensor,
 class FocusNFix:
     """The trainer: the LoRA-adapted UNet, and per (prompt, seed) the base image and its problem mask."""
 
-    def __init__(self, model: EmbeddedDiffusion, reward: Reward, prompts: list[str],
-                 config: FocusNFixConfig | None = None) -> None:
+    def __init__(
+        self, model: EmbeddedDiffusion, reward: Reward, prompts: list[str], config: FocusNFixConfig | None = None
+    ) -> None:
         if not prompts:
             raise ValueError("Focus-N-Fix needs at least one training prompt")
         if not reward.differentiable:
-            raise ValueError(f"Focus-N-Fix backpropagates through the reward, and {reward.spec!r} is not "
-                             "differentiable")
+            raise ValueError(
+                f"Focus-N-Fix backpropagates through the reward, and {reward.spec!r} is not differentiable"
+            )
         self.model, self.reward = model, reward
         self.config = c = config or FocusNFixConfig()
         torch.manual_seed(c.seed)
         self.generator = torch.Generator().manual_seed(c.seed)
         chosen = list(prompts)[: c.max_prompts]
-        self.items = [(p, c.seed * 1_000_003 + 7919 * i + j) for i, p in enumerate(chosen)
-                      for j in range(c.seeds_per_prompt)]
+        self.items = [
+            (p, c.seed * 1_000_003 + 7919 * i + j) for i, p in enumerate(chosen) for j in range(c.seeds_per_prompt)
+        ]
         self.unet = add_lora(model.unet, c.lora)
         self.optimizer = torch.optim.Adam(trainable_parameters(self.unet), lr=c.lr)
         self._base: dict[int, tuple[torch.Tensor, torch.Tensor, float]] = {}
@@ -140,8 +144,11 @@ class FocusNFix:
             masks = problem_mask(self.reward, pixels, prompts, self.config.mask_fraction, self.config.mask_smoothing)
             for k, i in enumerate(todo):
                 self._base[i] = (pixels[k], masks[k], float(r[k]))
-        return (torch.stack([self._base[i][0] for i in index]), torch.stack([self._base[i][1] for i in index]),
-                torch.tensor([self._base[i][2] for i in index]))
+        return (
+            torch.stack([self._base[i][0] for i in index]),
+            torch.stack([self._base[i][1] for i in index]),
+            torch.tensor([self._base[i][2] for i in index]),
+        )
 
     def loss(self, index: list[int]) -> tuple[torch.Tensor, dict]:
         c = self.config
@@ -155,9 +162,13 @@ class FocusNFix:
         loss = -r.mean() + c.outside_weight * outside.mean()
         with torch.no_grad():
             inside = ((pixels - base).abs() * mask).sum(dim=(1, 2, 3)) / (3 * mask.sum(dim=(1, 2, 3))).clamp_min(1)
-        return loss, {"reward": r.detach(), "base_reward": base_reward, "outside_sq": outside.detach(),
-                      "outside_abs": outside_change(pixels.detach(), base, mask, squared=False),
-                      "inside_abs": inside}
+        return loss, {
+            "reward": r.detach(),
+            "base_reward": base_reward,
+            "outside_sq": outside.detach(),
+            "outside_abs": outside_change(pixels.detach(), base, mask, squared=False),
+            "inside_abs": inside,
+        }
 
     def step(self) -> dict:
         c = self.config
@@ -170,9 +181,14 @@ class FocusNFix:
         self.optimizer.step()
         self.unet.eval()
         self.steps_done += 1
-        log = {"step": self.steps_done, "loss": loss.item(), "reward": float(parts["reward"].mean()),
-               "reward_gain": float((parts["reward"] - parts["base_reward"]).mean()),
-               "outside_abs": float(parts["outside_abs"].mean()), "inside_abs": float(parts["inside_abs"].mean())}
+        log = {
+            "step": self.steps_done,
+            "loss": loss.item(),
+            "reward": float(parts["reward"].mean()),
+            "reward_gain": float((parts["reward"] - parts["base_reward"]).mean()),
+            "outside_abs": float(parts["outside_abs"].mean()),
+            "inside_abs": float(parts["inside_abs"].mean()),
+        }
         self.history.append(log)
         return log
 
@@ -186,33 +202,51 @@ class FocusNFix:
             bar.set_postfix(gain=f"{log['reward_gain']:.3f}", outside=f"{log['outside_abs']:.4f}")
         bar.close()
         seconds = time.perf_counter() - start
-        tail = self.history[-max(1, len(self.history) // 10):]
+        tail = self.history[-max(1, len(self.history) // 10) :]
         mean = lambda k: float(np.mean([h[k] for h in tail])) if tail else math.nan  # noqa: E731
-        summary = {"gradient_steps": self.steps_done, "items": len(self.items),
-                   "reward_gain_last_steps": mean("reward_gain"), "outside_abs_last_steps": mean("outside_abs"),
-                   "inside_abs_last_steps": mean("inside_abs"), "train_seconds": seconds,
-                   "threads": torch.get_num_threads()}
+        summary = {
+            "gradient_steps": self.steps_done,
+            "items": len(self.items),
+            "reward_gain_last_steps": mean("reward_gain"),
+            "outside_abs_last_steps": mean("outside_abs"),
+            "inside_abs_last_steps": mean("inside_abs"),
+            "train_seconds": seconds,
+            "threads": torch.get_num_threads(),
+        }
         if out:
             from pasta.align.ddim_policy import estimate_kl
 
             full = {
                 "method": "focus",
                 "summary": "Focus-N-Fix (region-aware): from the base model's initial noise, raise the reward while "
-                           "a saliency mask of the problem region restricts change; outside it the image stays close "
-                           "to the base image.",
-                "reward": self.reward.spec, "reward_held_out_accuracy": self.reward.held_out_accuracy(),
-                "steps": {"gradient_steps": self.steps_done}, "images_seen": self.steps_done * c.batch_size,
-                "kl": estimate_kl(self.model, self.unet, [p for p, _ in self.items[:: c.seeds_per_prompt]][:8],
-                                  seed=c.seed),
-                "train_seconds": seconds, "threads": summary["threads"], "base_model": self.model.describe(),
-                "metrics": summary, "history": self.history,
-                "config": json.loads(json.dumps(asdict(c), default=str)), **(card or {}),
+                "a saliency mask of the problem region restricts change; outside it the image stays close "
+                "to the base image.",
+                "reward": self.reward.spec,
+                "reward_held_out_accuracy": self.reward.held_out_accuracy(),
+                "steps": {"gradient_steps": self.steps_done},
+                "images_seen": self.steps_done * c.batch_size,
+                "kl": estimate_kl(
+                    self.model, self.unet, [p for p, _ in self.items[:: c.seeds_per_prompt]][:8], seed=c.seed
+                ),
+                "train_seconds": seconds,
+                "threads": summary["threads"],
+                "base_model": self.model.describe(),
+                "metrics": summary,
+                "history": self.history,
+                "config": json.loads(json.dumps(asdict(c), default=str)),
+                **(card or {}),
             }
             save_adapter(self.unet, out, full)
         return summary
 
 
-def train_focus_n_fix(model: EmbeddedDiffusion, reward: Reward, prompts: list[str],
-                      config: FocusNFixConfig | None = None, out: str | Path | None = None, progress: bool = True,
-                      card: dict | None = None) -> dict:
+def train_focus_n_fix(
+    model: EmbeddedDiffusion,
+    reward: Reward,
+    prompts: list[str],
+    config: FocusNFixConfig | None = None,
+    out: str | Path | None = None,
+    progress: bool = True,
+    card: dict | None = None,
+) -> dict:
     return FocusNFix(model, reward, prompts, config).train(out, progress, card)

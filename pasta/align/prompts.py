@@ -22,8 +22,10 @@ MAX_PROMPTS = 100_000
 def evaluation_style_prompt(attrs: fashion.Attributes) -> str:
     """The phrasing of `fashion.evaluation_prompts` for any attributes."""
     bg = fashion.BACKGROUND_PHRASES[attrs.background][0].removeprefix("on ").removeprefix("against ")
-    return f"{fashion.STYLE_SUFFIXES[attrs.style][1]}: {attrs.colour} {attrs.garment} with " \
-           f"{fashion.PATTERN_NOUNS[attrs.pattern][0]}, {bg}"
+    return (
+        f"{fashion.STYLE_SUFFIXES[attrs.style][1]}: {attrs.colour} {attrs.garment} with "
+        f"{fashion.PATTERN_NOUNS[attrs.pattern][0]}, {bg}"
+    )
 
 
 def full_caption(attrs: fashion.Attributes, rng: np.random.Generator) -> str:
@@ -78,8 +80,9 @@ def load_prompts(spec: str | Path) -> list[str]:
         try:
             n, seed = int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
         except ValueError:
-            raise ValueError(f"--prompts {spec!r}: expected {kind}:N or {kind}:N:SEED with integers, "
-                             "optionally @garment,garment") from None
+            raise ValueError(
+                f"--prompts {spec!r}: expected {kind}:N or {kind}:N:SEED with integers, optionally @garment,garment"
+            ) from None
         if not 1 <= n <= MAX_PROMPTS:
             raise ValueError(f"--prompts {spec!r}: N must be between 1 and {MAX_PROMPTS}")
         if kind == "train":

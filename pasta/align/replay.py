@@ -56,8 +56,15 @@ class ReplayBuffer:
     def add(self, states: torch.Tensor, log_probs: torch.Tensor, rewards: torch.Tensor, prompts: list[str]) -> None:
         means = {p: float(np.mean([float(r) for r, q in zip(rewards, prompts) if q == p])) for p in set(prompts)}
         for n, prompt in enumerate(prompts):
-            self.items.append((states[:, n].clone(), log_probs[:, n].clone(), float(rewards[n]), prompt,
-                               float(rewards[n]) - means[prompt]))
+            self.items.append(
+                (
+                    states[:, n].clone(),
+                    log_probs[:, n].clone(),
+                    float(rewards[n]),
+                    prompt,
+                    float(rewards[n]) - means[prompt],
+                )
+            )
         del self.items[: max(0, len(self.items) - self.size)]
 
     def sample(self, batch: int, generator: torch.Generator, newest: int | None = None) -> Transitions:

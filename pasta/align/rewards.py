@@ -54,8 +54,10 @@ def _check_inputs(pixels: torch.Tensor, prompts: list[str]) -> None:
         shape = tuple(pixels.shape) if isinstance(pixels, torch.Tensor) else type(pixels).__name__
         raise ValueError(f"pixels must be a tensor [N,3,H,W] in [-1, 1], got {shape}")
     if isinstance(prompts, str) or len(prompts) != len(pixels):
-        raise ValueError(f"need one prompt per image: {len(pixels)} images, "
-                         f"{'a single string' if isinstance(prompts, str) else len(prompts)} prompts")
+        raise ValueError(
+            f"need one prompt per image: {len(pixels)} images, "
+            f"{'a single string' if isinstance(prompts, str) else len(prompts)} prompts"
+        )
 
 
 class _TextCache:
@@ -107,8 +109,14 @@ class AlignmentHead(nn.Module):
         self.config = c = config or AlignmentRewardConfig()
         self.image_proj = nn.Linear(TEXT_DIM, c.proj_dim)
         self.text_proj = nn.Linear(TEXT_DIM, c.proj_dim)
-        self.mlp = nn.Sequential(nn.Linear(3 * c.proj_dim + 1, c.hidden), nn.GELU(), nn.Dropout(c.dropout),
-                                 nn.Linear(c.hidden, c.hidden), nn.GELU(), nn.Linear(c.hidden, 1))
+        self.mlp = nn.Sequential(
+            nn.Linear(3 * c.proj_dim + 1, c.hidden),
+            nn.GELU(),
+            nn.Dropout(c.dropout),
+            nn.Linear(c.hidden, c.hidden),
+            nn.GELU(),
+            nn.Linear(c.hidden, 1),
+        )
 
     def forward(self, image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
         i, t = self.image_proj(image_emb), self.text_proj(text_emb)
@@ -122,8 +130,15 @@ class AlignmentReward:
     name = "alignment"
     differentiable = True
 
-    def __init__(self, head: AlignmentHead, encoder: ImageEncoder, *, text: MiniLM | None = None,
-                 folder: str | Path | None = None, metrics: dict | None = None) -> None:
+    def __init__(
+        self,
+        head: AlignmentHead,
+        encoder: ImageEncoder,
+        *,
+        text: MiniLM | None = None,
+        folder: str | Path | None = None,
+        metrics: dict | None = None,
+    ) -> None:
         self.head = head.eval().requires_grad_(False)
         self.encoder = encoder.eval().requires_grad_(False)
         self.text = _TextCache(text)
@@ -132,8 +147,11 @@ class AlignmentReward:
 
     @property
     def spec(self) -> str:
-        return "alignment" if self.folder is None or self.folder == DEFAULT_ALIGNMENT_REWARD_DIR else \
-            f"alignment={self.folder}"
+        return (
+            "alignment"
+            if self.folder is None or self.folder == DEFAULT_ALIGNMENT_REWARD_DIR
+            else f"alignment={self.folder}"
+        )
 
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
         return _encode_pixels(self.encoder, pixels)
@@ -166,8 +184,14 @@ class AlignmentReward:
         self.folder = folder
 
     @classmethod
-    def load(cls, folder: str | Path | None = None, *, encoder_dir: str | Path | None = None,
-             text: MiniLM | None = None, device: str = "cpu") -> AlignmentReward:
+    def load(
+        cls,
+        folder: str | Path | None = None,
+        *,
+        encoder_dir: str | Path | None = None,
+        text: MiniLM | None = None,
+        device: str = "cpu",
+    ) -> AlignmentReward:
         from safetensors.torch import load_file
 
         folder = Path(folder) if folder else DEFAULT_ALIGNMENT_REWARD_DIR
@@ -194,14 +218,26 @@ class UserTypeReward:
     name = "user-type"
     differentiable = True
 
-    def __init__(self, user_model, type_index: int, encoder: ImageEncoder, *, text: MiniLM | None = None,
-                 folder: str | Path | None = None, held_out=None) -> None:
+    def __init__(
+        self,
+        user_model,
+        type_index: int,
+        encoder: ImageEncoder,
+        *,
+        text: MiniLM | None = None,
+        folder: str | Path | None = None,
+        held_out=None,
+    ) -> None:
         if not 0 <= type_index < user_model.config.n_types:
-            raise ValueError(f"user type {type_index} does not exist: the model has {user_model.config.n_types} "
-                             f"types (0..{user_model.config.n_types - 1})")
+            raise ValueError(
+                f"user type {type_index} does not exist: the model has {user_model.config.n_types} "
+                f"types (0..{user_model.config.n_types - 1})"
+            )
         if user_model.n_features != 2 * TEXT_DIM:
-            raise ValueError(f"the user model takes {user_model.n_features} features; this reward builds "
-                             f"{2 * TEXT_DIM} (text and image embeddings)")
+            raise ValueError(
+                f"the user model takes {user_model.n_features} features; this reward builds "
+                f"{2 * TEXT_DIM} (text and image embeddings)"
+            )
         self.user_model = user_model.eval().requires_grad_(False)
         self.type_index = type_index
         self.encoder = encoder.eval().requires_grad_(False)
@@ -238,16 +274,29 @@ class UserTypeReward:
         stored = {}
         if self.folder is not None and (self.folder / "user_model.json").exists():
             stored = json.loads((self.folder / "user_model.json").read_text()).get("metrics", {})
-        return {"reward": self.spec, "held_out_choice_accuracy": self.held_out_accuracy(),
-                "user_model_metrics": stored}
+        return {"reward": self.spec, "held_out_choice_accuracy": self.held_out_accuracy(), "user_model_metrics": stored}
 
     @classmethod
-    def load(cls, folder: str | Path, type_index: int = 0, *, encoder_dir: str | Path | None = None,
-             text: MiniLM | None = None, held_out=None, device: str = "cpu") -> UserTypeReward:
+    def load(
+        cls,
+        folder: str | Path,
+        type_index: int = 0,
+        *,
+        encoder_dir: str | Path | None = None,
+        text: MiniLM | None = None,
+        held_out=None,
+        device: str = "cpu",
+    ) -> UserTypeReward:
         from pasta.policy.user_model import UserModel
 
-        return cls(UserModel.load(folder), type_index, ImageEncoder.load(encoder_dir, device), text=text,
-                   folder=folder, held_out=held_out)
+        return cls(
+            UserModel.load(folder),
+            type_index,
+            ImageEncoder.load(encoder_dir, device),
+            text=text,
+            folder=folder,
+            held_out=held_out,
+        )
 
 
 # ------------------------------------------------------------------------------------------- programmatic
@@ -291,8 +340,9 @@ class RednessReward:
                 colour = str(rng.choice([c for c in fashion.COLOURS if c != "red"]))
                 state = int(rng.integers(1 << 31))
                 for bucket, c in ((red, "red"), (other, colour)):
-                    a = fashion.Attributes(attrs.garment, c, attrs.pattern, attrs.background, attrs.style,
-                                           attrs.size, attrs.position)
+                    a = fashion.Attributes(
+                        attrs.garment, c, attrs.pattern, attrs.background, attrs.style, attrs.size, attrs.position
+                    )
                     bucket.append(fashion.compose(images[i], a, np.random.default_rng(state)))
             to_tensor = lambda x: torch.from_numpy(np.stack(x)).permute(0, 3, 1, 2).float() / 127.5 - 1  # noqa: E731
             prompts = [""] * n_pairs
@@ -300,8 +350,11 @@ class RednessReward:
         return self._accuracy
 
     def metrics(self) -> dict:
-        return {"reward": self.spec, "held_out": {"pairwise_accuracy": self.held_out_accuracy()},
-                "definition": "pairwise accuracy: red vs non-red versions of the same composed test image"}
+        return {
+            "reward": self.spec,
+            "held_out": {"pairwise_accuracy": self.held_out_accuracy()},
+            "definition": "pairwise accuracy: red vs non-red versions of the same composed test image",
+        }
 
 
 # ------------------------------------------------------------------------------------------------- factory

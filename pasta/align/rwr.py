@@ -120,8 +120,9 @@ def sample_weights(r: torch.Tensor, c: RWRConfig) -> torch.Tensor:
     return w / w.mean() if w.sum() > 0 else w
 
 
-def denoising_loss(model: EmbeddedDiffusion, unet, x0: torch.Tensor, prompts: list[str],
-                   generator: torch.Generator) -> torch.Tensor:
+def denoising_loss(
+    model: EmbeddedDiffusion, unet, x0: torch.Tensor, prompts: list[str], generator: torch.Generator
+) -> torch.Tensor:
     """[N]: the training loss at uniform random t (||eps - eps_theta||^2, or the v target for a v model), mean over
     dimensions."""
     t = torch.randint(0, model.num_train_timesteps, (len(x0),), generator=generator)
@@ -132,8 +133,9 @@ def denoising_loss(model: EmbeddedDiffusion, unet, x0: torch.Tensor, prompts: li
 
 
 @torch.no_grad()
-def generate(model: EmbeddedDiffusion, unet, prompts: list[str], seeds: list[int], n: int,
-             batch_prompts: int = 4) -> torch.Tensor:
+def generate(
+    model: EmbeddedDiffusion, unet, prompts: list[str], seeds: list[int], n: int, batch_prompts: int = 4
+) -> torch.Tensor:
     """The app's samples (UNet space, clamped to the image range) for each prompt, n per prompt."""
     out = []
     for b in range(0, len(prompts), batch_prompts):
@@ -143,8 +145,15 @@ def generate(model: EmbeddedDiffusion, unet, prompts: list[str], seeds: list[int
     return torch.cat(out)
 
 
-def train_rwr(model: EmbeddedDiffusion, reward: Reward, prompts: list[str], config: RWRConfig | None = None,
-              out: str | Path | None = None, progress: bool = True, card: dict | None = None) -> dict:
+def train_rwr(
+    model: EmbeddedDiffusion,
+    reward: Reward,
+    prompts: list[str],
+    config: RWRConfig | None = None,
+    out: str | Path | None = None,
+    progress: bool = True,
+    card: dict | None = None,
+) -> dict:
     """Run reward-weighted fine-tuning and write the adapter (with its model card) to `out`."""
     c = config or RWRConfig()
     if not prompts:
@@ -169,16 +178,29 @@ def train_rwr(model: EmbeddedDiffusion, reward: Reward, prompts: list[str], conf
         x0 = generate(model, unet, chosen, seeds, c.images_per_prompt)
         sample_prompts = [p for p in chosen for _ in range(c.images_per_prompt)]
         with torch.no_grad():
-            r = torch.cat([reward(model.to_pixels(x0[i : i + 64]), sample_prompts[i : i + 64]).float()
-                           for i in range(0, len(x0), 64)])
+            r = torch.cat(
+                [
+                    reward(model.to_pixels(x0[i : i + 64]), sample_prompts[i : i + 64]).float()
+                    for i in range(0, len(x0), 64)
+                ]
+            )
         images_seen += len(x0)
         weights = sample_weights(r, c)
-        rounds.append({"round": round_index + 1, "generated": len(x0), "reward_mean": float(r.mean()),
-                       "reward_std": float(r.std()), "share_weight_positive": float((weights > 0).float().mean()),
-                       "generate_seconds": time.perf_counter() - t0})
+        rounds.append(
+            {
+                "round": round_index + 1,
+                "generated": len(x0),
+                "reward_mean": float(r.mean()),
+                "reward_std": float(r.std()),
+                "share_weight_positive": float((weights > 0).float().mean()),
+                "generate_seconds": time.perf_counter() - t0,
+            }
+        )
         if not weights.sum() > 0:
-            raise ValueError(f"no generated sample passes the reward threshold {c.threshold}: lower --threshold or "
-                             "use --weighting exp")
+            raise ValueError(
+                f"no generated sample passes the reward threshold {c.threshold}: lower --threshold or "
+                "use --weighting exp"
+            )
         # 2. reward-weighted denoising + pre-training regularizer
         unet.train()
         bar = progress_bar(range(c.steps), desc=f"rwr round {round_index + 1}", disable=not progress)
@@ -186,8 +208,9 @@ def train_rwr(model: EmbeddedDiffusion, reward: Reward, prompts: list[str], conf
             if time.perf_counter() > deadline:
                 break
             idx = torch.randint(0, len(x0), (c.batch_size,), generator=generator)
-            weighted = (weights[idx] * denoising_loss(model, unet, x0[idx], [sample_prompts[int(i)] for i in idx],
-                                                      generator)).mean()
+            weighted = (
+                weights[idx] * denoising_loss(model, unet, x0[idx], [sample_prompts[int(i)] for i in idx], generator)
+            ).mean()
             loss = weighted
             pre = torch.zeros(())
             if pretraining is not None:
@@ -201,29 +224,42 @@ def train_rwr(model: EmbeddedDiffusion, reward: Reward, prompts: list[str], conf
             steps_done += 1
             history.append({"step": steps_done, "weighted_loss": weighted.item(), "pretrain_loss": pre.item()})
             if steps_done % 20 == 0:
-                bar.set_postfix(weighted=f"{np.mean([h['weighted_loss'] for h in history[-20:]]):.4f}",
-                                pre=f"{np.mean([h['pretrain_loss'] for h in history[-20:]]):.4f}")
+                bar.set_postfix(
+                    weighted=f"{np.mean([h['weighted_loss'] for h in history[-20:]]):.4f}",
+                    pre=f"{np.mean([h['pretrain_loss'] for h in history[-20:]]):.4f}",
+                )
         bar.close()
     unet.eval()
     seconds = time.perf_counter() - start
-    tail = history[-max(1, len(history) // 10):]
-    summary = {"rounds": rounds, "gradient_steps": steps_done, "images_seen": images_seen,
-               "weighted_loss_last": float(np.mean([h["weighted_loss"] for h in tail])) if tail else math.nan,
-               "pretrain_loss_last": float(np.mean([h["pretrain_loss"] for h in tail])) if tail else math.nan,
-               "train_seconds": seconds, "threads": torch.get_num_threads()}
+    tail = history[-max(1, len(history) // 10) :]
+    summary = {
+        "rounds": rounds,
+        "gradient_steps": steps_done,
+        "images_seen": images_seen,
+        "weighted_loss_last": float(np.mean([h["weighted_loss"] for h in tail])) if tail else math.nan,
+        "pretrain_loss_last": float(np.mean([h["pretrain_loss"] for h in tail])) if tail else math.nan,
+        "train_seconds": seconds,
+        "threads": torch.get_num_threads(),
+    }
     if out:
         from pasta.align.ddim_policy import estimate_kl
 
         full = {
             "method": "rwr",
             "summary": "Reward-weighted likelihood fine-tuning (Lee et al. 2023): the denoising loss on generated "
-                       "samples weighted by the reward, plus a pre-training denoising regularizer.",
-            "reward": reward.spec, "reward_held_out_accuracy": reward.held_out_accuracy(),
-            "steps": {"rounds": len(rounds), "gradient_steps": steps_done}, "images_seen": images_seen,
-            "kl": estimate_kl(model, unet, prompts[: 8], seed=c.seed),
-            "train_seconds": seconds, "threads": summary["threads"], "base_model": model.describe(),
-            "metrics": summary, "history": history[::10],
-            "config": json.loads(json.dumps(asdict(c), default=str)), **(card or {}),
+            "samples weighted by the reward, plus a pre-training denoising regularizer.",
+            "reward": reward.spec,
+            "reward_held_out_accuracy": reward.held_out_accuracy(),
+            "steps": {"rounds": len(rounds), "gradient_steps": steps_done},
+            "images_seen": images_seen,
+            "kl": estimate_kl(model, unet, prompts[:8], seed=c.seed),
+            "train_seconds": seconds,
+            "threads": summary["threads"],
+            "base_model": model.describe(),
+            "metrics": summary,
+            "history": history[::10],
+            "config": json.loads(json.dumps(asdict(c), default=str)),
+            **(card or {}),
         }
         save_adapter(unet, out, full)
     return summary

@@ -90,8 +90,15 @@ def _degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(x, 0, 255).astype(np.uint8)
 
 
-def preference_data(n: int, split: str, negatives: int, seed: int, eval_like: float = 0.5, augment: float = 0.0,
-                    held_out_share: float = 0.0) -> dict:
+def preference_data(
+    n: int,
+    split: str,
+    negatives: int,
+    seed: int,
+    eval_like: float = 0.5,
+    augment: float = 0.0,
+    held_out_share: float = 0.0,
+) -> dict:
     """uint8 images [n,32,32,3], captions [n][1 + negatives] (true caption first), the swapped attribute of each
     negative, and whether the image shows a held-out (garment, colour, pattern) triple."""
     images_src, labels = fashion.load_fashion_mnist(split)
@@ -121,12 +128,18 @@ def preference_data(n: int, split: str, negatives: int, seed: int, eval_like: fl
         captions.append(row)
         swapped.append(which)
         held_out_triple.append(shown.pattern != "plain" and fashion.is_held_out(garment, shown.colour, shown.pattern))
-    return {"images": np.stack(images), "captions": captions, "swapped": swapped,
-            "held_out_triple": np.array(held_out_triple)}
+    return {
+        "images": np.stack(images),
+        "captions": captions,
+        "swapped": swapped,
+        "held_out_triple": np.array(held_out_triple),
+    }
 
 
 @torch.no_grad()
-def embed_data(data: dict, reward: AlignmentReward, batch: int = 512, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def embed_data(
+    data: dict, reward: AlignmentReward, batch: int = 512, progress: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Image embeddings [n,384] and caption embeddings [n, 1+K, 384]."""
     x = torch.from_numpy(data["images"]).permute(0, 3, 1, 2).float() / 127.5 - 1
     image_emb = torch.cat([reward.features(x[i : i + batch]) for i in range(0, len(x), batch)])
@@ -173,8 +186,9 @@ def train_reward(cfg: TrainRewardConfig, progress: bool = True) -> dict:
     head = AlignmentHead(cfg.head)
     reward = AlignmentReward(head, ImageEncoder.load(encoder_dir))
     train = preference_data(cfg.images, "train", cfg.negatives, cfg.seed, cfg.eval_like, cfg.augment)
-    held = preference_data(cfg.held_out_images, "test", cfg.negatives, cfg.seed + 1, cfg.eval_like, 0.0,
-                           held_out_share=0.5)
+    held = preference_data(
+        cfg.held_out_images, "test", cfg.negatives, cfg.seed + 1, cfg.eval_like, 0.0, held_out_share=0.5
+    )
     train_i, train_t = embed_data(train, reward, progress=progress)
     held_i, held_t = embed_data(held, reward, progress=progress)
     data_seconds = time.perf_counter() - t0
@@ -205,19 +219,29 @@ def train_reward(cfg: TrainRewardConfig, progress: bool = True) -> dict:
             sched.step()
             total += loss.item() * len(idx)
         if epoch % 5 == 4 or epoch == cfg.epochs - 1:
-            history.append({"epoch": epoch + 1, "train_loss": total / n,
-                            "held_out_pairwise_accuracy": evaluate(head, held_i, held_t, held["swapped"])[
-                                "pairwise_accuracy"]})
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "train_loss": total / n,
+                    "held_out_pairwise_accuracy": evaluate(head, held_i, held_t, held["swapped"])["pairwise_accuracy"],
+                }
+            )
     head.eval().requires_grad_(False)
     triples = torch.as_tensor(held["held_out_triple"])
     metrics = {
         "method": "Lee et al. 2023 reward: MSE on aligned/misaligned labels + auxiliary prompt classification",
         "held_out": evaluate(head, held_i, held_t, held["swapped"]),
         "train": evaluate(head, train_i, train_t, train["swapped"]),
-        "held_out_triples_only": evaluate(head, held_i[triples], held_t[triples],
-                                          [s for s, keep in zip(held["swapped"], triples) if keep]),
-        "data": {"train_images": cfg.images, "held_out_images": cfg.held_out_images, "negatives": cfg.negatives,
-                 "train_split": "Fashion-MNIST train", "held_out_split": "Fashion-MNIST test, half held-out triples"},
+        "held_out_triples_only": evaluate(
+            head, held_i[triples], held_t[triples], [s for s, keep in zip(held["swapped"], triples) if keep]
+        ),
+        "data": {
+            "train_images": cfg.images,
+            "held_out_images": cfg.held_out_images,
+            "negatives": cfg.negatives,
+            "train_split": "Fashion-MNIST train",
+            "held_out_split": "Fashion-MNIST test, half held-out triples",
+        },
         "definitions": {
             "pairwise_accuracy": "share of (true caption, perturbed caption) pairs of one image with r(true) > r(perturbed)",
             "prompt_classification_accuracy": "share of images whose true caption has the highest reward of 1 + K",
@@ -245,15 +269,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pasta align reward: error: {error}", file=sys.stderr)
         return 2
     h = metrics["held_out"]
-    print(f"held-out pairwise accuracy {h['pairwise_accuracy']:.3f} (zero-shot cosine "
-          f"{h['zero_shot_cosine_pairwise_accuracy']:.3f}), prompt classification "
-          f"{h['prompt_classification_accuracy']:.3f}, label accuracy {h['label_accuracy']:.3f}")
-    print("by swapped attribute: " + ", ".join(f"{a} {v:.3f}" for a, v in
-                                                h["pairwise_accuracy_by_swapped_attribute"].items()))
+    print(
+        f"held-out pairwise accuracy {h['pairwise_accuracy']:.3f} (zero-shot cosine "
+        f"{h['zero_shot_cosine_pairwise_accuracy']:.3f}), prompt classification "
+        f"{h['prompt_classification_accuracy']:.3f}, label accuracy {h['label_accuracy']:.3f}"
+    )
+    print(
+        "by swapped attribute: "
+        + ", ".join(f"{a} {v:.3f}" for a, v in h["pairwise_accuracy_by_swapped_attribute"].items())
+    )
     print(f"wrote {cfg.out}")
     return 0
 
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))
-

@@ -25,28 +25,56 @@ def session_dict(session) -> dict:
     for turn in session.turns:
         columns = []
         for column, candidate in enumerate(turn.slate_prompts):
-            columns.append({"column": column + 1, "category": candidate.category, "prompt": candidate.text,
-                            "seed": turn.seeds[column], "score": turn.scores[turn.slate[column]],
-                            "images": [f"turn{turn.index + 1}/column{column + 1}_{i + 1}.png"
-                                       for i in range(len(turn.images[column]))]})
-        turns.append({
-            "turn": turn.index + 1, "prompt": turn.prompt, "policy": turn.policy, "columns": columns,
-            "picked_column": None if turn.choice is None else turn.choice + 1, "rating": turn.rating,
-            "candidates": [{"text": c.text, "category": c.category, "source": c.source, "score": turn.scores[i],
-                            "shown_in_column": turn.slate.index(i) + 1 if i in turn.slate else None}
-                           for i, c in enumerate(turn.candidates)],
-            "refused_candidates": [{"text": c.text, "category": c.category} for c in turn.refused],
-            "user_type_posterior": None if turn.posterior is None else [round(float(p), 6) for p in turn.posterior],
-        })
+            columns.append(
+                {
+                    "column": column + 1,
+                    "category": candidate.category,
+                    "prompt": candidate.text,
+                    "seed": turn.seeds[column],
+                    "score": turn.scores[turn.slate[column]],
+                    "images": [
+                        f"turn{turn.index + 1}/column{column + 1}_{i + 1}.png" for i in range(len(turn.images[column]))
+                    ],
+                }
+            )
+        turns.append(
+            {
+                "turn": turn.index + 1,
+                "prompt": turn.prompt,
+                "policy": turn.policy,
+                "columns": columns,
+                "picked_column": None if turn.choice is None else turn.choice + 1,
+                "rating": turn.rating,
+                "candidates": [
+                    {
+                        "text": c.text,
+                        "category": c.category,
+                        "source": c.source,
+                        "score": turn.scores[i],
+                        "shown_in_column": turn.slate.index(i) + 1 if i in turn.slate else None,
+                    }
+                    for i, c in enumerate(turn.candidates)
+                ],
+                "refused_candidates": [{"text": c.text, "category": c.category} for c in turn.refused],
+                "user_type_posterior": None if turn.posterior is None else [round(float(p), 6) for p in turn.posterior],
+            }
+        )
     return {
-        "format": "pasta-session/1", "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "session_id": session.id, "initial_prompt": session.initial_prompt, "seed": session.seed,
-        "logged": session.consent, "max_turns": session.max_turns,
-        "branch_of": None if session.branch_of is None else
-        {"session_id": session.branch_of[0], "turn": session.branch_of[1] + 1},
-        "history": session.history(), "turns": turns,
-        "favourites": [{"turn": t + 1, "column": c + 1, "image": None if i is None else i + 1}
-                       for t, c, i in session.favourites],
+        "format": "pasta-session/1",
+        "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "session_id": session.id,
+        "initial_prompt": session.initial_prompt,
+        "seed": session.seed,
+        "logged": session.consent,
+        "max_turns": session.max_turns,
+        "branch_of": None
+        if session.branch_of is None
+        else {"session_id": session.branch_of[0], "turn": session.branch_of[1] + 1},
+        "history": session.history(),
+        "turns": turns,
+        "favourites": [
+            {"turn": t + 1, "column": c + 1, "image": None if i is None else i + 1} for t, c, i in session.favourites
+        ],
     }
 
 
@@ -77,9 +105,18 @@ def _zip_paths(episode: dict) -> dict:
     folder of the server it came from."""
     turns = []
     for turn in episode.get("turns", []):
-        slate = [{**column, "image_paths": None if column.get("image_paths") is None else
-                  [f"turn{turn['turn_index'] + 1}/column{column['column'] + 1}_{i + 1}.png"
-                   for i in range(len(column["image_paths"]))]} for column in turn.get("slate", [])]
+        slate = [
+            {
+                **column,
+                "image_paths": None
+                if column.get("image_paths") is None
+                else [
+                    f"turn{turn['turn_index'] + 1}/column{column['column'] + 1}_{i + 1}.png"
+                    for i in range(len(column["image_paths"]))
+                ],
+            }
+            for column in turn.get("slate", [])
+        ]
         turns.append({**turn, "slate": slate})
     return {**episode, "turns": turns}
 

@@ -56,8 +56,9 @@ def build_app_parts(settings: Settings) -> AppParts:
     if loaded.version:
         version = f"agent-{loaded.version}"
         if not any(v["id"] == version for v in store.model_versions("agent")):
-            store.record_model_version("agent", loaded.policy.name, str(loaded.folder), metrics=loaded.metrics,
-                                       version_id=version)
+            store.record_model_version(
+                "agent", loaded.policy.name, str(loaded.folder), metrics=loaded.metrics, version_id=version
+            )
     recorder = SessionRecorder(store, settings.resolved_image_dir(), agent_version=version)
     # On ZeroGPU each call holds a GPU: render a turn in one call there, column by column elsewhere (sooner pixels).
     zero_gpu = spaces_available() and settings.resolved_tier() == "hub"

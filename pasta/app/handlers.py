@@ -36,10 +36,9 @@ def user_errors():
         raise
     except Exception as error:
         log.exception("app action failed")
-        raise gr.Error(f"Something went wrong on our side ({type(error).__name__}). What you saw so far is kept; "
-                       "please try again.") from error
-
-
+        raise gr.Error(
+            f"Something went wrong on our side ({type(error).__name__}). What you saw so far is kept; please try again."
+        ) from error
 
 
 def number(value, name: str, low: int = 1) -> int:
@@ -86,12 +85,23 @@ class Handlers:
         last message alone, and it must hold the whole slate."""
         turn = session.current if session else None
         cols = [views.caption(turn, c) if turn and c < len(turn.slate) else "" for c in range(self.L)]
-        images = [self.pictures(browser, turn.images[c]) if turn and c < len(turn.slate) else None for c in range(self.L)]
+        images = [
+            self.pictures(browser, turn.images[c]) if turn and c < len(turn.slate) else None for c in range(self.L)
+        ]
         plot = views.posterior_frame(self.agent.posterior(session)) if session and self.has_user_model else gr.skip()
-        return [session if new_session else gr.skip(), self.status_line(session), *cols, *images,
-                self.pictures(browser, views.history_items(session)), views.history_table(session), plot,
-                self.pictures(browser, views.favourite_items(session)), views.summary(session), None,
-                *self.session_controls(session)]
+        return [
+            session if new_session else gr.skip(),
+            self.status_line(session),
+            *cols,
+            *images,
+            self.pictures(browser, views.history_items(session)),
+            views.history_table(session),
+            plot,
+            self.pictures(browser, views.favourite_items(session)),
+            views.summary(session),
+            None,
+            *self.session_controls(session),
+        ]
 
     def session_controls(self, session: Session | None) -> list:
         """The consent box as the session has it, and its resume code where it is logged."""
@@ -107,15 +117,33 @@ class Handlers:
         skip = [gr.skip()] * 4  # history gallery and table, posterior, favourites
         if step.stage == "proposed":
             cols = [views.caption(turn, c) if c < len(turn.slate) else "" for c in range(self.L)]
-            return [session if new_session else gr.skip(), head, *cols, *([None] * self.L), *skip,
-                    views.summary(session, turn, 0), None,
-                    *(self.session_controls(session) if new_session else [gr.skip(), gr.skip()])]
+            return [
+                session if new_session else gr.skip(),
+                head,
+                *cols,
+                *([None] * self.L),
+                *skip,
+                views.summary(session, turn, 0),
+                None,
+                *(self.session_controls(session) if new_session else [gr.skip(), gr.skip()]),
+            ]
         c = step.columns_ready - 1
-        images = [self.pictures(browser, turn.images[c]) if k == c else gr.skip() for k in range(self.L)] \
-            if self.agent.render_in_columns else [self.pictures(browser, turn.images[k]) if k < len(turn.slate) else None
-                                             for k in range(self.L)]
-        return [gr.skip(), head, *([gr.skip()] * self.L), *images, *skip,
-                views.summary(session, turn, step.columns_ready), gr.skip(), gr.skip(), gr.skip()]
+        images = (
+            [self.pictures(browser, turn.images[c]) if k == c else gr.skip() for k in range(self.L)]
+            if self.agent.render_in_columns
+            else [self.pictures(browser, turn.images[k]) if k < len(turn.slate) else None for k in range(self.L)]
+        )
+        return [
+            gr.skip(),
+            head,
+            *([gr.skip()] * self.L),
+            *images,
+            *skip,
+            views.summary(session, turn, step.columns_ready),
+            gr.skip(),
+            gr.skip(),
+            gr.skip(),
+        ]
 
     def stream(self, steps, progress, request: gr.Request, new_session: bool):
         with user_errors():
@@ -232,8 +260,11 @@ class Handlers:
     def remember(self, session: Session | None) -> dict:
         if session is None or not session.consent:
             return {}
-        return {"session_id": session.id, "resume_token": session.resume_token,
-                "favourites": [list(f) for f in session.favourites]}
+        return {
+            "session_id": session.id,
+            "resume_token": session.resume_token,
+            "favourites": [list(f) for f in session.favourites],
+        }
 
     def forget(self, request: gr.Request) -> None:
         """The page closed: its images and export go."""

@@ -38,9 +38,15 @@ class SessionRecorder:
 
     def on_start(self, session, describe: dict) -> None:
         if session.consent:
-            self.store.start_session(session.initial_prompt, session.seed, consent=True, source="app",
-                                     settings=self._settings(session, describe), session_id=session.id,
-                                     resume_token=session.resume_token)
+            self.store.start_session(
+                session.initial_prompt,
+                session.seed,
+                consent=True,
+                source="app",
+                settings=self._settings(session, describe),
+                session_id=session.id,
+                resume_token=session.resume_token,
+            )
 
     def on_slate(self, session, turn, describe: dict) -> None:
         """The slate's prompts, scores and seeds, before it is rendered or shown (and the session, with its first)."""
@@ -59,8 +65,17 @@ class SessionRecorder:
         """A whole turn at once, images included (a branch copies the turns it shares)."""
         if session.consent:
             embeddings, paths = self._images(session, turn)
-            self.store.log_turn(session.id, turn.index, turn.prompt, turn.candidates, turn.scores, turn.slate,
-                                turn.seeds, image_embeddings=embeddings, image_paths=paths)
+            self.store.log_turn(
+                session.id,
+                turn.index,
+                turn.prompt,
+                turn.candidates,
+                turn.scores,
+                turn.slate,
+                turn.seeds,
+                image_embeddings=embeddings,
+                image_paths=paths,
+            )
 
     def on_choice(self, session, turn, response_seconds: float | None = None) -> None:
         if session.consent:
@@ -101,8 +116,10 @@ class SessionRecorder:
         if not isinstance(session_id, str) or not _SESSION_ID.match(session_id.strip()):
             raise InputError("a session id is 32 hexadecimal characters, as shown under 'Session details'")
         session_id = session_id.strip()
-        refused = InputError(f"session {session_id} cannot be resumed here: its resume code is missing or wrong "
-                             "(a session resumes in the browser that started it, or with its resume code)")
+        refused = InputError(
+            f"session {session_id} cannot be resumed here: its resume code is missing or wrong "
+            "(a session resumes in the browser that started it, or with its resume code)"
+        )
         try:
             matches = self.store.resume_token_matches(session_id, resume_token)
         except KeyError:
@@ -112,9 +129,14 @@ class SessionRecorder:
         episode = self.store.episode(session_id)
         settings = episode.get("settings") or {}
         branch = settings.get("branch_of")
-        session = Session(episode["initial_prompt"], int(episode["seed"]), id=episode["id"], consent=True,
-                          max_turns=int(settings.get("max_turns", agent.settings.turns)),
-                          branch_of=tuple(branch) if branch else None)
+        session = Session(
+            episode["initial_prompt"],
+            int(episode["seed"]),
+            id=episode["id"],
+            consent=True,
+            max_turns=int(settings.get("max_turns", agent.settings.turns)),
+            branch_of=tuple(branch) if branch else None,
+        )
         if matches:
             session.resume_token = resume_token
         else:  # logged before resume tokens: this browser held the id, and from now on it holds the token too
@@ -128,8 +150,7 @@ class SessionRecorder:
             slate = [s["candidate_idx"] for s in logged["slate"]]
             seeds = [int(s["seed"]) for s in logged["slate"]]
             paths = [s["image_paths"] for s in logged["slate"]]
-            images = [self._load_images(p, candidates[i].text, seed, agent)
-                      for p, i, seed in zip(paths, slate, seeds)]
+            images = [self._load_images(p, candidates[i].text, seed, agent) for p, i, seed in zip(paths, slate, seeds)]
             logged_embeddings = [s["image_embeddings"] for s in logged["slate"]]
             image_embeddings = None
             if all(e is not None for e in logged_embeddings):
@@ -138,11 +159,20 @@ class SessionRecorder:
                 flat = [image for column in images for image in column]
                 image_embeddings = agent.embedder.image(flat).reshape(len(slate), -1, agent.embedder.dim)
             choice = logged["choice"] or {}
-            turn = Turn(logged["turn_index"], logged["prompt"], candidates, slate,
-                        [float(c["score"]) if c["score"] is not None else 0.0 for c in logged["candidates"]], seeds,
-                        images, choice.get("column"), choice.get("rating"), policy=settings.get("policy", ""),
-                        image_embeddings=image_embeddings,
-                        image_paths=paths if all(p is not None for p in paths) else None)
+            turn = Turn(
+                logged["turn_index"],
+                logged["prompt"],
+                candidates,
+                slate,
+                [float(c["score"]) if c["score"] is not None else 0.0 for c in logged["candidates"]],
+                seeds,
+                images,
+                choice.get("column"),
+                choice.get("rating"),
+                policy=settings.get("policy", ""),
+                image_embeddings=image_embeddings,
+                image_paths=paths if all(p is not None for p in paths) else None,
+            )
             if agent.embedder is not None:
                 turn.candidate_embeddings = agent.embedder.text([c.text for c in candidates])
             turn.posterior = agent.posterior(session)  # the posterior before this turn's pick, as when it was shown

@@ -49,8 +49,9 @@ def _env_flag(name: str, default: bool) -> bool:
     return default if not value else value in ("1", "true", "yes", "on")
 
 
-def build_demo(settings: Settings | None = None, agent: Agent | None = None,
-               notices: list[str] | None = None) -> gr.Blocks:
+def build_demo(
+    settings: Settings | None = None, agent: Agent | None = None, notices: list[str] | None = None
+) -> gr.Blocks:
     """The page (`pasta.app.layout`), its actions (`pasta.app.handlers`), and the events that join them."""
     settings = settings or Settings.from_env()
     if agent is None:
@@ -76,8 +77,12 @@ def wire(demo: gr.Blocks, page, act: Handlers) -> None:
     p, view = page, page.view
     # The progress bar on the status line alone: drawn over all ~20 outputs, it cost a browser on 2 cores more
     # time than the turn's own work (pasta bench app --browser).
-    turn_events = {"concurrency_id": "turn", "concurrency_limit": 2, "trigger_mode": "once",
-                   "show_progress_on": [p.status]}
+    turn_events = {
+        "concurrency_id": "turn",
+        "concurrency_limit": 2,
+        "trigger_mode": "once",
+        "show_progress_on": [p.status],
+    }
 
     def then_remember(event):
         event.success(act.remember, [p.session_state], [p.browser], api_visibility="private", queue=False)
@@ -85,36 +90,57 @@ def wire(demo: gr.Blocks, page, act: Handlers) -> None:
 
     def new_session_event(event):
         """A start, branch or resume: remember the session, and take down the last session's export link."""
-        then_remember(event).success(lambda: gr.update(value=None, visible=False), None, p.export_file,
-                                     api_visibility="private", queue=False)
+        then_remember(event).success(
+            lambda: gr.update(value=None, visible=False), None, p.export_file, api_visibility="private", queue=False
+        )
 
     def choose_back_turn(evt: gr.SelectData) -> int:
         return evt.index + 1
 
     new_session_event(p.start.click(act.on_start, [p.prompt, p.consent], view, api_name="start", **turn_events))
-    new_session_event(p.prompt.submit(act.on_start, [p.prompt, p.consent], view, api_visibility="private",
-                                      **turn_events))
-    then_remember(p.api_pick.click(act.on_pick, [p.api_column, p.api_rating, p.session_state], view, api_name="pick",
-                                   **turn_events))
+    new_session_event(
+        p.prompt.submit(act.on_start, [p.prompt, p.consent], view, api_visibility="private", **turn_events)
+    )
+    then_remember(
+        p.api_pick.click(
+            act.on_pick, [p.api_column, p.api_rating, p.session_state], view, api_name="pick", **turn_events
+        )
+    )
     for column, (button, gallery) in enumerate(zip(p.pick_buttons, p.galleries), 1):
         button.click(act.pick_column(column), [p.session_state], view, api_visibility="private", **turn_events)
         gallery.select(act.pick_column(column), [p.session_state], view, api_visibility="private", **turn_events)
     p.continue_button.click(act.on_continue, [p.session_state], view, api_name="continue", **turn_events)
-    p.api_rate.click(act.on_rate, [p.api_rating, p.api_turn, p.session_state], [p.history_table, p.details],
-                     api_name="rate")
-    p.rating.input(lambda value, session: act.on_rate(value, None, session), [p.rating, p.session_state],
-                   [p.history_table, p.details], api_visibility="private")
+    p.api_rate.click(
+        act.on_rate, [p.api_rating, p.api_turn, p.session_state], [p.history_table, p.details], api_name="rate"
+    )
+    p.rating.input(
+        lambda value, session: act.on_rate(value, None, session),
+        [p.rating, p.session_state],
+        [p.history_table, p.details],
+        api_visibility="private",
+    )
     new_session_event(p.back_button.click(act.on_back, [p.back_turn, p.session_state], view, api_name="back"))
     p.history_gallery.select(choose_back_turn, None, p.back_turn, api_visibility="private")
-    then_remember(p.api_favourite.click(act.on_favourite, [p.api_turn, p.api_column, p.session_state],
-                                        [p.favourites, p.details], api_name="favourite"))
+    then_remember(
+        p.api_favourite.click(
+            act.on_favourite,
+            [p.api_turn, p.api_column, p.session_state],
+            [p.favourites, p.details],
+            api_name="favourite",
+        )
+    )
     for column, button in enumerate(p.favourite_buttons, 1):
-        then_remember(button.click(act.favourite_column(column), [p.session_state], [p.favourites, p.details],
-                                   api_visibility="private"))
+        then_remember(
+            button.click(
+                act.favourite_column(column), [p.session_state], [p.favourites, p.details], api_visibility="private"
+            )
+        )
     p.explain_button.click(act.on_explain, [p.session_state], [p.explain_text, p.explain_table], api_name="explain")
     p.export_button.click(act.on_export, [p.session_state], p.export_file, api_name="export").success(
-        lambda: gr.update(visible=True), None, p.export_file, api_visibility="private", queue=False)
-    new_session_event(p.resume_button.click(act.on_resume, [p.resume_id, p.resume_code_in], view, api_name="resume",
-                                            **turn_events))
+        lambda: gr.update(visible=True), None, p.export_file, api_visibility="private", queue=False
+    )
+    new_session_event(
+        p.resume_button.click(act.on_resume, [p.resume_id, p.resume_code_in], view, api_name="resume", **turn_events)
+    )
     then_remember(demo.load(act.on_load, [p.browser], view, api_visibility="private"))
     demo.unload(act.forget)  # the page closed: its images and export go

@@ -37,8 +37,10 @@ def status(session, settings, notice: str = "") -> str:
         if turn.choice is None:
             text = f"{head}: pick the column you like best (click an image or a *Pick* button)."
         elif session.finished:
-            text = (f"{head}: finished; you picked column {turn.choice + 1}. Rate it, press *Continue* for more "
-                    "turns, go back to an earlier turn, or start again with a new prompt.")
+            text = (
+                f"{head}: finished; you picked column {turn.choice + 1}. Rate it, press *Continue* for more "
+                "turns, go back to an earlier turn, or start again with a new prompt."
+            )
         else:  # the next slate was interrupted (the page closed while it rendered)
             text = f"{head}: you picked column {turn.choice + 1}. Press *Continue* to see the next slate."
         if session.branch_of is not None:
@@ -50,8 +52,10 @@ def drawable_note(world, prompt: str) -> str:
     """A polite line when the offline model's world (`pasta.worlds.world.World`) knows nothing the prompt names."""
     if world is None or not prompt or world.drawable(prompt):
         return ""
-    return (f"The offline model knows nothing that “{prompt}” names, so "
-            f"{world.card().instead}. The examples under the prompt box show what it draws.")
+    return (
+        f"The offline model knows nothing that “{prompt}” names, so "
+        f"{world.card().instead}. The examples under the prompt box show what it draws."
+    )
 
 
 DISPLAY_SIDE = 256
@@ -73,8 +77,9 @@ def history_items(session) -> list[tuple]:
         column = turn.choice if turn.choice is not None else 0
         candidate = turn.slate_prompts[column]
         pick = f"picked {column + 1}" if turn.choice is not None else "no pick yet"
-        items.append((turn.images[column][0], f"Turn {turn.index + 1} ({pick}, seed {turn.seeds[column]}): "
-                                              f"{candidate.text}"))
+        items.append(
+            (turn.images[column][0], f"Turn {turn.index + 1} ({pick}, seed {turn.seeds[column]}): {candidate.text}")
+        )
     return items
 
 
@@ -86,9 +91,16 @@ def history_table(session) -> pd.DataFrame:
     rows = []
     for turn in session.turns if session else []:
         chosen = turn.chosen
-        rows.append([turn.index + 1, "" if turn.choice is None else turn.choice + 1,
-                     chosen.category if chosen else "", chosen.text if chosen else "",
-                     turn.seeds[turn.choice] if chosen else "", turn.rating or ""])
+        rows.append(
+            [
+                turn.index + 1,
+                "" if turn.choice is None else turn.choice + 1,
+                chosen.category if chosen else "",
+                chosen.text if chosen else "",
+                turn.seeds[turn.choice] if chosen else "",
+                turn.rating or "",
+            ]
+        )
     return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
 
 
@@ -107,20 +119,34 @@ def explanation(session) -> tuple[str, pd.DataFrame]:
     if turn is None:
         return "Start a session to see why its slates were chosen.", pd.DataFrame(columns=EXPLAIN_COLUMNS)
     order = np.argsort(-np.asarray(turn.scores), kind="stable")
-    rows = [[rank + 1, round(turn.scores[i], 4), turn.candidates[i].category, turn.candidates[i].text,
-             turn.slate.index(i) + 1 if i in turn.slate else ""] for rank, i in enumerate(order)]
+    rows = [
+        [
+            rank + 1,
+            round(turn.scores[i], 4),
+            turn.candidates[i].category,
+            turn.candidates[i].text,
+            turn.slate.index(i) + 1 if i in turn.slate else "",
+        ]
+        for rank, i in enumerate(order)
+    ]
     if turn.policy == "iql":
-        how = ("the trained PASTA agent scored each candidate with its Q-network (the value of showing it, now "
-               "and for the turns after, under your user-type posterior); the slate is the best candidate of each "
-               "category, then the best categories")
+        how = (
+            "the trained PASTA agent scored each candidate with its Q-network (the value of showing it, now "
+            "and for the turns after, under your user-type posterior); the slate is the best candidate of each "
+            "category, then the best categories"
+        )
     elif turn.policy == "lmm-order":
-        how = ("no trained agent is loaded, so the baseline shows the language model's first candidate in each "
-               "category (score = minus its position)")
+        how = (
+            "no trained agent is loaded, so the baseline shows the language model's first candidate in each "
+            "category (score = minus its position)"
+        )
     else:
         how = f"the {escape_md(turn.policy)} policy scored each candidate; the slate takes the best per category"
     refused = f" The safety filter removed {len(turn.refused)} candidate(s)." if turn.refused else ""
-    text = (f"**Why turn {turn.index + 1} shows these {len(turn.slate)} columns:** {how}.{refused} "
-            f"{len(turn.candidates)} candidates, best first:")
+    text = (
+        f"**Why turn {turn.index + 1} shows these {len(turn.slate)} columns:** {how}.{refused} "
+        f"{len(turn.candidates)} candidates, best first:"
+    )
     return text, pd.DataFrame(rows, columns=EXPLAIN_COLUMNS)
 
 
@@ -138,16 +164,30 @@ def summary(session, turn=None, columns_ready: int | None = None) -> dict:
     if session is None:
         return {}
     turn = turn if turn is not None else session.current
-    out = {"session_id": session.id, "logged": session.consent, "initial_prompt": session.initial_prompt,
-           "seed": session.seed, "turns_done": sum(t.choice is not None for t in session.turns),
-           "max_turns": session.max_turns, "finished": session.finished, "history": session.history(),
-           "branch_of": None if session.branch_of is None else
-           {"session_id": session.branch_of[0], "turn": session.branch_of[1] + 1}}
+    out = {
+        "session_id": session.id,
+        "logged": session.consent,
+        "initial_prompt": session.initial_prompt,
+        "seed": session.seed,
+        "turns_done": sum(t.choice is not None for t in session.turns),
+        "max_turns": session.max_turns,
+        "finished": session.finished,
+        "history": session.history(),
+        "branch_of": None
+        if session.branch_of is None
+        else {"session_id": session.branch_of[0], "turn": session.branch_of[1] + 1},
+    }
     if turn is not None:
         ready = len(turn.slate) if columns_ready is None else columns_ready
-        out.update(turn=turn.index + 1, policy=turn.policy, columns_ready=ready,
-                   awaiting_pick=turn.choice is None and ready == len(turn.slate) and turn in session.turns,
-                   slate=[{"column": c + 1, "category": cand.category, "prompt": cand.text, "seed": turn.seeds[c]}
-                          for c, cand in enumerate(turn.slate_prompts)],
-                   timings={k: round(v, 3) for k, v in turn.timings.items()})
+        out.update(
+            turn=turn.index + 1,
+            policy=turn.policy,
+            columns_ready=ready,
+            awaiting_pick=turn.choice is None and ready == len(turn.slate) and turn in session.turns,
+            slate=[
+                {"column": c + 1, "category": cand.category, "prompt": cand.text, "seed": turn.seeds[c]}
+                for c, cand in enumerate(turn.slate_prompts)
+            ],
+            timings={k: round(v, 3) for k, v in turn.timings.items()},
+        )
     return out

@@ -102,8 +102,11 @@ def build_unet(config: EmbeddedT2IConfig | None = None):
 
 def cpu_has_bfloat16(device: torch.device) -> bool:
     """A CPU whose oneDNN kernels run bfloat16 natively (elsewhere bfloat16 is emulated, and slower)."""
-    return device.type == "cpu" and torch.backends.mkldnn.is_available() and bool(
-        torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return (
+        device.type == "cpu"
+        and torch.backends.mkldnn.is_available()
+        and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    )
 
 
 def build_train_scheduler(prediction_type: str = "v_prediction"):
@@ -158,8 +161,9 @@ def new_sampler(folder: Path):
     )
 
 
-def guided_output(unet, x: torch.Tensor, t: torch.Tensor | int, cond: tuple, uncond: tuple,
-                  guidance_scale: float) -> torch.Tensor:
+def guided_output(
+    unet, x: torch.Tensor, t: torch.Tensor | int, cond: tuple, uncond: tuple, guidance_scale: float
+) -> torch.Tensor:
     """Classifier-free guidance on the UNet's output (epsilon or v): o_u + w (o_c - o_u), one batched forward of 2N
     rows. `cond`, `uncond`: (pooled, tokens, mask) of N rows each. Guidance is affine, so on epsilon it equals
     guidance on v converted to epsilon."""
@@ -171,8 +175,16 @@ def guided_output(unet, x: torch.Tensor, t: torch.Tensor | int, cond: tuple, unc
     return out_uncond + guidance_scale * (out_cond - out_uncond)
 
 
-def denoise(unet, scheduler, noise: torch.Tensor, cond: tuple, uncond: tuple, num_inference_steps: int,
-            guidance_scale: float, grad_last_steps: int = 0) -> torch.Tensor:
+def denoise(
+    unet,
+    scheduler,
+    noise: torch.Tensor,
+    cond: tuple,
+    uncond: tuple,
+    num_inference_steps: int,
+    guidance_scale: float,
+    grad_last_steps: int = 0,
+) -> torch.Tensor:
     """The sampling loop, visible, and the only one: the app's images and the alignment algorithms' samples come
     from here. Differentiable through the last `grad_last_steps` steps (0: none; DRaFT-K style truncated
     backpropagation for Focus-N-Fix)."""
@@ -265,8 +277,11 @@ class EmbeddedTextToImage:
         if trained_on:
             here = weights_fingerprint(self.folder / "unet")
             if here != trained_on:
-                warnings.warn(f"the adapter {path} was trained on other base weights (unet {trained_on}) than "
-                              f"{self.folder} (unet {here}); its effect was measured on those", stacklevel=3)
+                warnings.warn(
+                    f"the adapter {path} was trained on other base weights (unet {trained_on}) than "
+                    f"{self.folder} (unet {here}); its effect was measured on those",
+                    stacklevel=3,
+                )
 
     def condition(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return tuple(t.to(self.device) for t in self.text.encode(prompts, self.config.max_tokens))
@@ -286,8 +301,15 @@ class EmbeddedTextToImage:
         cond = tuple(t.repeat_interleave(n_per_prompt, 0) for t in self.condition(prompts))
         bf16 = torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bfloat16)
         with self._lock, bf16, torch.inference_mode():
-            x = denoise(self.unet, self.scheduler, noise, cond, self.unconditional(len(noise)),
-                        c.num_inference_steps, c.guidance_scale)
+            x = denoise(
+                self.unet,
+                self.scheduler,
+                noise,
+                cond,
+                self.unconditional(len(noise)),
+                c.num_inference_steps,
+                c.guidance_scale,
+            )
         return from_patches(x, c.patch_size)
 
     def generate(self, prompts: list[str], seeds: list[int], n_per_prompt: int = 4) -> list[list[Image.Image]]:

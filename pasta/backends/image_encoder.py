@@ -99,8 +99,14 @@ class ImageEncoder(nn.Module):
 
     @classmethod
     def load(cls, folder: str | Path | None = None, device: str = "cpu") -> ImageEncoder:
-        return load_model(cls, ImageEncoderConfig, folder or DEFAULT_IMAGE_ENCODER_DIR, how_to_train=TRAIN_SCRIPT,
-                          what="image encoder", device=device)
+        return load_model(
+            cls,
+            ImageEncoderConfig,
+            folder or DEFAULT_IMAGE_ENCODER_DIR,
+            how_to_train=TRAIN_SCRIPT,
+            what="image encoder",
+            device=device,
+        )
 
 
 def pil_to_tensor(images: list[Image.Image], size: int = 32) -> torch.Tensor:

@@ -30,22 +30,53 @@ _INSTRUCTION_LIKE = re.compile(
 _WORD = re.compile(r"[a-z0-9]+")
 _DANGLING = frozenset(
     "a an the of in on at with and or but to for by from into onto over under as like its their his her my your "
-    "this that these those".split())
+    "this that these those".split()
+)
 """Words a phrase cannot end with: a candidate ending in one was cut off ("a painting of a", "a slipper in")."""
 MAX_PARTS = 6
 """Comma-separated parts a candidate keeps: its subject and the 5 most recent modifiers. Expansions add a part a
 turn; without a bound they pile up ("a blue coat, navy blue, bold navy blue, gold red")."""
 NEUTRAL_PHRASES = {
-    "rephrase": ("a picture of {p}", "{p}, shown clearly", "an illustration of {p}", "{p}, as an image",
-                 "a simple view of {p}", "{p}, in focus"),
-    "detail": ("close-up", "seen from the front", "with fine detail", "small and centred", "large in the frame",
-               "with soft shadows"),
-    "style": ("as a flat illustration", "as a pencil sketch", "as a watercolour", "in bold outlines",
-              "in muted colours", "as a poster"),
-    "subject": ("with a second one beside it", "a pair of them", "a smaller version of it", "a simpler one",
-                "a bolder one", "a brighter one"),
-    "creative": ("on a plain background", "in soft morning light", "at night", "on a bright day",
-                 "in a quiet scene", "in a playful mood"),
+    "rephrase": (
+        "a picture of {p}",
+        "{p}, shown clearly",
+        "an illustration of {p}",
+        "{p}, as an image",
+        "a simple view of {p}",
+        "{p}, in focus",
+    ),
+    "detail": (
+        "close-up",
+        "seen from the front",
+        "with fine detail",
+        "small and centred",
+        "large in the frame",
+        "with soft shadows",
+    ),
+    "style": (
+        "as a flat illustration",
+        "as a pencil sketch",
+        "as a watercolour",
+        "in bold outlines",
+        "in muted colours",
+        "as a poster",
+    ),
+    "subject": (
+        "with a second one beside it",
+        "a pair of them",
+        "a smaller version of it",
+        "a simpler one",
+        "a bolder one",
+        "a brighter one",
+    ),
+    "creative": (
+        "on a plain background",
+        "in soft morning light",
+        "at night",
+        "on a bright day",
+        "in a quiet scene",
+        "in a playful mood",
+    ),
 }
 """The last top-up of a category, when neither the generator nor its fallback has enough distinct candidates
 (e.g. for a prompt whose words no edit recognises): world-neutral, always whole phrases."""
@@ -91,7 +122,7 @@ def whole_phrase(text: str | None, prompt: str = "") -> str | None:
     if not parts:
         return None
     if len(parts) > MAX_PARTS:
-        parts = [parts[0]] + parts[-(MAX_PARTS - 1):]
+        parts = [parts[0]] + parts[-(MAX_PARTS - 1) :]
     return ", ".join(p for p, _ in parts)
 
 
@@ -181,7 +212,12 @@ def assemble(
             if accept(text, threshold=1.0):
                 chosen.append(Candidate(text, category, "neutral"))
         if len(chosen) < quota[category]:
-            log.warning("only %d of %d %r candidates for a prompt of %d characters", len(chosen), quota[category],
-                        category, len(prompt))
+            log.warning(
+                "only %d of %d %r candidates for a prompt of %d characters",
+                len(chosen),
+                quota[category],
+                category,
+                len(prompt),
+            )
         out.extend(chosen)
     return out

@@ -97,8 +97,11 @@ class LMMGenerator:
         k = len(CATEGORIES)
         out = [self._candidates(h, replies[i * k : (i + 1) * k], n) for i, h in enumerate(histories)]
         seconds = time.perf_counter() - t0
-        self.last_stats = {"seconds": seconds, "histories": len(histories),
-                           "from_lmm": sum(c.source == self.name for cs in out for c in cs) / max(1, sum(map(len, out)))}
+        self.last_stats = {
+            "seconds": seconds,
+            "histories": len(histories),
+            "from_lmm": sum(c.source == self.name for cs in out for c in cs) / max(1, sum(map(len, out))),
+        }
         return out
 
     def _candidates(self, history: list[str], replies: list[str], n: int) -> list[Candidate]:
@@ -108,5 +111,11 @@ class LMMGenerator:
             phrases = [p for p in split_phrases(reply or "") if plausible(category, p)]
             proposals[category] = [combine(category, prompt, p) for p in phrases if words(p) - words(prompt)]
         query = self.fallback.embed([prompt])[0]
-        return assemble(prompt, proposals, n, lambda c, k: self.fallback.options(history, c, k, query),
-                        source=self.name, fallback_source=self.fallback.name)
+        return assemble(
+            prompt,
+            proposals,
+            n,
+            lambda c, k: self.fallback.options(history, c, k, query),
+            source=self.name,
+            fallback_source=self.fallback.name,
+        )

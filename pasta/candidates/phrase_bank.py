@@ -14,8 +14,12 @@ from pathlib import Path
 from pasta.worlds import fashion
 
 # Which phrase list feeds which candidate category (see pasta.candidates.clean.CATEGORIES).
-_CLIP_INTERROGATOR_FILES = {"flavors": "flavors.txt", "mediums": "mediums.txt", "movements": "movements.txt",
-                            "artists": "artists.txt"}
+_CLIP_INTERROGATOR_FILES = {
+    "flavors": "flavors.txt",
+    "mediums": "mediums.txt",
+    "movements": "movements.txt",
+    "artists": "artists.txt",
+}
 
 
 def clip_interrogator_data_dir() -> Path | None:

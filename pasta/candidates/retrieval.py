@@ -82,7 +82,8 @@ _PATTERN_RE = _alternation(
 )
 _BACKGROUND_RE = _alternation(w for ws in fashion.BACKGROUND_PHRASES.values() for w in ws)
 _STYLE_RE = _alternation(
-    [w for ws in fashion.STYLE_PREFIXES.values() for w in ws] + [w for ws in fashion.STYLE_SUFFIXES.values() for w in ws]
+    [w for ws in fashion.STYLE_PREFIXES.values() for w in ws]
+    + [w for ws in fashion.STYLE_SUFFIXES.values() for w in ws]
 )
 
 
@@ -164,15 +165,30 @@ class RetrievalGenerator:
                     for synonym in synonyms[0] if synonyms else ():
                         if synonym != match.group(0).lower():
                             swaps.append(_tidy(regex.sub(synonym, prompt, count=1)))
-            templates = ["an image of {p}", "{p}, high quality", "a picture showing {p}", "{p}, detailed",
-                         "a clean depiction of {p}", "{p}, well composed", "a simple image of {p}", "{p}, sharp focus",
-                         "a photo of {p}", "{p}, in full view", "a rendering of {p}", "{p}, clearly shown"]
+            templates = [
+                "an image of {p}",
+                "{p}, high quality",
+                "a picture showing {p}",
+                "{p}, detailed",
+                "a clean depiction of {p}",
+                "{p}, well composed",
+                "a simple image of {p}",
+                "{p}, sharp focus",
+                "a photo of {p}",
+                "{p}, in full view",
+                "a rendering of {p}",
+                "{p}, clearly shown",
+            ]
             return pick(swaps, k) + [t.format(p=prompt) for t in pick(templates, len(templates))]
         if category == "detail":
             edits = [with_colour(prompt, c) for c in pick([ws[0] for ws in fashion.COLOUR_WORDS.values()], k)]
             edits += [with_pattern(prompt, p) for p in pick(fashion.PATTERNS[1:], 3)]
-            edits += [extend(prompt, w) for w in pick(["small, in the center", "large, close-up",
-                                                       "small, on the left", "small, on the right"], 2)]
+            edits += [
+                extend(prompt, w)
+                for w in pick(
+                    ["small, in the center", "large, close-up", "small, on the left", "small, on the right"], 2
+                )
+            ]
             return _interleave(pick(edits, len(edits)), [extend(prompt, p) for p in near])
         if category == "style":
             edits = [with_style(prompt, fashion.STYLE_SUFFIXES[s][int(rng.integers(3))]) for s in fashion.STYLES]
@@ -181,18 +197,28 @@ class RetrievalGenerator:
             garments = [ws[int(rng.integers(len(ws)))] for ws in fashion.CLASS_WORDS.values()]
             return [_tidy(with_garment(prompt, g)) for g in pick(garments, len(garments))]
         if category == "creative":
-            scenes = [with_background(prompt, fashion.BACKGROUND_PHRASES[b][int(rng.integers(3))])
-                      for b in fashion.BACKGROUNDS]
+            scenes = [
+                with_background(prompt, fashion.BACKGROUND_PHRASES[b][int(rng.integers(3))])
+                for b in fashion.BACKGROUNDS
+            ]
             return _interleave(pick(scenes, len(scenes)), [extend(prompt, p) for p in near])
         raise ValueError(f"unknown category {category!r}")
 
     def propose(self, history: list[str], n: int = 25) -> list[Candidate]:
         history = _check_history(history)
         query = self.embed([history[-1]])[0]
-        proposals = {c: self.options(history, c, n // 5 + 1, query) for c in
-                     ("rephrase", "detail", "style", "subject", "creative")}
-        return assemble(history[-1], proposals, n, lambda c, k: self.options(history, c, k, query),
-                        source=self.name, fallback_source=self.name)
+        proposals = {
+            c: self.options(history, c, n // 5 + 1, query)
+            for c in ("rephrase", "detail", "style", "subject", "creative")
+        }
+        return assemble(
+            history[-1],
+            proposals,
+            n,
+            lambda c, k: self.options(history, c, k, query),
+            source=self.name,
+            fallback_source=self.name,
+        )
 
 
 def _interleave(a: list[str], b: list[str]) -> list[str]:

@@ -13,9 +13,17 @@ from typing import Any
 from pasta.logbook.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, SQLITE_MAGIC, TABLES, LogStoreError
 from pasta.logbook.store import LogStore
 
-__all__ = ["APPLICATION_ID", "MIGRATIONS", "SCHEMA_VERSION", "SQLITE_MAGIC", "TABLES", "LogStore", "LogStoreError",
-           "export", "import_"]
-
+__all__ = [
+    "APPLICATION_ID",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "SQLITE_MAGIC",
+    "TABLES",
+    "LogStore",
+    "LogStoreError",
+    "export",
+    "import_",
+]
 
 
 def export(db: str | Path, out: str | Path, fmt: str = "parquet") -> dict[str, int]:

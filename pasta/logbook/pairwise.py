@@ -17,9 +17,15 @@ if TYPE_CHECKING:
     from pasta.logbook.store import LogStore
 
 
-def import_pairwise_parquet(store: LogStore, path: str | Path, mapping: Mapping[str, str] | None = None, *,
-                            source: str | None = None, image_dir: str | Path | None = None,
-                            batch_size: int = 4096) -> int:
+def import_pairwise_parquet(
+    store: LogStore,
+    path: str | Path,
+    mapping: Mapping[str, str] | None = None,
+    *,
+    source: str | None = None,
+    image_dir: str | Path | None = None,
+    batch_size: int = 4096,
+) -> int:
     """Import Pick-a-Pic-style pairwise preferences from a Parquet file, in batches (bounded memory).
 
     Columns are found by name: prompt (prompt | caption | text), image_a (image_a | image_0 | image_0_path |
@@ -54,8 +60,11 @@ def import_pairwise_parquet(store: LogStore, path: str | Path, mapping: Mapping[
         offset += batch.num_rows
         with store._write() as conn:
             before = conn.total_changes
-            conn.executemany("INSERT OR IGNORE INTO pairwise (user_id, prompt, image_a, image_b, embedding_a, "
-                             "embedding_b, label, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            conn.executemany(
+                "INSERT OR IGNORE INTO pairwise (user_id, prompt, image_a, image_b, embedding_a, "
+                "embedding_b, label, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
             inserted += conn.total_changes - before
     return inserted
 
@@ -76,8 +85,11 @@ _PAIRWISE_REQUIRED = ("prompt", "image_a", "image_b", "label")
 def _holds_image_bytes(arrow_type: Any) -> bool:
     import pyarrow as pa
 
-    return (pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type) or
-            (pa.types.is_struct(arrow_type) and arrow_type.get_field_index("bytes") >= 0))
+    return (
+        pa.types.is_binary(arrow_type)
+        or pa.types.is_large_binary(arrow_type)
+        or (pa.types.is_struct(arrow_type) and arrow_type.get_field_index("bytes") >= 0)
+    )
 
 
 def _pairwise_columns(schema: Any, mapping: dict[str, str], save_images: bool, path: Path) -> dict[str, str]:
@@ -88,8 +100,10 @@ def _pairwise_columns(schema: Any, mapping: dict[str, str], save_images: bool, p
     names = set(schema.names)
     absent = {field: column for field, column in mapping.items() if column not in names}
     if absent:
-        raise ValueError(f"{path} has no column(s) {', '.join(sorted(absent.values()))} named in mapping; its "
-                         f"columns are: {', '.join(schema.names)}")
+        raise ValueError(
+            f"{path} has no column(s) {', '.join(sorted(absent.values()))} named in mapping; its "
+            f"columns are: {', '.join(schema.names)}"
+        )
     columns = dict(mapping)
     for field, candidates in _PAIRWISE_NAMES.items():
         present = [c for c in candidates if c in names]
@@ -103,12 +117,16 @@ def _pairwise_columns(schema: Any, mapping: dict[str, str], save_images: bool, p
     missing = [f for f in _PAIRWISE_REQUIRED if f not in columns]
     if missing:
         looked = "; ".join(f"{f}: {' | '.join(_PAIRWISE_NAMES[f])}" for f in missing)
-        raise ValueError(f"{path} lacks the column(s) for {', '.join(missing)} (looked for {looked}); its columns "
-                         f"are: {', '.join(schema.names)}. Name them with mapping={{field: column}}")
+        raise ValueError(
+            f"{path} lacks the column(s) for {', '.join(missing)} (looked for {looked}); its columns "
+            f"are: {', '.join(schema.names)}. Name them with mapping={{field: column}}"
+        )
     for field in ("image_a", "image_b"):
         if _holds_image_bytes(schema.field(columns[field]).type) and not save_images:
-            raise ValueError(f"{path}: column {columns[field]} ({field}) holds image bytes: pass image_dir to save "
-                             "them as files, or map image_a/image_b to columns of paths, URLs or ids")
+            raise ValueError(
+                f"{path}: column {columns[field]} ({field}) holds image bytes: pass image_dir to save "
+                "them as files, or map image_a/image_b to columns of paths, URLs or ids"
+            )
     return columns
 
 
@@ -143,12 +161,16 @@ def _pairwise_row(values: dict, columns: dict, image_dir: Path | None, where: st
 
 def _save_image(data: bytes, folder: Path) -> Path:
     """Content-addressed, so an image shared by many pairs is stored once."""
-    suffix = ".png" if data.startswith(b"\x89PNG") else ".jpg" if data.startswith(b"\xff\xd8") else (
-        ".webp" if data[8:12] == b"WEBP" else ".img")
+    suffix = (
+        ".png"
+        if data.startswith(b"\x89PNG")
+        else ".jpg"
+        if data.startswith(b"\xff\xd8")
+        else (".webp" if data[8:12] == b"WEBP" else ".img")
+    )
     path = (folder / (hashlib.sha256(data).hexdigest()[:32] + suffix)).absolute()
     if not path.exists():
         tmp = path.with_name(path.name + f".{uuid.uuid4().hex}.tmp")
         tmp.write_bytes(data)
         tmp.replace(path)
     return path
-

@@ -21,15 +21,19 @@ class LogReads:
     def model_versions(self, kind: str | None = None) -> list[dict]:
         """Recorded model versions, oldest first."""
         with self._snapshot() as conn:
-            rows = conn.execute("SELECT * FROM model_versions WHERE ?1 IS NULL OR kind = ?1 ORDER BY created, rowid",
-                                (kind,)).fetchall()
+            rows = conn.execute(
+                "SELECT * FROM model_versions WHERE ?1 IS NULL OR kind = ?1 ORDER BY created, rowid", (kind,)
+            ).fetchall()
         return [_decode("model_versions", row) for row in rows]
 
     def sessions(self, source: str | None = None, user_id: str | None = None) -> list[dict]:
         """Session rows (no turns), oldest first, optionally of one source ('app', 'simulator', ...) or user."""
         with self._snapshot() as conn:
-            rows = conn.execute("SELECT * FROM sessions WHERE (?1 IS NULL OR source = ?1) AND "
-                                "(?2 IS NULL OR user_id = ?2) ORDER BY created, rowid", (source, user_id)).fetchall()
+            rows = conn.execute(
+                "SELECT * FROM sessions WHERE (?1 IS NULL OR source = ?1) AND "
+                "(?2 IS NULL OR user_id = ?2) ORDER BY created, rowid",
+                (source, user_id),
+            ).fetchall()
         return [_decode("sessions", row) for row in rows]
 
     def episode(self, session_id: str) -> dict:
@@ -49,8 +53,11 @@ class LogReads:
         response_seconds; None while the person has not picked).
         """
         with self._snapshot() as conn:
-            for row in conn.execute("SELECT * FROM sessions WHERE (?1 IS NULL OR source = ?1) AND "
-                                    "(?2 IS NULL OR user_id = ?2) ORDER BY created, rowid", (source, user_id)):
+            for row in conn.execute(
+                "SELECT * FROM sessions WHERE (?1 IS NULL OR source = ?1) AND "
+                "(?2 IS NULL OR user_id = ?2) ORDER BY created, rowid",
+                (source, user_id),
+            ):
                 yield _episode(conn, row)
 
     def pairwise_rows(self, source: str | None = None) -> Iterator[dict]:

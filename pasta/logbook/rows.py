@@ -99,23 +99,40 @@ def _episode(conn: sqlite3.Connection, session: sqlite3.Row) -> dict:
     candidates: dict[int, list[dict]] = {}
     for c in conn.execute("SELECT * FROM candidates WHERE session_id = ? ORDER BY turn_index, idx", key):
         candidates.setdefault(c["turn_index"], []).append(
-            {"text": c["text"], "category": c["category"], "source": c["source"], "score": c["score"]})
+            {"text": c["text"], "category": c["category"], "source": c["source"], "score": c["score"]}
+        )
     slates: dict[int, list[dict]] = {}
     for s in conn.execute("SELECT * FROM slates WHERE session_id = ? ORDER BY turn_index, column", key):
         shown = candidates[s["turn_index"]][s["candidate_idx"]]
         embeddings = s["image_embeddings"]
-        slates.setdefault(s["turn_index"], []).append({
-            "column": s["column"], "candidate_idx": s["candidate_idx"], "prompt": shown["text"],
-            "category": shown["category"], "seed": s["seed"],
-            "image_embeddings": None if embeddings is None else
-            np.frombuffer(embeddings, np.float32).reshape(-1, s["embedding_dim"]).copy(),
-            "image_paths": None if s["image_paths"] is None else json.loads(s["image_paths"])})
-    choices = {c["turn_index"]: {k: c[k] for k in ("column", "rating", "created", "rated", "response_seconds")}
-               for c in conn.execute("SELECT * FROM choices WHERE session_id = ?", key)}
-    episode["turns"] = [{"turn_index": t["turn_index"], "prompt": t["prompt"], "created": t["created"],
-                         "candidates": candidates.get(t["turn_index"], []), "slate": slates.get(t["turn_index"], []),
-                         "choice": choices.get(t["turn_index"])}
-                        for t in conn.execute("SELECT * FROM turns WHERE session_id = ? ORDER BY turn_index", key)]
+        slates.setdefault(s["turn_index"], []).append(
+            {
+                "column": s["column"],
+                "candidate_idx": s["candidate_idx"],
+                "prompt": shown["text"],
+                "category": shown["category"],
+                "seed": s["seed"],
+                "image_embeddings": None
+                if embeddings is None
+                else np.frombuffer(embeddings, np.float32).reshape(-1, s["embedding_dim"]).copy(),
+                "image_paths": None if s["image_paths"] is None else json.loads(s["image_paths"]),
+            }
+        )
+    choices = {
+        c["turn_index"]: {k: c[k] for k in ("column", "rating", "created", "rated", "response_seconds")}
+        for c in conn.execute("SELECT * FROM choices WHERE session_id = ?", key)
+    }
+    episode["turns"] = [
+        {
+            "turn_index": t["turn_index"],
+            "prompt": t["prompt"],
+            "created": t["created"],
+            "candidates": candidates.get(t["turn_index"], []),
+            "slate": slates.get(t["turn_index"], []),
+            "choice": choices.get(t["turn_index"]),
+        }
+        for t in conn.execute("SELECT * FROM turns WHERE session_id = ? ORDER BY turn_index", key)
+    ]
     return episode
 
 
@@ -123,28 +140,56 @@ def _insert_episode(conn: sqlite3.Connection, ep: Mapping) -> int:
     """INSERT OR IGNORE one JSONL episode; 1 when its session was new."""
     if ep.get("user"):
         u = ep["user"]
-        conn.execute("INSERT OR IGNORE INTO users VALUES (?, ?, ?, ?)",
-                     (u["id"], u["kind"], u["created"], _dumps(u.get("attributes"))))
+        conn.execute(
+            "INSERT OR IGNORE INTO users VALUES (?, ?, ?, ?)",
+            (u["id"], u["kind"], u["created"], _dumps(u.get("attributes"))),
+        )
     sid = ep["id"]
-    new = conn.execute("INSERT OR IGNORE INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (
-        sid, ep.get("user_id"), ep["initial_prompt"], ep["seed"], ep["created"], int(bool(ep.get("consent"))),
-        ep.get("source", "app"), _dumps(ep.get("settings")))).rowcount
+    new = conn.execute(
+        "INSERT OR IGNORE INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            sid,
+            ep.get("user_id"),
+            ep["initial_prompt"],
+            ep["seed"],
+            ep["created"],
+            int(bool(ep.get("consent"))),
+            ep.get("source", "app"),
+            _dumps(ep.get("settings")),
+        ),
+    ).rowcount
     for t in ep["turns"]:
         ti = t["turn_index"]
         conn.execute("INSERT OR IGNORE INTO turns VALUES (?, ?, ?, ?)", (sid, ti, t["prompt"], t["created"]))
-        conn.executemany("INSERT OR IGNORE INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?)",
-                         [(sid, ti, i, c["text"], c["category"], c.get("source", ""), c.get("score"))
-                          for i, c in enumerate(t["candidates"])])
+        conn.executemany(
+            "INSERT OR IGNORE INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (sid, ti, i, c["text"], c["category"], c.get("source", ""), c.get("score"))
+                for i, c in enumerate(t["candidates"])
+            ],
+        )
         for s in t["slate"]:
             emb = s.get("image_embeddings")
             dim, blob = _slate_embeddings([emb], 1)[0] if emb is not None else (None, None)
             paths = s.get("image_paths")
-            conn.execute("INSERT OR IGNORE INTO slates VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (
-                sid, ti, s["column"], s["candidate_idx"], s["seed"], dim, blob,
-                None if paths is None else json.dumps(paths)))
+            conn.execute(
+                "INSERT OR IGNORE INTO slates VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    sid,
+                    ti,
+                    s["column"],
+                    s["candidate_idx"],
+                    s["seed"],
+                    dim,
+                    blob,
+                    None if paths is None else json.dumps(paths),
+                ),
+            )
         if c := t.get("choice"):
-            conn.execute("INSERT OR IGNORE INTO choices VALUES (?, ?, ?, ?, ?, ?, ?)", (
-                sid, ti, c["column"], c.get("rating"), c["created"], c.get("rated"), c.get("response_seconds")))
+            conn.execute(
+                "INSERT OR IGNORE INTO choices VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (sid, ti, c["column"], c.get("rating"), c["created"], c.get("rated"), c.get("response_seconds")),
+            )
     return new
 
 
@@ -170,8 +215,9 @@ def _arrow_type(table: str, column: str, declared: str):
 
 def _export_row(table: str, row: dict) -> dict:
     if table == "slates" and row["image_embeddings"] is not None:
-        row["image_embeddings"] = list(np.frombuffer(row["image_embeddings"], np.float32).reshape(
-            -1, row["embedding_dim"]))
+        row["image_embeddings"] = list(
+            np.frombuffer(row["image_embeddings"], np.float32).reshape(-1, row["embedding_dim"])
+        )
     if table == "pairwise":
         for key in ("embedding_a", "embedding_b"):
             row[key] = None if row[key] is None else np.frombuffer(row[key], np.float32)
@@ -194,4 +240,3 @@ def _vector_bytes(value: Any, name: str) -> bytes | None:
     if vector.ndim != 1 or not np.isfinite(vector).all():
         raise ValueError(f"{name} must be a finite list of numbers")
     return vector.tobytes()
-

@@ -12,8 +12,18 @@ APPLICATION_ID = 0x50415354
 """`PRAGMA application_id` of every PASTA log store ("PAST" in ASCII): tells our files from other SQLite files."""
 SQLITE_MAGIC = b"SQLite format 3\x00"
 USER_KINDS = ("person", "simulated")
-TABLES = ("users", "sessions", "turns", "candidates", "slates", "choices", "model_versions", "refusals", "pairwise",
-          "favourites")
+TABLES = (
+    "users",
+    "sessions",
+    "turns",
+    "candidates",
+    "slates",
+    "choices",
+    "model_versions",
+    "refusals",
+    "pairwise",
+    "favourites",
+)
 """Data tables in foreign-key order: imports insert parents first."""
 
 
@@ -137,8 +147,12 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 _AUTO_IDS = {"refusals", "pairwise"}
 """Tables whose integer id is local to one file: imports leave it out and dedupe on the natural-key index."""
-_JSON_COLUMNS = {"users": ("attributes",), "sessions": ("settings",), "model_versions": ("metrics", "trained_on"),
-                 "slates": ("image_paths",)}
+_JSON_COLUMNS = {
+    "users": ("attributes",),
+    "sessions": ("settings",),
+    "model_versions": ("metrics", "trained_on"),
+    "slates": ("image_paths",),
+}
 
 
 # -- opening: refuse what is not ours before writing anything ----------------------------------------------------
@@ -161,8 +175,10 @@ def _inspect(path: Path, create: bool) -> bool:
     with path.open("rb") as f:
         header = f.read(100)
     if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
-        raise LogStoreError(f"{path} is not a SQLite database (a corrupt file, or another kind of file); it was "
-                            "left untouched: move it aside or choose another log_db path")
+        raise LogStoreError(
+            f"{path} is not a SQLite database (a corrupt file, or another kind of file); it was "
+            "left untouched: move it aside or choose another log_db path"
+        )
     if int.from_bytes(header[68:72], "big") == APPLICATION_ID:
         _check_version(int.from_bytes(header[60:64], "big"), path)
         return False
@@ -181,31 +197,38 @@ def _check(conn: sqlite3.Connection, path: Path) -> int:
     try:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' "
-                                             "ORDER BY name LIMIT 6")]
+        tables = [
+            r[0]
+            for r in conn.execute("SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name LIMIT 6")
+        ]
     except sqlite3.DatabaseError as e:
-        raise LogStoreError(f"{path} cannot be read as a SQLite database ({e}): it may be corrupt; it was left "
-                            "untouched: move it aside or choose another log_db path") from e
+        raise LogStoreError(
+            f"{path} cannot be read as a SQLite database ({e}): it may be corrupt; it was left "
+            "untouched: move it aside or choose another log_db path"
+        ) from e
     if app_id == 0 and version == 0 and not tables:
         return 0
     if app_id != APPLICATION_ID:
         listed = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "") or "none"
-        raise LogStoreError(f"{path} is a SQLite database of another program, not a PASTA log store "
-                            f"(application_id {app_id:#x}, tables: {listed}); it was left untouched: "
-                            "choose another log_db path")
+        raise LogStoreError(
+            f"{path} is a SQLite database of another program, not a PASTA log store "
+            f"(application_id {app_id:#x}, tables: {listed}); it was left untouched: "
+            "choose another log_db path"
+        )
     return _check_version(version, path)
 
 
 def _check_version(version: int, path: Path) -> int:
     if version > len(MIGRATIONS):
-        raise LogStoreError(f"{path} has log store schema {version}, newer than this pasta knows "
-                            f"({len(MIGRATIONS)}); it was left untouched: upgrade pasta to use it")
+        raise LogStoreError(
+            f"{path} has log store schema {version}, newer than this pasta knows "
+            f"({len(MIGRATIONS)}); it was left untouched: upgrade pasta to use it"
+        )
     return version
 
 
 def _read_only_uri(path: Path) -> str:
     return path.absolute().as_uri() + "?mode=ro"
-
 
 
 def _now_iso() -> str:

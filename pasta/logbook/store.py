@@ -109,8 +109,9 @@ class LogStore(LogReads, LogTransfers):
     @contextmanager
     def _snapshot(self) -> Iterator[sqlite3.Connection]:
         """A private read-only connection holding one read transaction: every query inside sees the same state."""
-        conn = sqlite3.connect(_read_only_uri(self.path), uri=True, timeout=30, isolation_level=None,
-                               check_same_thread=False)
+        conn = sqlite3.connect(
+            _read_only_uri(self.path), uri=True, timeout=30, isolation_level=None, check_same_thread=False
+        )
         conn.row_factory = sqlite3.Row
         try:
             conn.execute("BEGIN")
@@ -125,12 +126,16 @@ class LogStore(LogReads, LogTransfers):
                 try:
                     schema.MIGRATIONS[n](conn)
                 except Exception as e:
-                    raise LogStoreError(f"migrating the log store {self.path} from schema {n} to {n + 1} failed "
-                                        f"({e}); the file was left at schema {version}") from e
+                    raise LogStoreError(
+                        f"migrating the log store {self.path} from schema {n} to {n + 1} failed "
+                        f"({e}); the file was left at schema {version}"
+                    ) from e
             if version < len(schema.MIGRATIONS):
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 conn.execute(f"PRAGMA user_version = {len(schema.MIGRATIONS)}")
-                conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"schema_{len(schema.MIGRATIONS)}", _now_iso()))
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"schema_{len(schema.MIGRATIONS)}", _now_iso())
+                )
 
     @property
     def schema_version(self) -> int:
@@ -145,18 +150,36 @@ class LogStore(LogReads, LogTransfers):
             raise ValueError(f"kind={kind!r} is not a user kind: use one of {', '.join(USER_KINDS)}")
         user_id = _text(user_id, "user_id") if user_id is not None else uuid.uuid4().hex
         with self._write() as conn:
-            conn.execute("INSERT OR IGNORE INTO users VALUES (?, ?, ?, ?)",
-                         (user_id, kind, time.time(), _dumps(attributes)))
+            conn.execute(
+                "INSERT OR IGNORE INTO users VALUES (?, ?, ?, ?)", (user_id, kind, time.time(), _dumps(attributes))
+            )
         return user_id
 
-    def start_session(self, initial_prompt: str, seed: int, *, user_id: str | None = None, consent: bool = False,
-                      source: str = "app", settings: Mapping | None = None, session_id: str | None = None,
-                      resume_token: str | None = None) -> str:
+    def start_session(
+        self,
+        initial_prompt: str,
+        seed: int,
+        *,
+        user_id: str | None = None,
+        consent: bool = False,
+        source: str = "app",
+        settings: Mapping | None = None,
+        session_id: str | None = None,
+        resume_token: str | None = None,
+    ) -> str:
         """Log a new session and return its id (`session_id`, e.g. the agent's `Session.id`, or a fresh one).
         `resume_token` (kept as a digest) is the secret that `resume_token_matches` later asks for."""
         session_id = _text(session_id, "session_id") if session_id is not None else uuid.uuid4().hex
-        row = (session_id, user_id, _text(initial_prompt, "initial_prompt"), _int(seed, "seed"), time.time(),
-               int(bool(consent)), _text(source, "source"), _dumps(settings))
+        row = (
+            session_id,
+            user_id,
+            _text(initial_prompt, "initial_prompt"),
+            _int(seed, "seed"),
+            time.time(),
+            int(bool(consent)),
+            _text(source, "source"),
+            _dumps(settings),
+        )
         with self._write() as conn:
             if user_id is not None and not conn.execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone():
                 raise ValueError(f"unknown user {user_id!r}: add it with add_user() first")
@@ -196,10 +219,18 @@ class LogStore(LogReads, LogTransfers):
             conn.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, secrets.token_hex(32)))
             return conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0]
 
-    def log_turn(self, session_id: str, turn_index: int, prompt: str, candidates: Sequence[Any],
-                 scores: Sequence[float], slate: Sequence[int], seeds: Sequence[int],
-                 image_embeddings: Sequence[Any] | np.ndarray | None = None,
-                 image_paths: Sequence[Sequence[str]] | None = None) -> None:
+    def log_turn(
+        self,
+        session_id: str,
+        turn_index: int,
+        prompt: str,
+        candidates: Sequence[Any],
+        scores: Sequence[float],
+        slate: Sequence[int],
+        seeds: Sequence[int],
+        image_embeddings: Sequence[Any] | np.ndarray | None = None,
+        image_paths: Sequence[Sequence[str]] | None = None,
+    ) -> None:
         """Log one turn in one transaction: its prompt, every candidate with its score, and the slate shown.
 
         `candidates` are `Candidate`s (or mappings with text, category, source); `slate` indexes them, one per
@@ -226,31 +257,47 @@ class LogStore(LogReads, LogTransfers):
                 raise ValueError(f"unknown session {session_id!r}: start it with start_session() first")
             logged, last_choice = conn.execute(
                 "SELECT count(*), (SELECT count(*) FROM choices WHERE session_id = ?1 AND turn_index = ?2 - 1) "
-                "FROM turns WHERE session_id = ?1", (session_id, turn_index)).fetchone()
+                "FROM turns WHERE session_id = ?1",
+                (session_id, turn_index),
+            ).fetchone()
             if turn_index < logged:
                 raise ValueError(f"turn {turn_index} of session {session_id!r} is already logged")
             if turn_index > logged:
                 raise ValueError(f"turn {turn_index} of session {session_id!r} cannot be logged before turn {logged}")
             if turn_index > 0 and not last_choice:
-                raise ValueError(f"log the choice for turn {turn_index - 1} of session {session_id!r} before "
-                                 f"logging turn {turn_index}: each choice is committed before the next slate")
-            conn.execute("INSERT INTO turns VALUES (?, ?, ?, ?)",
-                         (session_id, turn_index, _text(prompt, "prompt"), time.time()))
-            conn.executemany("INSERT INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?)",
-                             [(session_id, turn_index, i, *row, s) for i, (row, s) in enumerate(zip(rows, scores))])
-            conn.executemany("INSERT INTO slates VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                             [(session_id, turn_index, col, idx, _int(seed, "seed"), *emb, path)
-                              for col, (idx, seed, emb, path) in enumerate(zip(slate, seeds, embeddings, paths))])
+                raise ValueError(
+                    f"log the choice for turn {turn_index - 1} of session {session_id!r} before "
+                    f"logging turn {turn_index}: each choice is committed before the next slate"
+                )
+            conn.execute(
+                "INSERT INTO turns VALUES (?, ?, ?, ?)", (session_id, turn_index, _text(prompt, "prompt"), time.time())
+            )
+            conn.executemany(
+                "INSERT INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(session_id, turn_index, i, *row, s) for i, (row, s) in enumerate(zip(rows, scores))],
+            )
+            conn.executemany(
+                "INSERT INTO slates VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (session_id, turn_index, col, idx, _int(seed, "seed"), *emb, path)
+                    for col, (idx, seed, emb, path) in enumerate(zip(slate, seeds, embeddings, paths))
+                ],
+            )
 
-    def log_slate_images(self, session_id: str, turn_index: int,
-                         image_embeddings: Sequence[Any] | np.ndarray | None = None,
-                         image_paths: Sequence[Sequence[str]] | None = None) -> None:
+    def log_slate_images(
+        self,
+        session_id: str,
+        turn_index: int,
+        image_embeddings: Sequence[Any] | np.ndarray | None = None,
+        image_paths: Sequence[Sequence[str]] | None = None,
+    ) -> None:
         """Add the rendered images' embeddings and files to a slate `log_turn` logged before rendering (so a crash
         while rendering loses nothing that was shown: the prompts and seeds re-render the same images)."""
         turn_index = _int(turn_index, "turn_index", low=0)
         with self._write() as conn:
-            (columns,) = conn.execute("SELECT count(*) FROM slates WHERE session_id = ? AND turn_index = ?",
-                                      (session_id, turn_index)).fetchone()
+            (columns,) = conn.execute(
+                "SELECT count(*) FROM slates WHERE session_id = ? AND turn_index = ?", (session_id, turn_index)
+            ).fetchone()
             if not columns:
                 raise ValueError(f"no slate was logged for turn {turn_index} of session {session_id!r}")
             embeddings = _slate_embeddings(image_embeddings, columns)
@@ -258,34 +305,50 @@ class LogStore(LogReads, LogTransfers):
                 raise ValueError(f"image_paths has {len(image_paths)} entries for a slate of {columns}")
             for column, emb in enumerate(embeddings):
                 path = None if image_paths is None else json.dumps([str(p) for p in image_paths[column]])
-                conn.execute("UPDATE slates SET embedding_dim = coalesce(?, embedding_dim), "
-                             "image_embeddings = coalesce(?, image_embeddings), image_paths = coalesce(?, image_paths) "
-                             "WHERE session_id = ? AND turn_index = ? AND column = ?",
-                             (*emb, path, session_id, turn_index, column))
+                conn.execute(
+                    "UPDATE slates SET embedding_dim = coalesce(?, embedding_dim), "
+                    "image_embeddings = coalesce(?, image_embeddings), image_paths = coalesce(?, image_paths) "
+                    "WHERE session_id = ? AND turn_index = ? AND column = ?",
+                    (*emb, path, session_id, turn_index, column),
+                )
 
     def set_favourite(self, session_id: str, turn_index: int, column: int, image: int | None, favourite: bool) -> None:
         """Mark (or unmark) a column (`image` None) or one of its images as a favourite of the session."""
-        key = (session_id, _int(turn_index, "turn_index", low=0), _int(column, "column", low=0),
-               -1 if image is None else _int(image, "image", low=0))
+        key = (
+            session_id,
+            _int(turn_index, "turn_index", low=0),
+            _int(column, "column", low=0),
+            -1 if image is None else _int(image, "image", low=0),
+        )
         with self._write() as conn:
-            if not conn.execute("SELECT 1 FROM slates WHERE session_id = ? AND turn_index = ? AND column = ?",
-                                key[:3]).fetchone():
+            if not conn.execute(
+                "SELECT 1 FROM slates WHERE session_id = ? AND turn_index = ? AND column = ?", key[:3]
+            ).fetchone():
                 raise ValueError(f"no column {column} was logged for turn {turn_index} of session {session_id!r}")
             if favourite:
                 conn.execute("INSERT OR IGNORE INTO favourites VALUES (?, ?, ?, ?, ?)", (*key, time.time()))
             else:
-                conn.execute("DELETE FROM favourites WHERE session_id = ? AND turn_index = ? AND column = ? "
-                             "AND image = ?", key)
+                conn.execute(
+                    "DELETE FROM favourites WHERE session_id = ? AND turn_index = ? AND column = ? AND image = ?", key
+                )
 
     def favourites(self, session_id: str) -> list[tuple[int, int, int | None]]:
         """(turn index, column, image or None for the whole column), in the order they were marked."""
         with self._snapshot() as conn:
-            rows = conn.execute("SELECT turn_index, column, image FROM favourites WHERE session_id = ? "
-                                "ORDER BY created, rowid", (session_id,)).fetchall()
+            rows = conn.execute(
+                "SELECT turn_index, column, image FROM favourites WHERE session_id = ? ORDER BY created, rowid",
+                (session_id,),
+            ).fetchall()
         return [(t, c, None if i < 0 else i) for t, c, i in rows]
 
-    def log_choice(self, session_id: str, turn_index: int, column: int, rating: int | None = None,
-                   response_seconds: float | None = None) -> None:
+    def log_choice(
+        self,
+        session_id: str,
+        turn_index: int,
+        column: int,
+        rating: int | None = None,
+        response_seconds: float | None = None,
+    ) -> None:
         """Log the column picked in a turn (0-based), durably, before returning. Bad input raises ValueError and
         writes nothing; logging the same pick again (a retried request) is a no-op that may add the rating."""
         turn_index = _int(turn_index, "turn_index", low=0)
@@ -294,47 +357,78 @@ class LogStore(LogReads, LogTransfers):
         if response_seconds is not None:
             response_seconds = _finite(response_seconds, "response_seconds")
         with self._write() as conn:
-            (shown,) = conn.execute("SELECT count(*) FROM slates WHERE session_id = ? AND turn_index = ?",
-                                    (session_id, turn_index)).fetchone()
+            (shown,) = conn.execute(
+                "SELECT count(*) FROM slates WHERE session_id = ? AND turn_index = ?", (session_id, turn_index)
+            ).fetchone()
             if not shown:
                 raise ValueError(f"no slate was logged for turn {turn_index} of session {session_id!r}")
             if column >= shown:
-                raise ValueError(f"column={column} is out of range: turn {turn_index} of session {session_id!r} "
-                                 f"showed {shown} columns (0 to {shown - 1})")
-            earlier = conn.execute("SELECT column FROM choices WHERE session_id = ? AND turn_index = ?",
-                                   (session_id, turn_index)).fetchone()
+                raise ValueError(
+                    f"column={column} is out of range: turn {turn_index} of session {session_id!r} "
+                    f"showed {shown} columns (0 to {shown - 1})"
+                )
+            earlier = conn.execute(
+                "SELECT column FROM choices WHERE session_id = ? AND turn_index = ?", (session_id, turn_index)
+            ).fetchone()
             if earlier is not None and earlier[0] != column:
-                raise ValueError(f"turn {turn_index} of session {session_id!r} already has a choice "
-                                 f"(column {earlier[0]}); a choice is final")
+                raise ValueError(
+                    f"turn {turn_index} of session {session_id!r} already has a choice "
+                    f"(column {earlier[0]}); a choice is final"
+                )
             now = time.time()
             if earlier is None:
-                conn.execute("INSERT INTO choices VALUES (?, ?, ?, ?, ?, ?, ?)", (
-                    session_id, turn_index, column, rating, now, now if rating else None, response_seconds))
+                conn.execute(
+                    "INSERT INTO choices VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (session_id, turn_index, column, rating, now, now if rating else None, response_seconds),
+                )
             elif rating is not None:
-                conn.execute("UPDATE choices SET rating = ?, rated = ? WHERE session_id = ? AND turn_index = ?",
-                             (rating, now, session_id, turn_index))
+                conn.execute(
+                    "UPDATE choices SET rating = ?, rated = ? WHERE session_id = ? AND turn_index = ?",
+                    (rating, now, session_id, turn_index),
+                )
 
     def rate(self, session_id: str, turn_index: int, rating: int) -> None:
         """Rate (or re-rate) the chosen column of a turn 1-5, after the choice was logged."""
         rating = _int(rating, "rating", low=1, high=5)
         with self._write() as conn:
-            changed = conn.execute("UPDATE choices SET rating = ?, rated = ? WHERE session_id = ? AND turn_index = ?",
-                                   (rating, time.time(), session_id, _int(turn_index, "turn_index"))).rowcount
+            changed = conn.execute(
+                "UPDATE choices SET rating = ?, rated = ? WHERE session_id = ? AND turn_index = ?",
+                (rating, time.time(), session_id, _int(turn_index, "turn_index")),
+            ).rowcount
             if not changed:
                 raise ValueError(f"turn {turn_index} of session {session_id!r} has no choice to rate yet")
 
     def log_refusal(self, text: str, reason: str, session_id: str | None = None) -> None:
         """Log a prompt the safety filter refused, and why (the session may not exist yet)."""
         with self._write() as conn:
-            conn.execute("INSERT INTO refusals (created, session_id, text, reason) VALUES (?, ?, ?, ?)",
-                         (time.time(), session_id, str(text), _text(reason, "reason")))
+            conn.execute(
+                "INSERT INTO refusals (created, session_id, text, reason) VALUES (?, ?, ?, ?)",
+                (time.time(), session_id, str(text), _text(reason, "reason")),
+            )
 
-    def record_model_version(self, kind: str, name: str, path: str | Path = "", *, metrics: Mapping | None = None,
-                             trained_on: Mapping | None = None, version_id: str | None = None) -> str:
+    def record_model_version(
+        self,
+        kind: str,
+        name: str,
+        path: str | Path = "",
+        *,
+        metrics: Mapping | None = None,
+        trained_on: Mapping | None = None,
+        version_id: str | None = None,
+    ) -> str:
         """Record a trained model (kind e.g. 'user_model', 'qnet', 't2i', 'adapter') and what it was trained on."""
         version_id = _text(version_id, "version_id") if version_id is not None else uuid.uuid4().hex
         with self._write() as conn:
-            conn.execute("INSERT INTO model_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                         (version_id, _text(kind, "kind"), _text(name, "name"), str(path), time.time(),
-                          _dumps(metrics), _dumps(trained_on)))
+            conn.execute(
+                "INSERT INTO model_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    version_id,
+                    _text(kind, "kind"),
+                    _text(name, "name"),
+                    str(path),
+                    time.time(),
+                    _dumps(metrics),
+                    _dumps(trained_on),
+                ),
+            )
         return version_id

@@ -30,8 +30,10 @@ def export_parquet(store: LogStore, folder: str | Path) -> dict[str, int]:
     with store._snapshot() as conn:
         for table in TABLES:
             columns = conn.execute(f"PRAGMA table_info({table})").fetchall()
-            schema = pa.schema([(c["name"], _arrow_type(table, c["name"], c["type"])) for c in columns],
-                               metadata={"pasta.table": table, "pasta.schema_version": str(len(log_schema.MIGRATIONS))})
+            schema = pa.schema(
+                [(c["name"], _arrow_type(table, c["name"], c["type"])) for c in columns],
+                metadata={"pasta.table": table, "pasta.schema_version": str(len(log_schema.MIGRATIONS))},
+            )
             tmp = folder / f"{table}.parquet.tmp"
             written[table] = 0
             with pq.ParquetWriter(tmp, schema) as writer:
@@ -42,6 +44,7 @@ def export_parquet(store: LogStore, folder: str | Path) -> dict[str, int]:
                     written[table] += len(rows)
             tmp.replace(folder / f"{table}.parquet")
     return written
+
 
 def import_parquet(store: LogStore, folder: str | Path) -> dict[str, int]:
     """Import the tables `export_parquet` wrote, all or nothing; rows already present are skipped. Returns new
@@ -58,10 +61,13 @@ def import_parquet(store: LogStore, folder: str | Path) -> dict[str, int]:
             parquet = pq.ParquetFile(file)
             version = int((parquet.schema_arrow.metadata or {}).get(b"pasta.schema_version", b"0"))
             if version > len(log_schema.MIGRATIONS):
-                raise ValueError(f"{file} was exported with schema {version}; this code knows up to "
-                                 f"{len(log_schema.MIGRATIONS)}: upgrade pasta to import it")
+                raise ValueError(
+                    f"{file} was exported with schema {version}; this code knows up to "
+                    f"{len(log_schema.MIGRATIONS)}: upgrade pasta to import it"
+                )
             known = {c[1] for c in conn.execute(f"PRAGMA table_info({table})")} - (
-                {"id"} if table in _AUTO_IDS else set())
+                {"id"} if table in _AUTO_IDS else set()
+            )
             unknown = set(parquet.schema_arrow.names) - known - {"id"}
             if unknown:
                 raise ValueError(f"{file} has columns the {table} table does not: {', '.join(sorted(unknown))}")
@@ -70,12 +76,14 @@ def import_parquet(store: LogStore, folder: str | Path) -> dict[str, int]:
             before = conn.total_changes
             try:
                 for batch in parquet.iter_batches(batch_size=10_000, columns=names):
-                    conn.executemany(sql, [[row[n] for n in names] for row in
-                                           (_import_row(table, r) for r in batch.to_pylist())])
+                    conn.executemany(
+                        sql, [[row[n] for n in names] for row in (_import_row(table, r) for r in batch.to_pylist())]
+                    )
             except sqlite3.IntegrityError as e:
                 raise ValueError(f"{file}: rows do not fit the log store ({e}); nothing was imported") from e
             inserted[table] = conn.total_changes - before
     return inserted
+
 
 def export_jsonl(store: LogStore, path: str | Path, source: str | None = None) -> int:
     """Write one JSON object per session episode (see `episodes`); returns the number written."""
@@ -88,6 +96,7 @@ def export_jsonl(store: LogStore, path: str | Path, source: str | None = None) -
             count += 1
     tmp.replace(path)
     return count
+
 
 def import_jsonl(store: LogStore, path: str | Path) -> int:
     """Import episodes written by `export_jsonl`, all or nothing; returns how many sessions were new."""
@@ -122,6 +131,8 @@ class LogTransfers:
         """Import episodes written by `export_jsonl`, all or nothing; returns how many sessions were new."""
         return import_jsonl(self, path)
 
-    def import_pairwise_parquet(self, path: str | Path, mapping: Mapping[str, str] | None = None, **options: Any) -> int:
+    def import_pairwise_parquet(
+        self, path: str | Path, mapping: Mapping[str, str] | None = None, **options: Any
+    ) -> int:
         """Import Pick-a-Pic-style pairwise preferences (see `pasta.logbook.pairwise.import_pairwise_parquet`)."""
         return pairwise.import_pairwise_parquet(self, path, mapping, **options)

@@ -12,8 +12,9 @@ from pasta.policy.episodes import LoggedEpisode, LoggedTurn
 from pasta.policy.user_model import ChoiceData, column_features
 
 
-def choice_data_from_episodes(episodes: Iterable[LoggedEpisode], slate_size: int | None = None
-                              ) -> tuple[ChoiceData, list[str]]:
+def choice_data_from_episodes(
+    episodes: Iterable[LoggedEpisode], slate_size: int | None = None
+) -> tuple[ChoiceData, list[str]]:
     """ChoiceData from logged episodes (`pasta.policy.episodes.read_episodes`), and the user id of each user index.
     Slates smaller than the largest are padded and masked."""
     rows: list[tuple[int, LoggedTurn]] = []
@@ -37,8 +38,9 @@ def choice_data_from_episodes(episodes: Iterable[LoggedEpisode], slate_size: int
     return data, user_ids
 
 
-def choice_data_from_pairwise(rows: Iterable[dict], text_embed: Callable[[list[str]], np.ndarray]
-                              ) -> tuple[ChoiceData, list[str], dict[str, int]]:
+def choice_data_from_pairwise(
+    rows: Iterable[dict], text_embed: Callable[[list[str]], np.ndarray]
+) -> tuple[ChoiceData, list[str], dict[str, int]]:
     """Pairwise preferences (`LogStore.pairwise_rows`) as two-column choices: columns (prompt, image A) and
     (prompt, image B), the preferred one chosen; rows of one user id form one user, rows without one are each their
     own. Ties (label 0.5) choose nothing and rows without image embeddings cannot be featurized: both are skipped and
@@ -57,11 +59,22 @@ def choice_data_from_pairwise(rows: Iterable[dict], text_embed: Callable[[list[s
     text = text_embed([r["prompt"] for r in kept])
     dims = {len(r["embedding_a"]) for r in kept} | {len(r["embedding_b"]) for r in kept}
     if dims != {text.shape[1]}:
-        raise ValueError(f"pairwise image embeddings have {sorted(dims)} dimensions but prompt embeddings have "
-                         f"{text.shape[1]}: import embeddings from the same embedding space")
+        raise ValueError(
+            f"pairwise image embeddings have {sorted(dims)} dimensions but prompt embeddings have "
+            f"{text.shape[1]}: import embeddings from the same embedding space"
+        )
     user_index: dict[str, int] = {}
     users = [user_index.setdefault(r["user_id"] or f"pair:{r['id']}", len(user_index)) for r in kept]
-    X = np.stack([np.stack([column_features(t, np.asarray(r["embedding_a"])[None]),
-                            column_features(t, np.asarray(r["embedding_b"])[None])]) for t, r in zip(text, kept)])
+    X = np.stack(
+        [
+            np.stack(
+                [
+                    column_features(t, np.asarray(r["embedding_a"])[None]),
+                    column_features(t, np.asarray(r["embedding_b"])[None]),
+                ]
+            )
+            for t, r in zip(text, kept)
+        ]
+    )
     choice = np.array([0 if r["label"] > 0.5 else 1 for r in kept])
     return ChoiceData(X, choice, np.array(users), np.ones((len(kept), 2), bool)), list(user_index), counts

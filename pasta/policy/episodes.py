@@ -36,8 +36,12 @@ class LoggedEpisode:
 class TextEmbeddingCache:
     """Memoized `embed(list[str]) -> [N, D]`, batched over the texts it has not seen."""
 
-    def __init__(self, embed: Callable[[list[str]], np.ndarray], batch_size: int = 256,
-                 known: dict[str, np.ndarray] | None = None) -> None:
+    def __init__(
+        self,
+        embed: Callable[[list[str]], np.ndarray],
+        batch_size: int = 256,
+        known: dict[str, np.ndarray] | None = None,
+    ) -> None:
         self.embed = embed
         self.batch_size = batch_size
         self.vectors: dict[str, np.ndarray] = dict(known or {})
@@ -66,12 +70,23 @@ def read_episodes(episodes: Iterable[dict], embed_text: Callable[[list[str]], np
             n = len(turn["slate"])
             text = vectors[k : k + n]
             k += n
-            images = np.stack([
-                text[j] if c.get("image_embeddings") is None
-                else np.asarray(c["image_embeddings"], np.float32).reshape(-1, text.shape[1]).mean(0)
-                for j, c in enumerate(turn["slate"])])
+            images = np.stack(
+                [
+                    text[j]
+                    if c.get("image_embeddings") is None
+                    else np.asarray(c["image_embeddings"], np.float32).reshape(-1, text.shape[1]).mean(0)
+                    for j, c in enumerate(turn["slate"])
+                ]
+            )
             rating = turn["choice"].get("rating")
-            logged.append(LoggedTurn(text, images, [c["category"] for c in turn["slate"]],
-                                     int(turn["choice"]["column"]), None if rating is None else int(rating)))
+            logged.append(
+                LoggedTurn(
+                    text,
+                    images,
+                    [c["category"] for c in turn["slate"]],
+                    int(turn["choice"]["column"]),
+                    None if rating is None else int(rating),
+                )
+            )
         out.append(LoggedEpisode(vectors[0], logged, episode.get("user_id") or f"session:{episode['id']}"))
     return out

@@ -107,8 +107,16 @@ def episode_states(episode: LoggedEpisode, user_model: UserModel, qnet: QNetConf
     states = []
     for t in range(len(shown) + 1):
         state = PolicyState.build(episode.initial_embedding, shown[:t], seed=0)
-        states.append(state_features(qnet, state.initial_embedding, state.current_embedding,
-                                     state.chosen_image_embeddings, t, user_model.live_posterior(state.history_slates)))
+        states.append(
+            state_features(
+                qnet,
+                state.initial_embedding,
+                state.current_embedding,
+                state.chosen_image_embeddings,
+                t,
+                user_model.live_posterior(state.history_slates),
+            )
+        )
     return states
 
 
@@ -136,15 +144,24 @@ def transitions(episodes: list[LoggedEpisode], user_model: UserModel, cfg: IQLCo
                 reward = float(u @ posterior)
                 RK.append(u)
             with torch.no_grad():
-                u_action = user_model.utilities(torch.as_tensor(column_features(
-                    turn.text_embeddings[[turn.choice]], None))).numpy()  # as the policy sees it: before rendering
+                u_action = user_model.utilities(
+                    torch.as_tensor(column_features(turn.text_embeddings[[turn.choice]], None))
+                ).numpy()  # as the policy sees it: before rendering
             S.append(states[t])
             A.append(action_features(turn.text_embeddings[[turn.choice]], [turn.categories[turn.choice]], u_action)[0])
             R.append(reward)
         n = len(episode.turns)
-        parts.append(Transitions(np.stack(S), np.stack(A), np.array(R, np.float32), np.stack(states[1 : n + 1]),
-                                 np.array([0.0] * (n - 1) + [1.0], np.float32), np.stack(RK).astype(np.float32),
-                                 np.repeat(posteriors["final"][None].astype(np.float32), n, 0)))
+        parts.append(
+            Transitions(
+                np.stack(S),
+                np.stack(A),
+                np.array(R, np.float32),
+                np.stack(states[1 : n + 1]),
+                np.array([0.0] * (n - 1) + [1.0], np.float32),
+                np.stack(RK).astype(np.float32),
+                np.repeat(posteriors["final"][None].astype(np.float32), n, 0),
+            )
+        )
     return Transitions.concat(parts)
 
 
@@ -222,8 +239,10 @@ def train_iql(data: Transitions, cfg: IQLConfig, progress: bool = False) -> tupl
     v_opt = torch.optim.Adam(v.parameters(), lr=cfg.lr)
     per_type = cfg.qnet.per_type_values
     rewards, weights = data.per_type(cfg.qnet.n_types) if per_type else (data.rewards, np.ones(len(data)))
-    tensors = [torch.as_tensor(x, dtype=torch.float32) for x in
-               (data.states, data.actions, rewards, data.next_states, data.dones, weights)]
+    tensors = [
+        torch.as_tensor(x, dtype=torch.float32)
+        for x in (data.states, data.actions, rewards, data.next_states, data.dones, weights)
+    ]
     log: dict[str, list[float]] = {"q_loss": [], "v_loss": []}
     steps = range(cfg.steps)
     if progress:
@@ -255,6 +274,11 @@ def train_iql(data: Transitions, cfg: IQLConfig, progress: bool = False) -> tupl
         if step % 100 == 0:
             log["q_loss"].append(q_loss.item())
             log["v_loss"].append(v_loss.item())
-    stats = {"transitions": len(data), "steps": cfg.steps, "seconds": time.perf_counter() - t0,
-             "final_q_loss": float(np.mean(log["q_loss"][-5:])), "final_v_loss": float(np.mean(log["v_loss"][-5:]))}
+    stats = {
+        "transitions": len(data),
+        "steps": cfg.steps,
+        "seconds": time.perf_counter() - t0,
+        "final_q_loss": float(np.mean(log["q_loss"][-5:])),
+        "final_v_loss": float(np.mean(log["v_loss"][-5:])),
+    }
     return q.eval(), stats

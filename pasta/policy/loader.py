@@ -54,8 +54,9 @@ def load_policy(settings: Settings, embedder) -> LoadedPolicy:
         notice = f"Slate policy: LMM order (baseline), because the trained agent could not be used: {error}"
         log.warning(notice)
         return LoadedPolicy(LMMOrderPolicy(), folder, notice)
-    notice = (f"Slate policy: the trained PASTA agent (Q-network + {policy.q.config.n_types} user types, "
-              f"{_shown(folder)})")
+    notice = (
+        f"Slate policy: the trained PASTA agent (Q-network + {policy.q.config.n_types} user types, {_shown(folder)})"
+    )
     log.info(notice)
     return LoadedPolicy(policy, folder, notice, version, metrics)
 
@@ -75,16 +76,21 @@ def _load_q_policy(folder: Path, embedder) -> tuple[QPolicy, str, dict]:
     q, user_model = TwinQ.load(q_dir), UserModel.load(user_dir)
     c = q.config
     if c.embedding_dim != embedder.dim:
-        raise ValueError(f"the Q-network was trained on {c.embedding_dim}-d embeddings but the embedder makes "
-                         f"{embedder.dim}-d ones (train an agent for this tier)")
+        raise ValueError(
+            f"the Q-network was trained on {c.embedding_dim}-d embeddings but the embedder makes "
+            f"{embedder.dim}-d ones (train an agent for this tier)"
+        )
     if user_model.n_features != 2 * c.embedding_dim:
         raise ValueError(f"the user model takes {user_model.n_features} features, not 2 x {c.embedding_dim}")
     if user_model.config.n_types != c.n_types:
-        raise ValueError(f"the Q-network expects {c.n_types} user types but the user model has "
-                         f"{user_model.config.n_types}")
+        raise ValueError(
+            f"the Q-network expects {c.n_types} user types but the user model has {user_model.config.n_types}"
+        )
     digest = hashlib.sha256()
     for path in (q_dir / "qnet.safetensors", user_dir / "user_model.safetensors"):
         digest.update(path.read_bytes())
-    metrics = {"qnet": json.loads((q_dir / "qnet.json").read_text()).get("metrics", {}),
-               "user_model": json.loads((user_dir / "user_model.json").read_text()).get("metrics", {})}
+    metrics = {
+        "qnet": json.loads((q_dir / "qnet.json").read_text()).get("metrics", {}),
+        "user_model": json.loads((user_dir / "user_model.json").read_text()).get("metrics", {}),
+    }
     return QPolicy(q, user_model), digest.hexdigest()[:16], metrics

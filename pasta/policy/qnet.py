@@ -55,8 +55,9 @@ def action_dim(c: QNetConfig) -> int:
     return c.embedding_dim + len(CATEGORIES) + c.n_types
 
 
-def state_features(c: QNetConfig, initial: np.ndarray, current: np.ndarray, chosen_images: np.ndarray,
-                   turn: int, posterior: np.ndarray) -> np.ndarray:
+def state_features(
+    c: QNetConfig, initial: np.ndarray, current: np.ndarray, chosen_images: np.ndarray, turn: int, posterior: np.ndarray
+) -> np.ndarray:
     """[state_dim]: chosen_images [n_chosen, D] (empty at the first turn -> zeros)."""
     mean_chosen = chosen_images.mean(0) if len(chosen_images) else np.zeros(c.embedding_dim, np.float32)
     turn_one_hot = np.eye(c.horizon, dtype=np.float32)[min(turn, c.horizon - 1)]
@@ -71,8 +72,9 @@ def action_features(embeddings: np.ndarray, categories: list[str], utilities: np
 
 
 def mlp(n_in: int, hidden: int, n_out: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                         nn.Linear(hidden, n_out))
+    return nn.Sequential(
+        nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, n_out)
+    )
 
 
 class EmbeddingProjection(nn.Module):
@@ -95,7 +97,7 @@ class EmbeddingProjection(nn.Module):
 
 def posterior_weighted(values: torch.Tensor, state: torch.Tensor, config: QNetConfig) -> torch.Tensor:
     """[B, K] per-type values -> [B]: weighted by the posterior over types held in the state's last K features."""
-    return (values * state[..., -config.n_types:]).sum(-1)
+    return (values * state[..., -config.n_types :]).sum(-1)
 
 
 class QNetwork(nn.Module):

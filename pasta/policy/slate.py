@@ -24,7 +24,9 @@ from pasta.policy.state import PolicyState
 class SlatePolicy(Protocol):
     name: str
 
-    def select(self, state: PolicyState, candidates: Sequence[Candidate], slate_size: int) -> tuple[list[int], np.ndarray]:
+    def select(
+        self, state: PolicyState, candidates: Sequence[Candidate], slate_size: int
+    ) -> tuple[list[int], np.ndarray]:
         """(indices of the slate, score of every candidate)."""
         ...
 
@@ -38,8 +40,15 @@ def top_per_category(scores: np.ndarray, candidates: Sequence[Candidate], slate_
     return ranked[:slate_size]
 
 
-def choice_model_slate(values: np.ndarray, utilities: np.ndarray, posterior: np.ndarray, temperature: float,
-                       candidates: Sequence[Candidate], slate_size: int, max_slates: int = 20_000) -> list[int]:
+def choice_model_slate(
+    values: np.ndarray,
+    utilities: np.ndarray,
+    posterior: np.ndarray,
+    temperature: float,
+    candidates: Sequence[Candidate],
+    slate_size: int,
+    max_slates: int = 20_000,
+) -> list[int]:
     """The slate A (at most one candidate per category) that maximizes SlateQ's slate value
 
         value(A) = sum_k p_k sum_{j in A} softmax_{j in A}(u_k(j) / T) values[j, k]
@@ -91,7 +100,9 @@ class LMMOrderPolicy:
 
     name = "lmm-order"
 
-    def select(self, state: PolicyState, candidates: Sequence[Candidate], slate_size: int) -> tuple[list[int], np.ndarray]:
+    def select(
+        self, state: PolicyState, candidates: Sequence[Candidate], slate_size: int
+    ) -> tuple[list[int], np.ndarray]:
         scores = -np.arange(len(candidates), dtype=np.float32)
         return top_per_category(scores, candidates, slate_size), scores
 
@@ -104,7 +115,9 @@ class RandomPolicy:
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
 
-    def select(self, state: PolicyState, candidates: Sequence[Candidate], slate_size: int) -> tuple[list[int], np.ndarray]:
+    def select(
+        self, state: PolicyState, candidates: Sequence[Candidate], slate_size: int
+    ) -> tuple[list[int], np.ndarray]:
         rng = np.random.default_rng([self.seed, int(state.turn), int(state.seed)])
         scores = rng.random(len(candidates)).astype(np.float32)
         return top_per_category(scores, candidates, slate_size), scores
@@ -135,7 +148,9 @@ class GreedyMyopicPolicy:
         self.user_model, self.slate = user_model, check_slate(slate)
         self.name = "greedy" if slate == "top" else "greedy-slate"
 
-    def select(self, state: PolicyState, candidates: Sequence[Candidate], slate_size: int) -> tuple[list[int], np.ndarray]:
+    def select(
+        self, state: PolicyState, candidates: Sequence[Candidate], slate_size: int
+    ) -> tuple[list[int], np.ndarray]:
         import torch
 
         posterior = posterior_from_state(self.user_model, state)
@@ -165,10 +180,18 @@ class QPolicy:
 
         if posterior is None:
             posterior = posterior_from_state(self.user_model, state)
-        return state_features(self.q.config, state.initial_embedding, state.current_embedding,
-                              state.chosen_image_embeddings, state.turn, posterior)
+        return state_features(
+            self.q.config,
+            state.initial_embedding,
+            state.current_embedding,
+            state.chosen_image_embeddings,
+            state.turn,
+            posterior,
+        )
 
-    def select(self, state: PolicyState, candidates: Sequence[Candidate], slate_size: int) -> tuple[list[int], np.ndarray]:
+    def select(
+        self, state: PolicyState, candidates: Sequence[Candidate], slate_size: int
+    ) -> tuple[list[int], np.ndarray]:
         import torch
 
         from pasta.policy.qnet import action_features
@@ -184,8 +207,11 @@ class QPolicy:
             scores = (values @ posterior).astype(np.float32)
         else:
             scores = self.q.q(state_vector, actions)
-            values = (u + (scores - u @ posterior)[:, None] if config.myopic_residual
-                      else np.repeat(scores[:, None], u.shape[1], axis=1))
+            values = (
+                u + (scores - u @ posterior)[:, None]
+                if config.myopic_residual
+                else np.repeat(scores[:, None], u.shape[1], axis=1)
+            )
         if self.slate == "top":
             return top_per_category(scores, candidates, slate_size), scores
         slate = choice_model_slate(values, u, posterior, choice_temperature(self.user_model), candidates, slate_size)

@@ -71,20 +71,38 @@ class PolicyState:
     planted_temperature: float | None = None
 
     @classmethod
-    def build(cls, initial_embedding: np.ndarray | None, shown: Sequence[ShownSlate], *, seed: int,
-              turn: int | None = None, history: Sequence[str] = (), candidate_embeddings: np.ndarray | None = None,
-              candidate_categories: Sequence[str] | None = None, **secrets: object) -> PolicyState:
+    def build(
+        cls,
+        initial_embedding: np.ndarray | None,
+        shown: Sequence[ShownSlate],
+        *,
+        seed: int,
+        turn: int | None = None,
+        history: Sequence[str] = (),
+        candidate_embeddings: np.ndarray | None = None,
+        candidate_categories: Sequence[str] | None = None,
+        **secrets: object,
+    ) -> PolicyState:
         """The state after the turns in `shown` (`turn` defaults to their number)."""
         turn = len(shown) if turn is None else int(turn)
-        state = cls(turn, int(seed), list(history), candidate_categories=None if candidate_categories is None
-                    else list(candidate_categories), candidate_embeddings=candidate_embeddings, **secrets)
+        state = cls(
+            turn,
+            int(seed),
+            list(history),
+            candidate_categories=None if candidate_categories is None else list(candidate_categories),
+            candidate_embeddings=candidate_embeddings,
+            **secrets,
+        )
         if initial_embedding is None:
             return state
         initial = np.asarray(initial_embedding, np.float32)
         last = shown[-1] if shown else None
         state.initial_embedding = initial
         state.current_embedding = initial if last is None else last.text_embeddings[last.choice]
-        state.chosen_image_embeddings = (np.stack([s.image_embeddings[s.choice].mean(0) for s in shown]) if shown
-                                         else np.zeros((0, len(initial)), np.float32)).astype(np.float32)
+        state.chosen_image_embeddings = (
+            np.stack([s.image_embeddings[s.choice].mean(0) for s in shown])
+            if shown
+            else np.zeros((0, len(initial)), np.float32)
+        ).astype(np.float32)
         state.history_slates = [(s.column_features(), s.choice) for s in shown]
         return state

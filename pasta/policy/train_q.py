@@ -69,21 +69,37 @@ def train_q(cfg: TrainQConfig, embed_text=None) -> dict:
     simulated = read_episodes(store.episodes(source=cfg.simulated_source), embed_text)
     episodes = mixture(real, simulated, cfg.real_fraction, np.random.default_rng(cfg.iql.seed))
     if not episodes:
-        raise ValueError(f"{cfg.db} has no sessions with a choice from sources {cfg.real_source!r} or "
-                         f"{cfg.simulated_source!r}: nothing to learn from")
-    qnet = QNetConfig(**{**asdict(cfg.iql.qnet), "n_types": user_model.config.n_types,
-                         "embedding_dim": episodes[0].initial_embedding.shape[0]})
+        raise ValueError(
+            f"{cfg.db} has no sessions with a choice from sources {cfg.real_source!r} or "
+            f"{cfg.simulated_source!r}: nothing to learn from"
+        )
+    qnet = QNetConfig(
+        **{
+            **asdict(cfg.iql.qnet),
+            "n_types": user_model.config.n_types,
+            "embedding_dim": episodes[0].initial_embedding.shape[0],
+        }
+    )
     iql_cfg = IQLConfig(**{**asdict(cfg.iql), "qnet": qnet})
     t0 = time.perf_counter()
     data = transitions(episodes, user_model, iql_cfg)
     build_seconds = time.perf_counter() - t0
     q, stats = train_iql(data, iql_cfg, progress=True)
-    metrics = {**stats, "transitions_seconds": build_seconds, "real_sessions": len(real),
-               "simulated_sessions": len(simulated), "sessions_used": len(episodes)}
+    metrics = {
+        **stats,
+        "transitions_seconds": build_seconds,
+        "real_sessions": len(real),
+        "simulated_sessions": len(simulated),
+        "sessions_used": len(episodes),
+    }
     q.save(cfg.out, metrics)
-    store.record_model_version("qnet", f"iql-{len(data)}t", str(cfg.out), metrics=metrics,
-                               trained_on={"db": str(cfg.db), "user_model": str(cfg.user_model),
-                                           "real_fraction": cfg.real_fraction})
+    store.record_model_version(
+        "qnet",
+        f"iql-{len(data)}t",
+        str(cfg.out),
+        metrics=metrics,
+        trained_on={"db": str(cfg.db), "user_model": str(cfg.user_model), "real_fraction": cfg.real_fraction},
+    )
     return metrics
 
 
@@ -92,9 +108,11 @@ def main(argv: list[str]) -> int:
 
     cfg = tyro.cli(TrainQConfig, args=argv, prog="pasta train q")
     m = train_q(cfg)
-    print(f"IQL on {m['transitions']} transitions ({m['real_sessions']} real, {m['simulated_sessions']} simulated "
-          f"sessions; {m['sessions_used']} used): {m['steps']} steps in {m['seconds']:.1f} s, "
-          f"final Q loss {m['final_q_loss']:.4f}; saved to {cfg.out}")
+    print(
+        f"IQL on {m['transitions']} transitions ({m['real_sessions']} real, {m['simulated_sessions']} simulated "
+        f"sessions; {m['sessions_used']} used): {m['steps']} steps in {m['seconds']:.1f} s, "
+        f"final Q loss {m['final_q_loss']:.4f}; saved to {cfg.out}"
+    )
     return 0
 
 
@@ -119,7 +137,15 @@ def retrain_main(argv: list[str]) -> int:
     embed_text = TextEmbeddingCache(shared_minilm().embed)  # one embedding per distinct text for both models
     um = train_user_model(TrainUserModelConfig(db=cfg.db, out=cfg.out / "user_model"), embed_text=embed_text)
     print(f"user model: K={um['k']} on {um['turns']} turns of {um['users']} users -> {cfg.out / 'user_model'}")
-    q = train_q(TrainQConfig(db=cfg.db, user_model=cfg.out / "user_model", out=cfg.out / "qnet",
-                             real_fraction=cfg.real_fraction, iql=cfg.iql), embed_text=embed_text)
+    q = train_q(
+        TrainQConfig(
+            db=cfg.db,
+            user_model=cfg.out / "user_model",
+            out=cfg.out / "qnet",
+            real_fraction=cfg.real_fraction,
+            iql=cfg.iql,
+        ),
+        embed_text=embed_text,
+    )
     print(f"Q-network: IQL on {q['transitions']} transitions in {q['seconds']:.1f} s -> {cfg.out / 'qnet'}")
     return 0

@@ -37,8 +37,13 @@ class TrainUserModelConfig:
     seed: int = 0
 
 
-def load_choice_data(store: LogStore, source: str | None = None, known_texts: dict | None = None,
-                     pairwise: bool = False, embed_text: TextEmbeddingCache | None = None):
+def load_choice_data(
+    store: LogStore,
+    source: str | None = None,
+    known_texts: dict | None = None,
+    pairwise: bool = False,
+    embed_text: TextEmbeddingCache | None = None,
+):
     """(sequential choices, their user ids, pairwise choices or None, pairwise row counts). `embed_text`: a cache
     shared with the Q-network's training (`pasta retrain`), so each text is embedded once."""
     if embed_text is None:
@@ -51,13 +56,16 @@ def load_choice_data(store: LogStore, source: str | None = None, known_texts: di
         return data, user_ids, None, {}
     pairs, _, counts = choice_data_from_pairwise(store.pairwise_rows(), cache)
     if counts["used"] == 0:
-        raise ValueError(f"--pairwise: {store.path} has no usable pairwise preferences ({counts['ties']} ties, "
-                         f"{counts['no_embeddings']} rows without image embeddings)")
+        raise ValueError(
+            f"--pairwise: {store.path} has no usable pairwise preferences ({counts['ties']} ties, "
+            f"{counts['no_embeddings']} rows without image embeddings)"
+        )
     return data, user_ids, pairs, counts
 
 
-def train_user_model(cfg: TrainUserModelConfig, known_texts: dict | None = None,
-                     embed_text: TextEmbeddingCache | None = None) -> dict:
+def train_user_model(
+    cfg: TrainUserModelConfig, known_texts: dict | None = None, embed_text: TextEmbeddingCache | None = None
+) -> dict:
     store = LogStore(cfg.db, create=False)
     data, user_ids, pairs, pair_counts = load_choice_data(store, cfg.source, known_texts, cfg.pairwise, embed_text)
     if data.n_users < 2 * max(cfg.ks):
@@ -67,20 +75,36 @@ def train_user_model(cfg: TrainUserModelConfig, known_texts: dict | None = None,
     users = rng.permutation(data.n_users)
     n_val = max(1, int(cfg.validation_fraction * data.n_users))
     # K is chosen on held-out sequential users only: they are what the model must predict
-    best_k, table, _ = select_k(with_pairs(data.subset_users(users[n_val:])), data.subset_users(users[:n_val]),
-                                list(cfg.ks), cfg.model)
+    best_k, table, _ = select_k(
+        with_pairs(data.subset_users(users[n_val:])), data.subset_users(users[:n_val]), list(cfg.ks), cfg.model
+    )
     model = UserModel(data.X.shape[2], UserModelConfig(**{**asdict(cfg.model), "n_types": best_k}))
     t0 = time.perf_counter()
     trace = model.fit(with_pairs(data))
     fit_seconds = time.perf_counter() - t0
-    metrics = {"k": best_k, "k_selection": table, "turns": len(data.X), "users": data.n_users,
-               "log_likelihood_per_turn": trace["log_likelihood_per_turn"][-1], "fit_seconds": fit_seconds}
+    metrics = {
+        "k": best_k,
+        "k_selection": table,
+        "turns": len(data.X),
+        "users": data.n_users,
+        "log_likelihood_per_turn": trace["log_likelihood_per_turn"][-1],
+        "fit_seconds": fit_seconds,
+    }
     if pairs is not None:
         metrics["pairwise"] = pair_counts
     model.save(cfg.out, metrics)
-    store.record_model_version("user_model", f"em-k{best_k}", str(cfg.out), metrics=metrics,
-                               trained_on={"db": str(cfg.db), "source": cfg.source, "users": data.n_users,
-                                           "pairwise_choices": pair_counts.get("used", 0)})
+    store.record_model_version(
+        "user_model",
+        f"em-k{best_k}",
+        str(cfg.out),
+        metrics=metrics,
+        trained_on={
+            "db": str(cfg.db),
+            "source": cfg.source,
+            "users": data.n_users,
+            "pairwise_choices": pair_counts.get("used", 0),
+        },
+    )
     return metrics
 
 
@@ -91,12 +115,18 @@ def main(argv: list[str]) -> int:
     metrics = train_user_model(cfg)
     print(f"{'K':>3} {'held-out LL/turn':>17} {'train LL/turn':>14}")
     for row in metrics["k_selection"]:
-        print(f"{row['k']:>3} {row['held_out_log_likelihood_per_turn']:>17.4f} "
-              f"{row['train_log_likelihood_per_turn']:>14.4f}")
-    print(f"chose K={metrics['k']}; fitted on {metrics['turns']} turns of {metrics['users']} users in "
-          f"{metrics['fit_seconds']:.1f} s; saved to {cfg.out}")
+        print(
+            f"{row['k']:>3} {row['held_out_log_likelihood_per_turn']:>17.4f} "
+            f"{row['train_log_likelihood_per_turn']:>14.4f}"
+        )
+    print(
+        f"chose K={metrics['k']}; fitted on {metrics['turns']} turns of {metrics['users']} users in "
+        f"{metrics['fit_seconds']:.1f} s; saved to {cfg.out}"
+    )
     if "pairwise" in metrics:
         p = metrics["pairwise"]
-        print(f"with {p['used']} pairwise preferences ({p['ties']} ties and {p['no_embeddings']} rows without image "
-              "embeddings skipped)")
+        print(
+            f"with {p['used']} pairwise preferences ({p['ties']} ties and {p['no_embeddings']} rows without image "
+            "embeddings skipped)"
+        )
     return 0

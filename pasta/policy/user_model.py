@@ -86,12 +86,17 @@ class ChoiceData:
         if len({p.X.shape[2] for p in parts}) > 1:
             raise ValueError(f"the parts have different feature sizes: {sorted({p.X.shape[2] for p in parts})}")
         width = max(p.X.shape[1] for p in parts)
-        pad = lambda a, value: np.pad(a, [(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2),  # noqa: E731
-                                      constant_values=value)
+
+        def pad(a: np.ndarray, value) -> np.ndarray:
+            return np.pad(a, [(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2), constant_values=value)
+
         offsets = np.cumsum([0] + [p.n_users for p in parts[:-1]])
-        return ChoiceData(np.concatenate([pad(p.X, 0.0) for p in parts]), np.concatenate([p.choice for p in parts]),
-                          np.concatenate([p.user + o for p, o in zip(parts, offsets, strict=True)]),
-                          np.concatenate([pad(p.mask, False) for p in parts]))
+        return ChoiceData(
+            np.concatenate([pad(p.X, 0.0) for p in parts]),
+            np.concatenate([p.choice for p in parts]),
+            np.concatenate([p.user + o for p, o in zip(parts, offsets, strict=True)]),
+            np.concatenate([pad(p.mask, False) for p in parts]),
+        )
 
     def subset_users(self, users: np.ndarray) -> ChoiceData:
         """The turns of the given users, re-indexed 0..len(users)-1 in the given order."""
@@ -294,8 +299,13 @@ def select_k(train: ChoiceData, held_out: ChoiceData, ks: list[int], config: Use
         model = UserModel(train.X.shape[2], UserModelConfig(**{**asdict(base), "n_types": k}))
         model.fit(train)
         score = model.log_likelihood(held_out) / max(len(held_out.X), 1)
-        table.append({"k": k, "held_out_log_likelihood_per_turn": score,
-                      "train_log_likelihood_per_turn": model.log_likelihood(train) / max(len(train.X), 1)})
+        table.append(
+            {
+                "k": k,
+                "held_out_log_likelihood_per_turn": score,
+                "train_log_likelihood_per_turn": model.log_likelihood(train) / max(len(train.X), 1),
+            }
+        )
         models[k] = model
     best = max(table, key=lambda row: row["held_out_log_likelihood_per_turn"])["k"]
     return best, table, models

@@ -54,13 +54,29 @@ def free_port() -> int:
 
 def start_server(args, log_db: Path, port: int) -> subprocess.Popen:
     """`pasta app` in a subprocess on 127.0.0.1:port; returns once it answers HTTP."""
-    command = [sys.executable, "-m", "pasta.cli", "app", "--host", "127.0.0.1", "--port", str(port),
-               "--log-db", str(log_db), "--threads", str(args.threads)]
+    command = [
+        sys.executable,
+        "-m",
+        "pasta.cli",
+        "app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-db",
+        str(log_db),
+        "--threads",
+        str(args.threads),
+    ]
     for flag in ("tier", "generator", "device", "agent_dir", "t2i_model_dir", "adapter", "prefetch"):
         if getattr(args, flag, None):
             command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-    env = {**os.environ, "PASTA_TURNS": str(args.turns), "GRADIO_ANALYTICS_ENABLED": "False",
-           "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
+    env = {
+        **os.environ,
+        "PASTA_TURNS": str(args.turns),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
+    }
     log = open(log_db.with_name("server.log"), "w")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     deadline = time.time() + args.startup_timeout
@@ -90,8 +106,9 @@ def timed(client, *inputs, api_name: str) -> dict:
     return {"first_images_s": first if first is not None else total, "complete_s": total, "details": final[DETAILS]}
 
 
-def run_session(url: str, prompt: str, turns: int, rng: np.random.Generator, think_time: float = 0.0,
-                download: bool = False) -> dict:
+def run_session(
+    url: str, prompt: str, turns: int, rng: np.random.Generator, think_time: float = 0.0, download: bool = False
+) -> dict:
     """One simulated person: start, then `turns` picks of random columns, each `think_time` seconds after the
     slate is complete (the time a person spends looking at 16 images)."""
     from gradio_client import Client
@@ -137,24 +154,44 @@ def check_logs(log_db: Path, sessions: list[dict], turns: int, n_candidates: int
 
 def summarize(values: list[float]) -> dict:
     values = sorted(values)
-    return {"n": len(values), "median_s": statistics.median(values), "p90_s": values[int(0.9 * (len(values) - 1))],
-            "min_s": values[0], "max_s": values[-1]} if values else {"n": 0}
+    return (
+        {
+            "n": len(values),
+            "median_s": statistics.median(values),
+            "p90_s": values[int(0.9 * (len(values) - 1))],
+            "min_s": values[0],
+            "max_s": values[-1],
+        }
+        if values
+        else {"n": 0}
+    )
 
 
 def main(argv: list[str]) -> int:
     from pasta.config import settings_arguments, settings_from_args
 
-    p = argparse.ArgumentParser(prog="pasta bench app", parents=[settings_arguments()],
-                                description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="pasta bench app", parents=[settings_arguments()], description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--sessions", type=int, default=3, help="sequential sessions timed per think time")
     p.add_argument("--clients", type=int, default=8, help="concurrent clients in the load phase (0 skips it)")
     p.add_argument("--turns", type=int, default=5, help="H, turns per session")
     p.add_argument("--prompts", type=Path, default=DATA_DIR / "prompts" / "bench_prompts.txt")
-    p.add_argument("--think-time", type=float, nargs="+", default=[0.0, 10.0], help="seconds a simulated person "
-                   "looks at a complete slate before picking; one latency phase each (load clients use the last)")
+    p.add_argument(
+        "--think-time",
+        type=float,
+        nargs="+",
+        default=[0.0, 10.0],
+        help="seconds a simulated person "
+        "looks at a complete slate before picking; one latency phase each (load clients use the last)",
+    )
     p.add_argument("--download-images", action="store_true", help="the client downloads every image it is sent")
-    p.add_argument("--browser", action="store_true", help="also time each latency phase in headless Chromium "
-                   "(Playwright with Debian's chromium): the page as people see it")
+    p.add_argument(
+        "--browser",
+        action="store_true",
+        help="also time each latency phase in headless Chromium "
+        "(Playwright with Debian's chromium): the page as people see it",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--startup-timeout", type=float, default=600)
     p.add_argument("--out", type=Path, default=Path("bench-results/app.json"))
@@ -179,24 +216,42 @@ def main(argv: list[str]) -> int:
             p.error("--browser needs playwright (pip install -e '.[test]') and Debian's chromium at /usr/bin/chromium")
     try:
         for think in args.think_time:
-            print(f"latency phase: {args.sessions} sessions x {args.turns} turns, picking {think:g} s after each "
-                  "complete slate", flush=True)
-            phases[think] = [run_session(url, prompts[(i + len(phases)) % len(prompts)], args.turns, rng, think,
-                                         args.download_images) for i in range(args.sessions)]
+            print(
+                f"latency phase: {args.sessions} sessions x {args.turns} turns, picking {think:g} s after each "
+                "complete slate",
+                flush=True,
+            )
+            phases[think] = [
+                run_session(
+                    url, prompts[(i + len(phases)) % len(prompts)], args.turns, rng, think, args.download_images
+                )
+                for i in range(args.sessions)
+            ]
             if args.browser:
                 print("latency phase in Chromium: the same, clicking images", flush=True)
-                browser_phases[think] = run_browser_phase(url, prompts[len(phases):] + prompts[: len(phases)],
-                                                          args.sessions, args.turns, think, args.seed,
-                                                          settings.images_per_prompt)
+                browser_phases[think] = run_browser_phase(
+                    url,
+                    prompts[len(phases) :] + prompts[: len(phases)],
+                    args.sessions,
+                    args.turns,
+                    think,
+                    args.seed,
+                    settings.images_per_prompt,
+                )
         if args.clients:
             print(f"load phase: {args.clients} concurrent clients", flush=True)
             lock = threading.Lock()
 
             def client_run(i: int) -> None:
                 try:
-                    result = run_session(url, prompts[(i + 5) % len(prompts)], args.turns,
-                                         np.random.default_rng([args.seed, i]), args.think_time[-1],
-                                         args.download_images)
+                    result = run_session(
+                        url,
+                        prompts[(i + 5) % len(prompts)],
+                        args.turns,
+                        np.random.default_rng([args.seed, i]),
+                        args.think_time[-1],
+                        args.download_images,
+                    )
                     with lock:
                         load.append(result)
                 except Exception as error:  # counted and reported: the target is zero
@@ -224,61 +279,101 @@ def main(argv: list[str]) -> int:
             "pick_to_complete_slate": complete,
             "pick_to_first_images": summarize([p["first_images_s"] for p in picks]),
             "start_to_complete_slate": summarize([s["start"]["complete_s"] for s in phase]),
-            "picks_with_candidates_proposed_ahead": sum(bool(p["details"].get("timings", {}).get("proposed_ahead"))
-                                                        for p in picks),
+            "picks_with_candidates_proposed_ahead": sum(
+                bool(p["details"].get("timings", {}).get("proposed_ahead")) for p in picks
+            ),
             "meets_target": bool(picks) and complete["median_s"] <= TARGET_PICK_TO_SLATE_S,
             "server_timings_last_turn": picks[-1]["details"].get("timings") if picks else None,
         }
-    browser_latency = {think: {
-        "think_time_s": think,
-        "pick_to_complete_slate": summarize([p["complete_s"] for s in phase for p in s["picks"]]),
-        "pick_to_first_images": summarize([p["first_images_s"] for s in phase for p in s["picks"]]),
-        "start_to_complete_slate": summarize([s["start"]["complete_s"] for s in phase]),
-        "start_to_first_images": summarize([s["start"]["first_images_s"] for s in phase]),
-        "page_ready": summarize([s["page_ready_s"] for s in phase]),
-    } for think, phase in browser_phases.items()}
+    browser_latency = {
+        think: {
+            "think_time_s": think,
+            "pick_to_complete_slate": summarize([p["complete_s"] for s in phase for p in s["picks"]]),
+            "pick_to_first_images": summarize([p["first_images_s"] for s in phase for p in s["picks"]]),
+            "start_to_complete_slate": summarize([s["start"]["complete_s"] for s in phase]),
+            "start_to_first_images": summarize([s["start"]["first_images_s"] for s in phase]),
+            "page_ready": summarize([s["page_ready_s"] for s in phase]),
+        }
+        for think, phase in browser_phases.items()
+    }
     load_picks = summarize([p["complete_s"] for s in load for p in s["picks"]])
     load_ok = not args.clients or (not errors and not lost and len(load) == args.clients)
     result = {
-        "benchmark": "app", "target_pick_to_slate_s": TARGET_PICK_TO_SLATE_S,
-        "settings": {"generator": settings.generator, "tier": settings.tier, "threads": args.threads,
-                     "turns": args.turns, "sessions": args.sessions, "clients": args.clients,
-                     "prefetch": settings.prefetch, "download_images": args.download_images},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_average_before": load_before, "load_average_after": os.getloadavg()},
+        "benchmark": "app",
+        "target_pick_to_slate_s": TARGET_PICK_TO_SLATE_S,
+        "settings": {
+            "generator": settings.generator,
+            "tier": settings.tier,
+            "threads": args.threads,
+            "turns": args.turns,
+            "sessions": args.sessions,
+            "clients": args.clients,
+            "prefetch": settings.prefetch,
+            "download_images": args.download_images,
+        },
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_before": load_before,
+            "load_average_after": os.getloadavg(),
+        },
         "server_startup_s": startup,
         "latency": list(latency.values()),
         "browser_latency": list(browser_latency.values()),
-        "load": {"clients": args.clients, "think_time_s": args.think_time[-1], "completed_sessions": len(load),
-                 "errors": errors, "seconds": load_seconds, "pick_to_complete_slate": load_picks,
-                 "log_problems": lost, "meets_target": load_ok},
+        "load": {
+            "clients": args.clients,
+            "think_time_s": args.think_time[-1],
+            "completed_sessions": len(load),
+            "errors": errors,
+            "seconds": load_seconds,
+            "pick_to_complete_slate": load_picks,
+            "log_problems": lost,
+            "meets_target": load_ok,
+        },
     }
-    print(f"\nserver up in {startup:.1f} s; generator {settings.generator}, prefetch "
-          f"{'on' if settings.prefetch else 'off'}, images {'downloaded' if args.download_images else 'not downloaded'}")
+    print(
+        f"\nserver up in {startup:.1f} s; generator {settings.generator}, prefetch "
+        f"{'on' if settings.prefetch else 'off'}, images {'downloaded' if args.download_images else 'not downloaded'}"
+    )
     print(f"{'measure':<40} {'n':>3} {'median':>8} {'p90':>8} {'target':>8} {'ahead':>6}")
     for think, row in latency.items():
-        for name, key, target in (("pick -> complete next slate", "pick_to_complete_slate",
-                                   f"{TARGET_PICK_TO_SLATE_S:.1f}s" + (" ok" if row["meets_target"] else " NO")),
-                                  ("pick -> first images", "pick_to_first_images", "sooner"),
-                                  ("start -> complete first slate", "start_to_complete_slate", "")):
+        for name, key, target in (
+            (
+                "pick -> complete next slate",
+                "pick_to_complete_slate",
+                f"{TARGET_PICK_TO_SLATE_S:.1f}s" + (" ok" if row["meets_target"] else " NO"),
+            ),
+            ("pick -> first images", "pick_to_first_images", "sooner"),
+            ("start -> complete first slate", "start_to_complete_slate", ""),
+        ):
             values = row[key]
-            ahead = f"{row['picks_with_candidates_proposed_ahead']}/{values['n']}" if key.startswith("pick_to_c") else ""
+            ahead = (
+                f"{row['picks_with_candidates_proposed_ahead']}/{values['n']}" if key.startswith("pick_to_c") else ""
+            )
             if values.get("n"):
-                print(f"{name + f' (think {think:g} s)':<40} {values['n']:>3} {values['median_s']:>7.2f}s "
-                      f"{values['p90_s']:>7.2f}s {target:>8} {ahead:>6}")
+                print(
+                    f"{name + f' (think {think:g} s)':<40} {values['n']:>3} {values['median_s']:>7.2f}s "
+                    f"{values['p90_s']:>7.2f}s {target:>8} {ahead:>6}"
+                )
     for think, row in browser_latency.items():
-        for name, key in (("pick -> complete next slate", "pick_to_complete_slate"),
-                          ("pick -> first images", "pick_to_first_images"),
-                          ("start -> complete first slate", "start_to_complete_slate"),
-                          ("start -> first images", "start_to_first_images"),
-                          ("page load -> prompt box", "page_ready")):
+        for name, key in (
+            ("pick -> complete next slate", "pick_to_complete_slate"),
+            ("pick -> first images", "pick_to_first_images"),
+            ("start -> complete first slate", "start_to_complete_slate"),
+            ("start -> first images", "start_to_first_images"),
+            ("page load -> prompt box", "page_ready"),
+        ):
             values = row[key]
             if values.get("n"):
-                print(f"{'browser: ' + name + f' (think {think:g} s)':<52} {values['n']:>3} "
-                      f"{values['median_s']:>7.2f}s {values['p90_s']:>7.2f}s")
+                print(
+                    f"{'browser: ' + name + f' (think {think:g} s)':<52} {values['n']:>3} "
+                    f"{values['median_s']:>7.2f}s {values['p90_s']:>7.2f}s"
+                )
     if load_picks.get("n"):
-        print(f"{f'pick -> slate, {args.clients} clients at once':<40} {load_picks['n']:>3} "
-              f"{load_picks['median_s']:>7.2f}s {load_picks['p90_s']:>7.2f}s")
+        print(
+            f"{f'pick -> slate, {args.clients} clients at once':<40} {load_picks['n']:>3} "
+            f"{load_picks['median_s']:>7.2f}s {load_picks['p90_s']:>7.2f}s"
+        )
     print(f"load: {len(load)}/{args.clients} sessions completed, {len(errors)} errors, {len(lost)} log problems")
     print(f"load average before/after: {load_before[0]:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     for line in errors + lost:

@@ -48,8 +48,16 @@ def _wait(page, script: str, args: list, timeout_s: float) -> float:
     return time.perf_counter()
 
 
-def run_browser_session(browser, url: str, prompt: str, turns: int, rng: np.random.Generator,
-                        think_time: float, images_per_column: int = 4, timeout_s: float = 180) -> dict:
+def run_browser_session(
+    browser,
+    url: str,
+    prompt: str,
+    turns: int,
+    rng: np.random.Generator,
+    think_time: float,
+    images_per_column: int = 4,
+    timeout_s: float = 180,
+) -> dict:
     """One person in a browser: type a prompt, consent, Start; then `turns` picks by clicking an image of a random
     column, `think_time` seconds after the slate is complete."""
     page = browser.new_page(viewport={"width": 1366, "height": 900})
@@ -74,8 +82,11 @@ def run_browser_session(browser, url: str, prompt: str, turns: int, rng: np.rand
             t0 = time.perf_counter()
             page.locator(f"#pasta-column-{column} img").first.click()
             if turn == turns:  # the last pick ends the session: no slate follows
-                page.wait_for_function("() => document.querySelector('#pasta-status').innerText.includes('finished')",
-                                       timeout=timeout_s * 1000, polling=50)
+                page.wait_for_function(
+                    "() => document.querySelector('#pasta-status').innerText.includes('finished')",
+                    timeout=timeout_s * 1000,
+                    polling=50,
+                )
                 break
             first = _wait(page, _LOADED, [turn + 1, 1, images_per_column], timeout_s) - t0
             _wait(page, _READY, [turn + 1], timeout_s)
@@ -86,16 +97,22 @@ def run_browser_session(browser, url: str, prompt: str, turns: int, rng: np.rand
         page.close()
 
 
-def run_browser_phase(url: str, prompts: list[str], sessions: int, turns: int, think_time: float, seed: int,
-                      images_per_column: int = 4) -> list[dict]:
+def run_browser_phase(
+    url: str, prompts: list[str], sessions: int, turns: int, think_time: float, seed: int, images_per_column: int = 4
+) -> list[dict]:
     from playwright.sync_api import sync_playwright
 
     rng = np.random.default_rng([seed, int(think_time * 1000)])
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
         try:
-            return [run_browser_session(browser, url, prompts[i % len(prompts)], turns, rng, think_time,
-                                        images_per_column) for i in range(sessions)]
+            return [
+                run_browser_session(browser, url, prompts[i % len(prompts)], turns, rng, think_time, images_per_column)
+                for i in range(sessions)
+            ]
         finally:
             browser.close()

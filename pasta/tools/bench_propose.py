@@ -53,12 +53,19 @@ def _propose_worker(generator: str, settings: dict, prompts: list[str], repeats:
             assert len(out) == 25
             if hasattr(gen, "last_stats"):
                 from_lmm.append(gen.last_stats["from_lmm"])
-    queue.put({
-        "generator": generator, "load_s": load, "calls": len(times),
-        "median_s": statistics.median(times), "p90_s": sorted(times)[int(0.9 * (len(times) - 1))],
-        "min_s": min(times), "peak_rss_mb": _peak_rss_mb(), "rss_before_load_mb": before,
-        "share_from_lmm": statistics.mean(from_lmm) if from_lmm else None,
-    })
+    queue.put(
+        {
+            "generator": generator,
+            "load_s": load,
+            "calls": len(times),
+            "median_s": statistics.median(times),
+            "p90_s": sorted(times)[int(0.9 * (len(times) - 1))],
+            "min_s": min(times),
+            "peak_rss_mb": _peak_rss_mb(),
+            "rss_before_load_mb": before,
+            "share_from_lmm": statistics.mean(from_lmm) if from_lmm else None,
+        }
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -85,21 +92,33 @@ def main(argv: list[str]) -> int:
                 row = queue.get(timeout=1.0)
             except Exception:  # queue.Empty: keep waiting while the worker lives
                 if not proc.is_alive():
-                    print(f"pasta bench propose: error: the {name} worker exited with code {proc.exitcode}",
-                          file=sys.stderr)
+                    print(
+                        f"pasta bench propose: error: the {name} worker exited with code {proc.exitcode}",
+                        file=sys.stderr,
+                    )
                     return 1
         proc.join()
         row["target_s"] = PROPOSE_TARGETS_S.get(name)
         row["meets_target"] = row["target_s"] is None or row["median_s"] <= row["target_s"]
         rows.append(row)
-    print(f"{'generator':<10} {'calls':>5} {'median':>9} {'p90':>9} {'target':>8} {'ok':>3} {'peak RSS':>9} {'load':>6}")
+    print(
+        f"{'generator':<10} {'calls':>5} {'median':>9} {'p90':>9} {'target':>8} {'ok':>3} {'peak RSS':>9} {'load':>6}"
+    )
     for r in rows:
-        print(f"{r['generator']:<10} {r['calls']:>5} {r['median_s'] * 1000:>7.1f}ms {r['p90_s'] * 1000:>7.1f}ms "
-              f"{r['target_s'] * 1000:>6.0f}ms {'yes' if r['meets_target'] else 'NO':>3} "
-              f"{r['peak_rss_mb']:>7.0f}MB {r['load_s']:>5.1f}s")
+        print(
+            f"{r['generator']:<10} {r['calls']:>5} {r['median_s'] * 1000:>7.1f}ms {r['p90_s'] * 1000:>7.1f}ms "
+            f"{r['target_s'] * 1000:>6.0f}ms {'yes' if r['meets_target'] else 'NO':>3} "
+            f"{r['peak_rss_mb']:>7.0f}MB {r['load_s']:>5.1f}s"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    result = {"benchmark": "propose", "n_candidates": 25, "prompts": str(args.prompts), "n_prompts": len(prompts),
-              "machine": {"cpus": mp.cpu_count(), "python": platform.python_version()}, "results": rows}
+    result = {
+        "benchmark": "propose",
+        "n_candidates": 25,
+        "prompts": str(args.prompts),
+        "n_prompts": len(prompts),
+        "machine": {"cpus": mp.cpu_count(), "python": platform.python_version()},
+        "results": rows,
+    }
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0

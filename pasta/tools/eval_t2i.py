@@ -42,8 +42,11 @@ def _requested_indices(attrs: fashion.Attributes) -> dict[str, int]:
 
 
 def _short(attribute: str, value: str) -> str:
-    return {"garment": "class", "colour": "colour", "pattern": "pattern", "background": "bg", "style": "style"}[
-        attribute] + ":" + value
+    return (
+        {"garment": "class", "colour": "colour", "pattern": "pattern", "background": "bg", "style": "style"}[attribute]
+        + ":"
+        + value
+    )
 
 
 def evaluate_t2i(
@@ -97,8 +100,11 @@ def evaluate_t2i(
     targets = {}
     for name, (attribute, threshold) in TARGETS.items():
         targets[name] = {"value": accuracy[attribute], "target": threshold, "pass": accuracy[attribute] >= threshold}
-    targets["turn_seconds"] = {"value": turn_seconds, "target": TURN_SECONDS_TARGET,
-                               "pass": turn_seconds <= TURN_SECONDS_TARGET}
+    targets["turn_seconds"] = {
+        "value": turn_seconds,
+        "target": TURN_SECONDS_TARGET,
+        "pass": turn_seconds <= TURN_SECONDS_TARGET,
+    }
 
     values = fashion.ATTRIBUTE_VALUES
     prompt_rows, sheet_rows = [], []
@@ -108,8 +114,9 @@ def evaluate_t2i(
         want = {a: values[a][requested[i][a]] for a in REQUESTED}
         errors = [[_short(a, r[a]) for a in REQUESTED if r[a] != want[a]] for r in reads]
         prompt_rows.append({"prompt": text, "seed": seeds[i], "requested": want, "classified": reads})
-        sheet_rows.append({"prompt": text, "errors": errors,
-                           "images": [Image.fromarray(images[j]) for j in range(sl.start, sl.stop)]})
+        sheet_rows.append(
+            {"prompt": text, "errors": errors, "images": [Image.fromarray(images[j]) for j in range(sl.start, sl.stop)]}
+        )
 
     judge = None
     judge_metrics = Path(classifier_dir or DEFAULT_CLASSIFIER_DIR) / "metrics.json"
@@ -124,20 +131,26 @@ def evaluate_t2i(
         "images_per_prompt": images_per_prompt,
         "n_images": int(len(images)),
         "seed": seed,
-        "sampling": {"num_inference_steps": t2i.config.num_inference_steps,
-                     "guidance_scale": t2i.config.guidance_scale},
+        "sampling": {
+            "num_inference_steps": t2i.config.num_inference_steps,
+            "guidance_scale": t2i.config.guidance_scale,
+        },
         "accuracy": accuracy,
         "prompt_majority_accuracy": majority,
         "all_requested_attributes_accuracy": float(all_correct.mean()),
-        "turn_seconds": {"median": turn_seconds, "all": times, "repeats": repeats, "images": TURN_PROMPTS * TURN_IMAGES,
-                         "threads": torch.get_num_threads()},
+        "turn_seconds": {
+            "median": turn_seconds,
+            "all": times,
+            "repeats": repeats,
+            "images": TURN_PROMPTS * TURN_IMAGES,
+            "threads": torch.get_num_threads(),
+        },
         "generate_seconds_per_image": gen_seconds / len(images),
         "load_seconds": load_seconds,
         "targets": targets,
         "all_targets_pass": all(t["pass"] for t in targets.values()),
         "judge_accuracy_on_real_composed_images": judge,
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "torch": torch.__version__},
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "torch": torch.__version__},
         "definitions": {
             "accuracy": "share of generated images whose classified attribute equals the requested one",
             "prompt_majority_accuracy": "share of prompts where more than half of the images show the attribute",
@@ -150,9 +163,11 @@ def evaluate_t2i(
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    title = (f"pasta eval t2i: {n_prompts} held-out prompts x {images_per_prompt} images, model {t2i.folder}\n"
-             + "  ".join(f"{a} {accuracy[a]:.0%}" for a in REQUESTED)
-             + f"  |  turn of 16 images: {turn_seconds:.2f} s median")
+    title = (
+        f"pasta eval t2i: {n_prompts} held-out prompts x {images_per_prompt} images, model {t2i.folder}\n"
+        + "  ".join(f"{a} {accuracy[a]:.0%}" for a in REQUESTED)
+        + f"  |  turn of 16 images: {turn_seconds:.2f} s median"
+    )
     contact_sheet(sheet_rows, title, out_dir / "contact_sheet.png")
     return metrics
 
@@ -164,29 +179,56 @@ def print_table(metrics: dict) -> None:
         target = by_attr.get(a)
         t_str = f"{target[1]:.2f}" if target else "-"
         p_str = ("yes" if metrics["targets"][target[0]]["pass"] else "NO") if target else "-"
-        print(f"{a:<12}{metrics['accuracy'][a]:>10.3f}{metrics['prompt_majority_accuracy'][a]:>12.3f}{t_str:>8}{p_str:>6}")
+        print(
+            f"{a:<12}{metrics['accuracy'][a]:>10.3f}{metrics['prompt_majority_accuracy'][a]:>12.3f}{t_str:>8}{p_str:>6}"
+        )
     print(f"{'all five':<12}{metrics['all_requested_attributes_accuracy']:>10.3f}")
     ts = metrics["targets"]["turn_seconds"]
-    print(f"turn of {metrics['turn_seconds']['images']} images: {ts['value']:.2f} s median over "
-          f"{metrics['turn_seconds']['repeats']} runs on {metrics['turn_seconds']['threads']} threads "
-          f"(target <= {ts['target']:.1f} s: {'yes' if ts['pass'] else 'NO'})")
+    print(
+        f"turn of {metrics['turn_seconds']['images']} images: {ts['value']:.2f} s median over "
+        f"{metrics['turn_seconds']['repeats']} runs on {metrics['turn_seconds']['threads']} threads "
+        f"(target <= {ts['target']:.1f} s: {'yes' if ts['pass'] else 'NO'})"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pasta eval t2i", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--world", choices=("fashion", "emoji"), default="fashion",
-                   help="the world the model draws: its prompts, judge and targets (emoji: pasta.tools.eval_t2i_emoji)")
-    p.add_argument("--model-dir", type=Path, default=None,
-                   help="embedded t2i weights (default: the world's, models/embedded/t2i or t2i_emoji)")
-    p.add_argument("--judge-dir", type=Path, default=None,
-                   help="emoji world: the judge's weights (default: models/embedded/emoji_judge)")
-    p.add_argument("--classifier-dir", type=Path, default=None,
-                   help="attribute classifier weights (default: models/embedded/attribute_classifier)")
+    p = argparse.ArgumentParser(
+        prog="pasta eval t2i",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--world",
+        choices=("fashion", "emoji"),
+        default="fashion",
+        help="the world the model draws: its prompts, judge and targets (emoji: pasta.tools.eval_t2i_emoji)",
+    )
+    p.add_argument(
+        "--model-dir",
+        type=Path,
+        default=None,
+        help="embedded t2i weights (default: the world's, models/embedded/t2i or t2i_emoji)",
+    )
+    p.add_argument(
+        "--judge-dir",
+        type=Path,
+        default=None,
+        help="emoji world: the judge's weights (default: models/embedded/emoji_judge)",
+    )
+    p.add_argument(
+        "--classifier-dir",
+        type=Path,
+        default=None,
+        help="attribute classifier weights (default: models/embedded/attribute_classifier)",
+    )
     p.add_argument("--n-prompts", type=int, default=None, help="held-out prompts to render (default 64; emoji 200)")
     p.add_argument("--images-per-prompt", type=int, default=None, help="images per prompt (default 4; emoji 2)")
-    p.add_argument("--out-dir", type=Path, default=None,
-                   help="where metrics.json and the sheet go (default runs/eval_t2i, emoji runs/eval_t2i_emoji)")
+    p.add_argument(
+        "--out-dir",
+        type=Path,
+        default=None,
+        help="where metrics.json and the sheet go (default runs/eval_t2i, emoji runs/eval_t2i_emoji)",
+    )
     p.add_argument("--seed", type=int, default=0, help="base seed of the per-prompt noise")
     p.add_argument("--repeats", type=int, default=5, help="timed turns after one warm-up (median reported)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (the target is for 2 CPU cores)")
@@ -206,12 +248,26 @@ def main(argv: list[str] | None = None) -> int:
             from pasta.tools.eval_t2i_emoji import evaluate_emoji_t2i
             from pasta.tools.eval_t2i_emoji import print_table as print_emoji_table
 
-            metrics = evaluate_emoji_t2i(args.model_dir, args.judge_dir, args.n_prompts or 200,
-                                         args.images_per_prompt or 2, out_dir, args.seed, args.repeats)
+            metrics = evaluate_emoji_t2i(
+                args.model_dir,
+                args.judge_dir,
+                args.n_prompts or 200,
+                args.images_per_prompt or 2,
+                out_dir,
+                args.seed,
+                args.repeats,
+            )
             print_emoji_table(metrics)
         else:
-            metrics = evaluate_t2i(args.model_dir, args.n_prompts or 64, args.images_per_prompt or 4, out_dir,
-                                   args.seed, args.repeats, args.classifier_dir)
+            metrics = evaluate_t2i(
+                args.model_dir,
+                args.n_prompts or 64,
+                args.images_per_prompt or 4,
+                out_dir,
+                args.seed,
+                args.repeats,
+                args.classifier_dir,
+            )
             print_table(metrics)
     except (FileNotFoundError, ValueError) as error:
         print(f"pasta eval t2i: error: {error}", file=sys.stderr)

@@ -10,7 +10,9 @@ TURN_SECONDS_TARGET = 3.0
 TURN_PROMPTS, TURN_IMAGES = 4, 4
 
 
-def time_turn(t2i, prompts: list[str], seed: int = 0, repeats: int = 5, progress: bool = False) -> tuple[float, list[float]]:
+def time_turn(
+    t2i, prompts: list[str], seed: int = 0, repeats: int = 5, progress: bool = False
+) -> tuple[float, list[float]]:
     """(median seconds, every timing) of `t2i.generate` on the first TURN_PROMPTS of `prompts` (repeated when
     fewer), TURN_IMAGES each; generate() includes what the app does to its images."""
     from pasta.console import progress_bar

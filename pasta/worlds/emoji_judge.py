@@ -34,8 +34,15 @@ class EmojiJudgeConfig:
     image_size: int = 64
 
     def heads(self) -> dict[str, int]:
-        return {"subject": len(self.subjects), "left": len(self.subjects), "scene": len(SCENES),
-                "style": len(STYLES), "count": 2, "position": len(POSITIONS), "size": len(SIZES)}
+        return {
+            "subject": len(self.subjects),
+            "left": len(self.subjects),
+            "scene": len(SCENES),
+            "style": len(STYLES),
+            "count": 2,
+            "position": len(POSITIONS),
+            "size": len(SIZES),
+        }
 
 
 class EmojiJudge(nn.Module):
@@ -47,14 +54,25 @@ class EmojiJudge(nn.Module):
         layers: list[nn.Module] = []
         c_in = 3
         for c_out in config.channels:
-            layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
-                       nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
-                       nn.MaxPool2d(2)]
+            layers += [
+                nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
             c_in = c_out
         self.features = nn.Sequential(*layers)
         side = config.image_size // 2 ** len(config.channels)
-        self.trunk = nn.Sequential(nn.Flatten(), nn.Dropout(config.dropout), nn.Linear(c_in * side * side, config.hidden),
-                                   nn.ReLU(inplace=True), nn.Dropout(config.dropout))
+        self.trunk = nn.Sequential(
+            nn.Flatten(),
+            nn.Dropout(config.dropout),
+            nn.Linear(c_in * side * side, config.hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(config.dropout),
+        )
         self.heads = nn.ModuleDict({name: nn.Linear(config.hidden, n) for name, n in config.heads().items()})
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -76,16 +94,26 @@ class EmojiJudge(nn.Module):
         x = self.as_tensor(images)
         chunks = [self(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
         self.train(was_training)
-        return {name: torch.cat([c[name] for c in chunks]).softmax(-1).numpy().astype(np.float32) if chunks
-                else np.zeros((0, n), np.float32) for name, n in self.config.heads().items()}
+        return {
+            name: torch.cat([c[name] for c in chunks]).softmax(-1).numpy().astype(np.float32)
+            if chunks
+            else np.zeros((0, n), np.float32)
+            for name, n in self.config.heads().items()
+        }
 
     def save(self, folder) -> None:
         save_model(self, self.config, folder, dtype=torch.float16)
 
     @classmethod
     def load(cls, folder=None, device: str = "cpu") -> EmojiJudge:
-        return load_model(cls, EmojiJudgeConfig, folder or DEFAULT_JUDGE_DIR, how_to_train=TRAIN_SCRIPT, what="emoji judge",
-                          device=device)
+        return load_model(
+            cls,
+            EmojiJudgeConfig,
+            folder or DEFAULT_JUDGE_DIR,
+            how_to_train=TRAIN_SCRIPT,
+            what="emoji judge",
+            device=device,
+        )
 
 
 def targets(specs: list[SceneSpec], subjects: list[str]) -> dict[str, torch.Tensor]:
@@ -101,19 +129,27 @@ def targets(specs: list[SceneSpec], subjects: list[str]) -> dict[str, torch.Tens
         left.append(index[spec.subjects[0]] if pair and spec.subjects[0] != spec.subjects[1] else -100)
         position.append(-100 if pair else POSITIONS.index(spec.position))
         size.append(-100 if pair else SIZES.index(spec.size))
-    return {"subject": subject, "left": torch.tensor(left), "position": torch.tensor(position),
-            "size": torch.tensor(size), "scene": torch.tensor([SCENES.index(s.scene) for s in specs]),
-            "style": torch.tensor([STYLES.index(s.style) for s in specs]),
-            "count": torch.tensor([len(s.subjects) - 1 for s in specs])}
+    return {
+        "subject": subject,
+        "left": torch.tensor(left),
+        "position": torch.tensor(position),
+        "size": torch.tensor(size),
+        "scene": torch.tensor([SCENES.index(s.scene) for s in specs]),
+        "style": torch.tensor([STYLES.index(s.style) for s in specs]),
+        "count": torch.tensor([len(s.subjects) - 1 for s in specs]),
+    }
 
 
-def loss(logits: dict[str, torch.Tensor], target: dict[str, torch.Tensor], label_smoothing: float = 0.05) -> torch.Tensor:
+def loss(
+    logits: dict[str, torch.Tensor], target: dict[str, torch.Tensor], label_smoothing: float = 0.05
+) -> torch.Tensor:
     """Cross-entropy summed over heads (a soft target for subjects; heads that do not apply are ignored)."""
     total = torch.nn.functional.cross_entropy(logits["subject"], target["subject"])
     for name in ("left", "scene", "style", "count", "position", "size"):
         if (target[name] != -100).any():
-            total = total + torch.nn.functional.cross_entropy(logits[name], target[name], ignore_index=-100,
-                                                              label_smoothing=label_smoothing)
+            total = total + torch.nn.functional.cross_entropy(
+                logits[name], target[name], ignore_index=-100, label_smoothing=label_smoothing
+            )
     return total
 
 
@@ -128,7 +164,9 @@ def read_scenes(judge: EmojiJudge, images: np.ndarray, specs: list[SceneSpec], k
     first = np.array([index[s.subjects[0]] for s in specs])
     second = np.array([index[s.subjects[-1]] for s in specs])
     return {
-        "subject_read": order[:, 0], "scene_read": proba["scene"].argmax(1), "style_read": proba["style"].argmax(1),
+        "subject_read": order[:, 0],
+        "scene_read": proba["scene"].argmax(1),
+        "style_read": proba["style"].argmax(1),
         "single": single,
         "pair": np.array([len(s.subjects) == 2 and s.subjects[0] != s.subjects[1] for s in specs]),
         "subject_top1": order[:, 0] == first,

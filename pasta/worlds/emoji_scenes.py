@@ -32,12 +32,23 @@ SCENE_PHRASES = {
     "indoor": ("in a room", "indoors by a wall"),
 }
 STYLES = ("artwork", "flat", "outline", "neon", "pixel")
-STYLE_PHRASES = {"flat": ("a flat {colour} silhouette of {the}", "in flat {colour}"),
-                 "outline": ("an outline sketch of {the}", "as a line drawing"),
-                 "neon": ("a neon {bare}", "glowing in neon"), "pixel": ("a pixel art {bare}", "in pixel art")}
+STYLE_PHRASES = {
+    "flat": ("a flat {colour} silhouette of {the}", "in flat {colour}"),
+    "outline": ("an outline sketch of {the}", "as a line drawing"),
+    "neon": ("a neon {bare}", "glowing in neon"),
+    "pixel": ("a pixel art {bare}", "in pixel art"),
+}
 """Per style: a form that replaces the subject phrase ({the}: with its article, {bare}: without), and a suffix."""
-PLAIN_COLOURS = {"white": (240, 240, 236), "grey": (150, 150, 150), "black": (24, 24, 28), "red": (200, 40, 40),
-                 "blue": (40, 80, 200), "yellow": (235, 205, 60), "green": (60, 160, 80), "pink": (235, 150, 190)}
+PLAIN_COLOURS = {
+    "white": (240, 240, 236),
+    "grey": (150, 150, 150),
+    "black": (24, 24, 28),
+    "red": (200, 40, 40),
+    "blue": (40, 80, 200),
+    "yellow": (235, 205, 60),
+    "green": (60, 160, 80),
+    "pink": (235, 150, 190),
+}
 SIZES = ("big", "small")
 POSITIONS = ("centre", "left", "right")
 TEMPLATES = ("{subject} {scene}{style}", "a picture of {subject} {scene}{style}", "{subject}, {scene}{style}")
@@ -77,16 +88,24 @@ def sample_spec(rng: np.random.Generator, names: list[str], split: str = "train"
         if rng.random() < 0.25:
             subjects = (first, first if rng.random() < 0.5 else names[int(rng.integers(len(names)))])
         position = "centre" if len(subjects) == 2 else POSITIONS[int(rng.integers(3))]
-        return SceneSpec(subjects, scene, style, SIZES[int(rng.integers(2))] if len(subjects) == 1 else "small",
-                         position, list(PLAIN_COLOURS)[int(rng.integers(len(PLAIN_COLOURS)))])
+        return SceneSpec(
+            subjects,
+            scene,
+            style,
+            SIZES[int(rng.integers(2))] if len(subjects) == 1 else "small",
+            position,
+            list(PLAIN_COLOURS)[int(rng.integers(len(PLAIN_COLOURS)))],
+        )
     raise ValueError(f"no {split} combination found in {max_tries} tries")
 
 
 def background(scene: str, colour: str, size: int, rng: np.random.Generator) -> np.ndarray:
     """The scene behind the subjects, float RGB [size, size, 3] in 0..255."""
     y = np.linspace(0, 1, size)[:, None, None]
+
     def vertical(top, bottom):
         return np.broadcast_to(np.array(top) * (1 - y) + np.array(bottom) * y, (size, size, 3)).copy()
+
     if scene == "plain":
         return np.broadcast_to(np.array(PLAIN_COLOURS[colour], float), (size, size, 3)).copy()
     if scene == "sky":
@@ -98,9 +117,13 @@ def background(scene: str, colour: str, size: int, rng: np.random.Generator) -> 
         return out
     if scene == "sunset":
         return vertical((120, 60, 140), (250, 160, 60))
-    ground = {"grass": ((150, 200, 240), (70, 160, 70)), "beach": ((140, 200, 240), (235, 210, 150)),
-              "water": ((170, 210, 240), (40, 110, 180)), "snow": ((190, 205, 225), (245, 248, 252)),
-              "indoor": ((215, 195, 170), (150, 110, 80))}[scene]
+    ground = {
+        "grass": ((150, 200, 240), (70, 160, 70)),
+        "beach": ((140, 200, 240), (235, 210, 150)),
+        "water": ((170, 210, 240), (40, 110, 180)),
+        "snow": ((190, 205, 225), (245, 248, 252)),
+        "indoor": ((215, 195, 170), (150, 110, 80)),
+    }[scene]
     horizon = int(size * (0.55 if scene != "indoor" else 0.7))
     out = vertical(ground[0], ground[0])
     out[horizon:] = vertical(ground[1], np.array(ground[1]) * 0.8)[horizon:]
@@ -147,8 +170,9 @@ def compose(spec: SceneSpec, artwork: dict[str, Image.Image], size: int = 64, se
     return np.asarray(canvas)
 
 
-def caption(spec: SceneSpec, rng: np.random.Generator, split: str = "train",
-            templates: tuple[str, ...] | None = None) -> str:
+def caption(
+    spec: SceneSpec, rng: np.random.Generator, split: str = "train", templates: tuple[str, ...] | None = None
+) -> str:
     """One phrasing of what the scene shows; the eval split also uses EVAL_TEMPLATES, which training never does
     (`templates` names the phrasings to choose from instead)."""
     templates = templates or TEMPLATES + (EVAL_TEMPLATES if split == "eval" else ())

@@ -14,10 +14,44 @@ from pasta.worlds.emoji_scenes import PLAIN_COLOURS, SceneSpec, caption, compose
 from pasta.worlds.world import WorldCard, named_phrases, phrase_key
 
 IMAGE_SIZE = 64
-NOT_SUBJECT_WORDS = frozenset({
-    "sunset", "beach", "snow", "grass", "sky", "night", "water", "room", "meadow", "stars", "sea", "field", "wall",
-    "background", "indoors", "left", "right", "centre", "center", "middle", "small", "big", "large", "tiny", "neon",
-    "pixel", "outline", "sketch", "flat", "silhouette", "glowing", "two", "pair", *PLAIN_COLOURS})
+NOT_SUBJECT_WORDS = frozenset(
+    {
+        "sunset",
+        "beach",
+        "snow",
+        "grass",
+        "sky",
+        "night",
+        "water",
+        "room",
+        "meadow",
+        "stars",
+        "sea",
+        "field",
+        "wall",
+        "background",
+        "indoors",
+        "left",
+        "right",
+        "centre",
+        "center",
+        "middle",
+        "small",
+        "big",
+        "large",
+        "tiny",
+        "neon",
+        "pixel",
+        "outline",
+        "sketch",
+        "flat",
+        "silhouette",
+        "glowing",
+        "two",
+        "pair",
+        *PLAIN_COLOURS,
+    }
+)
 """Words that name a scene, a layout, a style or a colour (`pasta.worlds.emoji_scenes`), never a subject: "a castle at
 sunset" is a castle on a sunset sky, not the emoji called "sunset"; "on the left" is not a leftwards hand."""
 
@@ -59,13 +93,21 @@ class EmojiWorld:
 
     def card(self) -> WorldCard:
         return WorldCard(
-            summary=(f"The offline model draws {len(self.concepts):,} everyday things from emoji artwork (animals, "
-                     "food, plants, places, vehicles, objects, people at work) alone or in pairs, on a plain colour, "
-                     "sky, night, sunset, grass, beach, water, snow or indoors, as the artwork, flat, an outline, "
-                     "neon or pixel art."),
-            examples=("a castle at sunset", "two cats on the grass", "a neon rocket on a night sky",
-                      "a small red apple on the left", "a pixel art sailboat on the water"),
-            instead="it will draw the emoji things whose names are closest to your words")
+            summary=(
+                f"The offline model draws {len(self.concepts):,} everyday things from emoji artwork (animals, "
+                "food, plants, places, vehicles, objects, people at work) alone or in pairs, on a plain colour, "
+                "sky, night, sunset, grass, beach, water, snow or indoors, as the artwork, flat, an outline, "
+                "neon or pixel art."
+            ),
+            examples=(
+                "a castle at sunset",
+                "two cats on the grass",
+                "a neon rocket on a night sky",
+                "a small red apple on the left",
+                "a pixel art sailboat on the water",
+            ),
+            instead="it will draw the emoji things whose names are closest to your words",
+        )
 
     @cached_property
     def _phrases(self) -> dict[str, str]:

@@ -156,9 +156,7 @@ def is_held_out(garment: str, colour: str, pattern: str) -> bool:
 
 
 def held_out_triples() -> list[tuple[str, str, str]]:
-    return [
-        (g, c, p) for g in CLASSES for c in COLOURS for p in PATTERNS if p != "plain" and is_held_out(g, c, p)
-    ]
+    return [(g, c, p) for g in CLASSES for c in COLOURS for p in PATTERNS if p != "plain" and is_held_out(g, c, p)]
 
 
 def sample_attributes(rng: np.random.Generator, garment: str, *, held_out: bool = False) -> Attributes:

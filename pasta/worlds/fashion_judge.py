@@ -36,7 +36,9 @@ class AttributeClassifierConfig:
     """Shared fully connected layer on the flattened 4x4 map (keeps where things are: size, position)."""
     dropout: float = 0.2
     image_size: int = 32
-    heads: dict[str, list[str]] = field(default_factory=lambda: {k: list(v) for k, v in fashion.ATTRIBUTE_VALUES.items()})
+    heads: dict[str, list[str]] = field(
+        default_factory=lambda: {k: list(v) for k, v in fashion.ATTRIBUTE_VALUES.items()}
+    )
     """Attribute -> value names, in output order (pattern is the *visible* pattern)."""
 
 
@@ -50,15 +52,25 @@ class AttributeClassifier(nn.Module):
         c_in = 3
         for c_out in config.channels:
             for k in range(2):
-                layers += [nn.Conv2d(c_in if k == 0 else c_out, c_out, 3, padding=1, bias=False),
-                           nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+                layers += [
+                    nn.Conv2d(c_in if k == 0 else c_out, c_out, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(c_out),
+                    nn.ReLU(inplace=True),
+                ]
             layers.append(nn.MaxPool2d(2))
             c_in = c_out
         self.features = nn.Sequential(*layers)
         side = config.image_size // 2 ** len(config.channels)
-        self.trunk = nn.Sequential(nn.Flatten(), nn.Dropout(config.dropout), nn.Linear(c_in * side * side, config.hidden),
-                                   nn.ReLU(inplace=True), nn.Dropout(config.dropout))
-        self.heads = nn.ModuleDict({name: nn.Linear(config.hidden, len(values)) for name, values in config.heads.items()})
+        self.trunk = nn.Sequential(
+            nn.Flatten(),
+            nn.Dropout(config.dropout),
+            nn.Linear(c_in * side * side, config.hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(config.dropout),
+        )
+        self.heads = nn.ModuleDict(
+            {name: nn.Linear(config.hidden, len(values)) for name, values in config.heads.items()}
+        )
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         h = self.trunk(self.features(x))
@@ -118,8 +130,14 @@ class AttributeClassifier(nn.Module):
 
     @classmethod
     def load(cls, folder: str | Path | None = None, device: str = "cpu") -> AttributeClassifier:
-        return load_model(cls, AttributeClassifierConfig, folder or DEFAULT_CLASSIFIER_DIR, how_to_train=TRAIN_SCRIPT,
-                          what="attribute classifier", device=device)
+        return load_model(
+            cls,
+            AttributeClassifierConfig,
+            folder or DEFAULT_CLASSIFIER_DIR,
+            how_to_train=TRAIN_SCRIPT,
+            what="attribute classifier",
+            device=device,
+        )
 
 
 def label_indices(attrs: fashion.Attributes) -> dict[str, int]:

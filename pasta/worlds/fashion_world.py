@@ -30,16 +30,25 @@ class FashionWorld:
 
     def card(self) -> WorldCard:
         return WorldCard(
-            summary=("The offline model draws ten garments (t-shirts, trousers, pullovers, dresses, coats, sandals, "
-                     "shirts, sneakers, bags and ankle boots) in a colour and pattern, on a background, as a photo, "
-                     "flat, sketch or neon; anything else becomes one of them."),
-            examples=("a red striped dress on the grass", "a blue sneaker at sunset", "a neon yellow bag",
-                      "a black checked coat"),
-            instead="it will draw garments in the colours and settings your words suggest")
+            summary=(
+                "The offline model draws ten garments (t-shirts, trousers, pullovers, dresses, coats, sandals, "
+                "shirts, sneakers, bags and ankle boots) in a colour and pattern, on a background, as a photo, "
+                "flat, sketch or neon; anything else becomes one of them."
+            ),
+            examples=(
+                "a red striped dress on the grass",
+                "a blue sneaker at sunset",
+                "a neon yellow bag",
+                "a black checked coat",
+            ),
+            instead="it will draw garments in the colours and settings your words suggest",
+        )
 
     @cached_property
     def _phrases(self) -> dict[str, str]:
-        return {phrase_key(word): garment for garment, words in fashion.CLASS_WORDS.items() for word in (garment, *words)}
+        return {
+            phrase_key(word): garment for garment, words in fashion.CLASS_WORDS.items() for word in (garment, *words)
+        }
 
     def drawable(self, prompt: str) -> list[str]:
         return named_phrases(prompt, self._phrases)

@@ -15,12 +15,18 @@ def attribute_prompts(attribute: str, value: str) -> list[str]:
     extra: list[str] = {
         "garment": lambda: [f"a {w}" for w in fashion.CLASS_WORDS[value]] + [f"a photo of a {value}"],
         "colour": lambda: [f"a {w} {n}" for w in fashion.COLOUR_WORDS[value] for n in ("garment", "item")],
-        "pattern": lambda: [f"a {w} garment" for w in fashion.PATTERN_ADJECTIVES[value]]
-        + [f"a garment with {w}" for w in fashion.PATTERN_NOUNS[value]],
+        "pattern": lambda: (
+            [f"a {w} garment" for w in fashion.PATTERN_ADJECTIVES[value]]
+            + [f"a garment with {w}" for w in fashion.PATTERN_NOUNS[value]]
+        ),
         "background": lambda: [f"a garment {p}" for p in fashion.BACKGROUND_PHRASES[value]],
-        "style": lambda: [f"{p} a garment" for p in fashion.STYLE_PREFIXES[value]]
-        + [f"a garment, {s}" for s in fashion.STYLE_SUFFIXES[value]],
-        "size": lambda: [f"a {w} garment" if not w.endswith(" a") else f"{w} garment" for w in fashion.SIZE_WORDS[value]],
+        "style": lambda: (
+            [f"{p} a garment" for p in fashion.STYLE_PREFIXES[value]]
+            + [f"a garment, {s}" for s in fashion.STYLE_SUFFIXES[value]]
+        ),
+        "size": lambda: [
+            f"a {w} garment" if not w.endswith(" a") else f"{w} garment" for w in fashion.SIZE_WORDS[value]
+        ],
         "position": lambda: [f"a garment {p}" for p in fashion.POSITION_PHRASES[value]],
     }[attribute]()
     return list(dict.fromkeys([canonical, *extra]))
