@@ -162,3 +162,27 @@ def test_training_commands_chain_through_a_run_folder_and_leave_the_shipped_agen
     assert q.out.parent == user_model_out.parent == RetrainConfig(db=Path("x")).out
     for path in (user_model_out, q.out, RetrainConfig(db=Path("x")).out):
         assert not path.resolve().is_relative_to(AGENT_DIR.resolve())
+
+
+def test_the_one_reader_embeds_every_distinct_text_once_for_both_learners(tmp_path):
+    from pasta.policy.choice_data import choice_data_from_episodes
+    from pasta.policy.episodes import TextEmbeddingCache, read_episodes
+
+    db = tmp_path / "sim.sqlite"
+    assert pasta(["simulate", "--db", str(db), "--users", "12", "--types", "2", "--policy", "random"]) == 0
+    calls: list[list[str]] = []
+
+    def embed(texts):
+        calls.append(list(texts))
+        rng = np.random.default_rng([len(t) for t in texts])
+        return rng.normal(size=(len(texts), 384)).astype(np.float32)
+
+    cache = TextEmbeddingCache(embed)
+    with LogStore(db, create=False) as store:
+        logged = read_episodes(store.episodes(), cache)
+        again = read_episodes(store.episodes(), cache)  # e.g. the Q-network after the user model, in pasta retrain
+    seen = [t for call in calls for t in call]
+    assert len(seen) == len(set(seen)) and len(calls) == 1  # one batched call, each text once, none the second time
+    data, users = choice_data_from_episodes(logged)
+    assert len(logged) == len(again) == 12 and data.X.shape[0] == 60 and len(users) == 12
+    np.testing.assert_array_equal(logged[0].turns[0].text_embeddings, again[0].turns[0].text_embeddings)

@@ -47,24 +47,30 @@ class TextEmbeddingCache:
         self.vectors: dict[str, np.ndarray] = dict(known or {})
 
     def __call__(self, texts: list[str]) -> np.ndarray:
+        from pasta.console import progress_bar
+
         missing = list(dict.fromkeys(t for t in texts if t not in self.vectors))
-        for i in range(0, len(missing), self.batch_size):
-            chunk = missing[i : i + self.batch_size]
-            for text, vector in zip(chunk, self.embed(chunk), strict=True):
-                self.vectors[text] = np.asarray(vector, np.float32)
+        with progress_bar(total=len(missing), desc="embed texts", disable=len(missing) < 4 * self.batch_size) as bar:
+            for i in range(0, len(missing), self.batch_size):
+                chunk = missing[i : i + self.batch_size]
+                for text, vector in zip(chunk, self.embed(chunk), strict=True):
+                    self.vectors[text] = np.asarray(vector, np.float32)
+                bar.update(len(chunk))
         return np.stack([self.vectors[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
 
 
 def read_episodes(episodes: Iterable[dict], embed_text: Callable[[list[str]], np.ndarray]) -> list[LoggedEpisode]:
-    """`LogStore.episodes` -> LoggedEpisodes with at least one choice, in order; `embed_text` is best a
-    `TextEmbeddingCache`, which embeds each distinct text once however often it was shown."""
+    """`LogStore.episodes` -> LoggedEpisodes with at least one choice, in order. Every text is embedded in one call
+    first (in large batches, with a progress bar for many); `embed_text` is best a `TextEmbeddingCache`, which
+    embeds each distinct text once however often it was shown."""
+    chosen = [(e, turns) for e in episodes if (turns := [t for t in e["turns"] if t.get("choice") is not None])]
+    texts = {(e["initial_prompt"]): None for e, _ in chosen}
+    texts.update({c["prompt"]: None for _, turns in chosen for t in turns for c in t["slate"]})
+    table = dict(zip(texts, np.asarray(embed_text(list(texts)), np.float32), strict=True)) if texts else {}
     out = []
-    for episode in episodes:
-        turns = [t for t in episode["turns"] if t.get("choice") is not None]
-        if not turns:
-            continue
+    for episode, turns in chosen:
         texts = [episode["initial_prompt"]] + [c["prompt"] for t in turns for c in t["slate"]]
-        vectors = np.asarray(embed_text(texts), np.float32)
+        vectors = np.stack([table[t] for t in texts])
         k, logged = 1, []
         for turn in turns:
             n = len(turn["slate"])
