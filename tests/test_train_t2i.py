@@ -83,3 +83,15 @@ def test_the_emoji_world_trains_at_64_px_into_a_run_folder_not_the_shipped_weigh
         init_from=None,
     )
     assert f"warm start from the exported weights in {folder} (step 2)" in out and "stopped at step 3" in out
+
+
+def test_a_shipped_loss_curve_plots(tmp_path):
+    from pasta.tools.loss_curve import main, read_curve
+
+    curve = tmp_path / "loss_curve.jsonl"
+    curve.write_text("".join(json.dumps({"step": 50 * (i + 1), "loss": 1 / (i + 1)}) + "\n" for i in range(6)))
+    assert read_curve(curve) == ([50, 100, 150, 200, 250, 300], [1, 1 / 2, 1 / 3, 1 / 4, 1 / 5, 1 / 6])
+    assert main([str(curve), str(tmp_path / "loss.png")]) == 0 and (tmp_path / "loss.png").stat().st_size > 1000
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(ValueError, match="holds no loss values"):
+        read_curve(tmp_path / "empty.jsonl")
