@@ -2,8 +2,10 @@
 their captions, and the words a person reads about it.
 
 A world is a small, fully described picture domain the embedded tier is trained on (garments from Fashion-MNIST;
-scenes of emoji artwork). Everything outside `pasta.worlds` asks for one by name (`load_world`, the `world`
-setting) and talks to it through `World`, so a second world needs no change elsewhere.
+scenes of emoji artwork). The app (the `world` setting) and the text-to-image trainer ask for one by name
+(`pasta.worlds.load_world`) and talk to it through `World`. Not yet through it: the retrieval generator's edits,
+the simulator's attribute tuples, the alignment prompts and rewards and the garment evaluation, which still read
+`pasta.worlds.fashion` directly.
 """
 
 from __future__ import annotations
