@@ -39,11 +39,11 @@ def test_otherwise_the_baseline_runs_and_says_why(tiny_agent_dir, embedded_embed
     elif broken == "missing user model":
         shutil.rmtree(folder / "user_model")
     elif broken == "types disagree":
-        meta = json.loads((folder / "qnet" / "qnet.json").read_text())
+        meta = json.loads((folder / "qnet" / "config.json").read_text())
         meta["qnet"]["n_types"] = 5
-        (folder / "qnet" / "qnet.json").write_text(json.dumps(meta))
+        (folder / "qnet" / "config.json").write_text(json.dumps(meta))
     else:
-        (folder / "qnet" / "qnet.safetensors").write_bytes(b"not safetensors")
+        (folder / "qnet" / "model.safetensors").write_bytes(b"not safetensors")
     loaded = load_policy(Settings.from_env({}, agent_dir=str(folder)), embedded_embedder)
     assert loaded.policy.name == "lmm-order" and loaded.version == ""
     assert loaded.notice.startswith("Slate policy: LMM order (baseline), because the trained agent could not be used")

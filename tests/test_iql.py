@@ -132,9 +132,12 @@ def test_a_q_network_saved_before_per_type_values_still_loads(tmp_path):
     torch.manual_seed(0)
     old = TwinQ(QNetConfig(embedding_dim=D, n_types=K, horizon=3, hidden=16, per_type_values=False))
     old.save(tmp_path / "q")
-    meta = json.loads((tmp_path / "q" / "qnet.json").read_text())
+    # as it was written then: qnet.json + qnet.safetensors, without the per_type_values field
+    meta = json.loads((tmp_path / "q" / "config.json").read_text())
     del meta["qnet"]["per_type_values"]
     (tmp_path / "q" / "qnet.json").write_text(json.dumps(meta))
+    (tmp_path / "q" / "config.json").unlink()
+    (tmp_path / "q" / "model.safetensors").rename(tmp_path / "q" / "qnet.safetensors")
     again = TwinQ.load(tmp_path / "q")
     assert again.config.per_type_values is False
     s, a = np.ones(state_dim(old.config), np.float32), np.ones((3, action_dim(old.config)), np.float32)

@@ -93,3 +93,24 @@ def test_bad_choice_data_is_rejected_clearly():
     mask[1, 3] = False
     with pytest.raises(ValueError, match="padded"):
         ChoiceData(X, np.array([0, 3]), np.array([0, 0]), mask)
+
+
+def test_a_user_model_saved_in_the_older_layout_still_loads(tmp_path):
+    import json
+
+    from pasta.policy.user_model import UserModel, UserModelConfig
+
+    model = UserModel(8, UserModelConfig(n_types=2, hidden=4))
+    model.save(tmp_path / "um", {"k": 2})
+    assert sorted(p.name for p in (tmp_path / "um").iterdir()) == ["config.json", "model.safetensors"]
+    (tmp_path / "um" / "config.json").rename(tmp_path / "um" / "user_model.json")  # how it was saved before
+    (tmp_path / "um" / "model.safetensors").rename(tmp_path / "um" / "user_model.safetensors")
+    again = UserModel.load(tmp_path / "um")
+    assert again.n_features == 8 and again.config.n_types == 2
+    assert json.loads((tmp_path / "um" / "user_model.json").read_text())["metrics"] == {"k": 2}
+    for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
+        assert a.equal(b)
+    import pytest
+
+    with pytest.raises(FileNotFoundError, match="pasta train user-model"):
+        UserModel.load(tmp_path / "nothing")

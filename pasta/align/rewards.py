@@ -29,6 +29,7 @@ from torch import nn
 from pasta.backends.image_encoder import ImageEncoder
 from pasta.backends.minilm import TEXT_DIM, MiniLM, shared_minilm
 from pasta.paths import EMBEDDED_DIR
+from pasta.weights import weights_files
 
 ALIGN_DIR = EMBEDDED_DIR / "align"
 DEFAULT_ALIGNMENT_REWARD_DIR = ALIGN_DIR / "alignment_reward"
@@ -271,9 +272,8 @@ class UserTypeReward:
         return self._accuracy
 
     def metrics(self) -> dict:
-        stored = {}
-        if self.folder is not None and (self.folder / "user_model.json").exists():
-            stored = json.loads((self.folder / "user_model.json").read_text()).get("metrics", {})
+        files = weights_files(self.folder, "user_model") if self.folder is not None else None
+        stored = json.loads(files[1].read_text()).get("metrics", {}) if files else {}
         return {"reward": self.spec, "held_out_choice_accuracy": self.held_out_accuracy(), "user_model_metrics": stored}
 
     @classmethod

@@ -19,7 +19,6 @@ choice_model_slate`, SlateQ: the one-per-category slate whose chosen column is w
 from __future__ import annotations
 
 import copy
-import json
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -32,6 +31,7 @@ from pasta.policy.episodes import LoggedEpisode
 from pasta.policy.qnet import QNetConfig, QNetwork, ValueNetwork, action_features, posterior_weighted, state_features
 from pasta.policy.state import PolicyState, ShownSlate
 from pasta.policy.user_model import UserModel, column_features
+from pasta.weights import read_weights, save_weights
 
 
 @dataclass
@@ -198,24 +198,13 @@ class TwinQ(nn.Module):
         return (values if self.config.per_type_values else values[:, None].expand(-1, self.config.n_types)).numpy()
 
     def save(self, folder: str | Path, metrics: dict | None = None) -> None:
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, folder / "qnet.safetensors")
-        meta = {"qnet": asdict(self.config), "metrics": metrics or {}}
-        (folder / "qnet.json").write_text(json.dumps(meta, indent=2) + "\n")
+        save_weights(self, folder, {"qnet": asdict(self.config), "metrics": metrics or {}})
 
     @classmethod
     def load(cls, folder: str | Path) -> TwinQ:
-        from safetensors.torch import load_file
-
-        folder = Path(folder)
-        if not (folder / "qnet.json").exists():
-            raise FileNotFoundError(f"no Q-network in {folder}: train one with `pasta train q`")
-        saved = json.loads((folder / "qnet.json").read_text())["qnet"]
-        model = cls(QNetConfig(**{"per_type_values": False, **saved}))  # saved before per-type values existed
-        model.load_state_dict(load_file(folder / "qnet.safetensors"))
+        state, meta = read_weights(folder, what="Q-network", how_to_train="pasta train q", legacy="qnet")
+        model = cls(QNetConfig(**{"per_type_values": False, **meta["qnet"]}))  # saved before per-type values existed
+        model.load_state_dict(state)
         return model.eval()
 
 

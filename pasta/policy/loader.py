@@ -1,7 +1,7 @@
 """Which slate policy the app uses: the trained PASTA agent when it is there and fits, else the LMM-order baseline.
 
 The trained agent is two folders under `Settings.agent_dir` (default models/embedded/agent):
-`qnet/` (`TwinQ.save`: qnet.json + qnet.safetensors) and `user_model/` (`UserModel.save`). They must agree with
+`qnet/` (`TwinQ.save`) and `user_model/` (`UserModel.save`), each in the small models' layout (`pasta.weights`). They must agree with
 each other and with the embedder: the Q-network's embedding size is the embedder's, the user model scores column
 features of twice that size, and both have the same number of user types. Anything missing or mismatched falls
 back to `LMMOrderPolicy` with a notice that says why, logged and shown in the app, never a crash.
@@ -17,6 +17,7 @@ from pathlib import Path
 from pasta.config import Settings
 from pasta.paths import EMBEDDED_DIR
 from pasta.policy.slate import LMMOrderPolicy, QPolicy, SlatePolicy
+from pasta.weights import weights_files
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +69,11 @@ def _load_q_policy(folder: Path, embedder) -> tuple[QPolicy, str, dict]:
     from pasta.policy.user_model import UserModel
 
     q_dir, user_dir = folder / "qnet", folder / "user_model"
-    for path, what in ((q_dir / "qnet.json", "Q-network"), (user_dir / "user_model.json", "user model")):
-        if not path.exists():
-            raise FileNotFoundError(f"no {what} in {_shown(path.parent)}")
+    files = {}
+    for path, legacy, what in ((q_dir, "qnet", "Q-network"), (user_dir, "user_model", "user model")):
+        files[legacy] = weights_files(path, legacy)
+        if files[legacy] is None:
+            raise FileNotFoundError(f"no {what} in {_shown(path)}")
     if embedder is None:
         raise ValueError("the trained agent needs an embedder, and none was given")
     q, user_model = TwinQ.load(q_dir), UserModel.load(user_dir)
@@ -87,10 +90,7 @@ def _load_q_policy(folder: Path, embedder) -> tuple[QPolicy, str, dict]:
             f"the Q-network expects {c.n_types} user types but the user model has {user_model.config.n_types}"
         )
     digest = hashlib.sha256()
-    for path in (q_dir / "qnet.safetensors", user_dir / "user_model.safetensors"):
-        digest.update(path.read_bytes())
-    metrics = {
-        "qnet": json.loads((q_dir / "qnet.json").read_text()).get("metrics", {}),
-        "user_model": json.loads((user_dir / "user_model.json").read_text()).get("metrics", {}),
-    }
+    for weights, _ in files.values():
+        digest.update(weights.read_bytes())
+    metrics = {name: json.loads(config.read_text()).get("metrics", {}) for name, (_, config) in files.items()}
     return QPolicy(q, user_model), digest.hexdigest()[:16], metrics

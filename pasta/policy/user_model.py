@@ -12,7 +12,6 @@ each user's "chosen minus slate mean" feature direction. K is chosen by held-out
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from pasta.weights import read_weights, save_weights
 
 
 @dataclass
@@ -246,24 +247,16 @@ class UserModel(nn.Module):
     # ---------------------------------------------------------------------------------------- saving
 
     def save(self, folder: str | Path, metrics: dict | None = None) -> None:
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, folder / "user_model.safetensors")
         meta = {"n_features": self.n_features, "config": asdict(self.config), "metrics": metrics or {}}
-        (folder / "user_model.json").write_text(json.dumps(meta, indent=2) + "\n")
+        save_weights(self, folder, meta)
 
     @classmethod
     def load(cls, folder: str | Path) -> UserModel:
-        from safetensors.torch import load_file
-
-        folder = Path(folder)
-        if not (folder / "user_model.json").exists():
-            raise FileNotFoundError(f"no user model in {folder}: train one with `pasta train user-model`")
-        meta = json.loads((folder / "user_model.json").read_text())
+        state, meta = read_weights(
+            folder, what="user model", how_to_train="pasta train user-model", legacy="user_model"
+        )
         model = cls(meta["n_features"], UserModelConfig(**meta["config"]))
-        model.load_state_dict(load_file(folder / "user_model.safetensors"))
+        model.load_state_dict(state)
         return model.eval()
 
 
