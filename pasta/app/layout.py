@@ -45,6 +45,20 @@ def whole_number(value=None, **kwargs) -> gr.Number:
     return number
 
 
+def strip(label: str) -> gr.Gallery:
+    """A row of small pictures that open large and download (the history and the favourites)."""
+    return gr.Gallery(
+        columns=8,
+        height="auto",
+        fit_columns=False,
+        allow_preview=True,
+        buttons=["download"],
+        object_fit="contain",
+        elem_classes="pasta-strip",
+        label=label,
+    )
+
+
 @dataclass
 class Page:
     session_state: Any
@@ -179,16 +193,7 @@ def build_page(settings: Settings, agent, world, notice: str, secret: str | None
         elem_id="pasta-export",
     )
     with gr.Accordion("History: every turn with its exact prompts and seeds", open=True):
-        history_gallery = gr.Gallery(
-            columns=8,
-            height="auto",
-            fit_columns=False,
-            allow_preview=True,
-            buttons=["download"],
-            object_fit="contain",
-            elem_classes="pasta-strip",
-            label="Picked columns (select one to go back to it)",
-        )
+        history_gallery = strip("Picked columns (select one to go back to it)")
         history_table = gr.Dataframe(
             headers=views.HISTORY_COLUMNS,
             interactive=False,
@@ -200,16 +205,7 @@ def build_page(settings: Settings, agent, world, notice: str, secret: str | None
             back_turn = whole_number(1, label="Turn to go back to", minimum=1, scale=1)
             back_button = gr.Button("Go back to this turn and branch from it", scale=2)
     with gr.Accordion("Favourites", open=False):
-        favourites = gr.Gallery(
-            columns=8,
-            height="auto",
-            fit_columns=False,
-            allow_preview=True,
-            buttons=["download"],
-            object_fit="contain",
-            elem_classes="pasta-strip",
-            label="Your favourites (♥ under a column)",
-        )
+        favourites = strip("Your favourites (♥ under a column)")
     with gr.Accordion("Your user type: what the agent believes about your taste, from your picks", open=has_user_model):
         prior = call(agent.user_model.live_posterior, []) if has_user_model else None  # before any pick
         posterior_plot = gr.BarPlot(

@@ -18,6 +18,7 @@ from torch import nn
 from pasta.paths import EMBEDDED_DIR
 from pasta.weights import load_model, save_model
 from pasta.worlds.emoji_scenes import POSITIONS, SCENES, SIZES, STYLES, SceneSpec
+from pasta.worlds.judge_net import judge_body
 
 DEFAULT_JUDGE_DIR = EMBEDDED_DIR / "emoji_judge"
 TRAIN_SCRIPT = "python models/train_emoji_judge.py"
@@ -51,28 +52,7 @@ class EmojiJudge(nn.Module):
     def __init__(self, config: EmojiJudgeConfig) -> None:
         super().__init__()
         self.config = config
-        layers: list[nn.Module] = []
-        c_in = 3
-        for c_out in config.channels:
-            layers += [
-                nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
-                nn.BatchNorm2d(c_out),
-                nn.ReLU(inplace=True),
-                nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
-                nn.BatchNorm2d(c_out),
-                nn.ReLU(inplace=True),
-                nn.MaxPool2d(2),
-            ]
-            c_in = c_out
-        self.features = nn.Sequential(*layers)
-        side = config.image_size // 2 ** len(config.channels)
-        self.trunk = nn.Sequential(
-            nn.Flatten(),
-            nn.Dropout(config.dropout),
-            nn.Linear(c_in * side * side, config.hidden),
-            nn.ReLU(inplace=True),
-            nn.Dropout(config.dropout),
-        )
+        self.features, self.trunk = judge_body(config.channels, config.image_size, config.hidden, config.dropout)
         self.heads = nn.ModuleDict({name: nn.Linear(config.hidden, n) for name, n in config.heads().items()})
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

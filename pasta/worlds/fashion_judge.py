@@ -21,6 +21,7 @@ from torch import nn
 from pasta.paths import EMBEDDED_DIR
 from pasta.weights import load_model, save_model
 from pasta.worlds import fashion
+from pasta.worlds.judge_net import judge_body
 
 DEFAULT_CLASSIFIER_DIR = EMBEDDED_DIR / "attribute_classifier"
 TRAIN_SCRIPT = "python models/train_attribute_classifier.py"
@@ -48,26 +49,7 @@ class AttributeClassifier(nn.Module):
     def __init__(self, config: AttributeClassifierConfig | None = None) -> None:
         super().__init__()
         self.config = config = config or AttributeClassifierConfig()
-        layers: list[nn.Module] = []
-        c_in = 3
-        for c_out in config.channels:
-            for k in range(2):
-                layers += [
-                    nn.Conv2d(c_in if k == 0 else c_out, c_out, 3, padding=1, bias=False),
-                    nn.BatchNorm2d(c_out),
-                    nn.ReLU(inplace=True),
-                ]
-            layers.append(nn.MaxPool2d(2))
-            c_in = c_out
-        self.features = nn.Sequential(*layers)
-        side = config.image_size // 2 ** len(config.channels)
-        self.trunk = nn.Sequential(
-            nn.Flatten(),
-            nn.Dropout(config.dropout),
-            nn.Linear(c_in * side * side, config.hidden),
-            nn.ReLU(inplace=True),
-            nn.Dropout(config.dropout),
-        )
+        self.features, self.trunk = judge_body(config.channels, config.image_size, config.hidden, config.dropout)
         self.heads = nn.ModuleDict(
             {name: nn.Linear(config.hidden, len(values)) for name, values in config.heads.items()}
         )
