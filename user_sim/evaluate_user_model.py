@@ -49,7 +49,7 @@ class EvalUserModelConfig:
     """Simulated users' choice noise."""
     policy: str = "random"
     """Behaviour policy that chooses the slates shown while logging (random, lmm-order, oracle)."""
-    ks: tuple[int, ...] = (1, 2, 3, 4, 6, 8)
+    ks: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
     model: UserModelConfig = field(default_factory=UserModelConfig)
     out: Path = Path("runs/eval_user_model")
     seed: int = 0

@@ -22,7 +22,7 @@ class TrainUserModelConfig:
     out: Path = Path("runs") / "agent" / "user_model"
     """Where the fitted model is saved: where `pasta train q` reads it by default (the shipped agent's
     models/embedded/agent/user_model only when named)."""
-    ks: tuple[int, ...] = (1, 2, 3, 4, 6, 8)
+    ks: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
     """Numbers of user types to compare by held-out log-likelihood."""
     validation_fraction: float = 0.2
     """Share of users held out to choose K."""
