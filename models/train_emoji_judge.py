@@ -27,7 +27,7 @@ import tyro
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pasta.console import progress_bar  # noqa: E402
-from pasta.worlds.emoji_judge import EmojiJudge, EmojiJudgeConfig, loss, read_scenes, targets  # noqa: E402
+from pasta.worlds.emoji_judge import EmojiJudge, EmojiJudgeConfig, loss, read_scenes, summarize_reading, targets  # noqa: E402
 from pasta.worlds.emoji_world import EmojiWorld  # noqa: E402
 
 
@@ -71,17 +71,7 @@ def degrade(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
 
 def evaluate(judge: EmojiJudge, world: EmojiWorld, n: int, seed: int) -> dict:
     images, specs = world.scenes(np.random.default_rng([seed, 99]), n, "eval")
-    read = read_scenes(judge, images, specs)
-    single, pair = read["single"], read["pair"]
-    return {
-        "images": n,
-        "subject_top1": float(read["subject_top1"][single].mean()),
-        "subject_top5": float(read["subject_topk"][single].mean()),
-        "scene": float(read["scene"].mean()),
-        "style": float(read["style"].mean()),
-        "pairs_both_present": float(read["both_present"][pair].mean()) if pair.any() else None,
-        "pairs_left_right": float(read["left_right"][pair].mean()) if pair.any() else None,
-    }
+    return {"images": n, **summarize_reading(read_scenes(judge, images, specs))}
 
 
 def main(cfg: TrainEmojiJudgeConfig) -> dict:

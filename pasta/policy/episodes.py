@@ -64,9 +64,9 @@ def read_episodes(episodes: Iterable[dict], embed_text: Callable[[list[str]], np
     first (in large batches, with a progress bar for many); `embed_text` is best a `TextEmbeddingCache`, which
     embeds each distinct text once however often it was shown."""
     chosen = [(e, turns) for e in episodes if (turns := [t for t in e["turns"] if t.get("choice") is not None])]
-    texts = {(e["initial_prompt"]): None for e, _ in chosen}
-    texts.update({c["prompt"]: None for _, turns in chosen for t in turns for c in t["slate"]})
-    table = dict(zip(texts, np.asarray(embed_text(list(texts)), np.float32), strict=True)) if texts else {}
+    distinct = {e["initial_prompt"]: None for e, _ in chosen}
+    distinct.update({c["prompt"]: None for _, turns in chosen for t in turns for c in t["slate"]})
+    table = dict(zip(distinct, np.asarray(embed_text(list(distinct)), np.float32), strict=True)) if distinct else {}
     out = []
     for episode, turns in chosen:
         texts = [episode["initial_prompt"]] + [c["prompt"] for t in turns for c in t["slate"]]

@@ -27,18 +27,6 @@ from pasta.tools.turn_speed import TURN_IMAGES, TURN_PROMPTS, TURN_SECONDS_TARGE
 TARGETS = {"subject_top1": 0.60, "subject_top5": 0.85, "scene": 0.90, "style": 0.90, "pairs_both_present": 0.50}
 
 
-def summarize(read: dict[str, np.ndarray]) -> dict[str, float | None]:
-    single, pair = read["single"], read["pair"]
-    return {
-        "subject_top1": float(read["subject_top1"][single].mean()) if single.any() else None,
-        "subject_top5": float(read["subject_topk"][single].mean()) if single.any() else None,
-        "scene": float(read["scene"].mean()),
-        "style": float(read["style"].mean()),
-        "pairs_both_present": float(read["both_present"][pair].mean()) if pair.any() else None,
-        "pairs_left_right": float(read["left_right"][pair].mean()) if pair.any() else None,
-    }
-
-
 def evaluate_emoji_t2i(
     model_dir: str | Path | None = None,
     judge_dir: str | Path | None = None,
@@ -52,7 +40,7 @@ def evaluate_emoji_t2i(
 ) -> dict:
     from pasta.backends.embedded_t2i import WORLD_MODEL_DIRS, EmbeddedTextToImage, tensor_to_images
     from pasta.console import progress_bar
-    from pasta.worlds.emoji_judge import EmojiJudge, read_scenes
+    from pasta.worlds.emoji_judge import EmojiJudge, read_scenes, summarize_reading
     from pasta.worlds.emoji_scenes import EVAL_TEMPLATES, SCENES, STYLES, TEMPLATES, caption, compose, sample_spec
     from pasta.worlds.emoji_world import EmojiWorld
 
@@ -90,8 +78,8 @@ def evaluate_emoji_t2i(
     per_image_specs = [s for s in specs for _ in range(images_per_prompt)]
     read = read_scenes(judge, images, per_image_specs)
     real = np.stack([compose(s, world.artwork(s.subjects), world.image_size, seeds[i]) for i, s in enumerate(specs)])
-    ceiling = summarize(read_scenes(judge, real, specs))
-    generated = summarize(read)
+    ceiling = summarize_reading(read_scenes(judge, real, specs))
+    generated = summarize_reading(read)
     eval_phrasing = np.repeat(held_out_phrasing, images_per_prompt)
 
     turn_seconds, times = time_turn(t2i, prompts, seed, repeats)
@@ -137,8 +125,8 @@ def evaluate_emoji_t2i(
         "generated": generated,
         "judge_on_real_scenes_of_these_prompts": ceiling,
         "generated_by_phrasing": {
-            "training_phrasings": summarize({k: v[~eval_phrasing] for k, v in read.items()}),
-            "held_out_phrasings": summarize({k: v[eval_phrasing] for k, v in read.items()}),
+            "training_phrasings": summarize_reading({k: v[~eval_phrasing] for k, v in read.items()}),
+            "held_out_phrasings": summarize_reading({k: v[eval_phrasing] for k, v in read.items()}),
         },
         "turn_seconds": {
             "median": turn_seconds,

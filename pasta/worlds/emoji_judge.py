@@ -156,3 +156,17 @@ def read_scenes(judge: EmojiJudge, images: np.ndarray, specs: list[SceneSpec], k
         "scene": proba["scene"].argmax(1) == np.array([SCENES.index(s.scene) for s in specs]),
         "style": proba["style"].argmax(1) == np.array([STYLES.index(s.style) for s in specs]),
     }
+
+
+def summarize_reading(read: dict[str, np.ndarray]) -> dict[str, float | None]:
+    """The shares `read_scenes` found right: subjects over single-subject scenes, pairs over pairs of two different
+    subjects (None where there are none), scene and style over all."""
+    single, pair = read["single"], read["pair"]
+    return {
+        "subject_top1": float(read["subject_top1"][single].mean()) if single.any() else None,
+        "subject_top5": float(read["subject_topk"][single].mean()) if single.any() else None,
+        "scene": float(read["scene"].mean()),
+        "style": float(read["style"].mean()),
+        "pairs_both_present": float(read["both_present"][pair].mean()) if pair.any() else None,
+        "pairs_left_right": float(read["left_right"][pair].mean()) if pair.any() else None,
+    }
