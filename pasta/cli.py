@@ -9,6 +9,7 @@ import sys
 import time
 
 from pasta.config import SettingsError, settings_arguments, settings_from_args
+from pasta.console import EXPECTED, report
 
 
 def cmd_app(args: argparse.Namespace) -> int:
@@ -92,6 +93,7 @@ def _delegate(module: str, function: str = "main"):
 DELEGATES = {
     ("bench", "propose"): _delegate("pasta.tools.bench_propose"),
     ("bench", "app"): _delegate("pasta.tools.bench_app"),
+    ("bench", "scale"): _delegate("pasta.tools.bench_scale"),
     ("eval", "t2i"): _delegate("pasta.tools.eval_t2i"),
     ("eval", "align"): _delegate("pasta.align.eval_align"),
     ("align",): _delegate("pasta.align.cli"),
@@ -101,6 +103,7 @@ DELEGATES = {
     ("train", "q"): _delegate("pasta.policy.train_q"),
     ("retrain",): _delegate("pasta.policy.train_q", "retrain_main"),
     ("simulate",): _delegate("user_sim.simulate"),
+    ("render",): _delegate("pasta.tools.render_bank"),
 }
 
 
@@ -152,9 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, what, text in (
         (
             "bench",
-            "propose | app",
+            "propose | app | scale",
             "benchmarks that print a table and write JSON: propose (candidate generators), "
-            "app (a real server driven by clients)",
+            "app (a real server driven by clients), scale (local, process and Ray executors)",
         ),
         (
             "eval",
@@ -170,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("train", "user-model | q", "train a model from a log store: user-model (EM), q (IQL agent)"),
         ("retrain", "", "closed loop: refit the user model and the Q-network from a log store in one command"),
         ("simulate", "", "run a slate policy against simulated users and log the sessions"),
+        ("render", "", "render a prompt set into an image bank (Parquet), here or on Ray workers"),
     ):
         p = sub.add_parser(name, help=text, add_help=False)
         p.add_argument("rest", nargs=argparse.REMAINDER, metavar=what or "options")
@@ -199,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(f"pasta: error: {error}", file=sys.stderr)
         return 2
+    except EXPECTED as error:  # a bad path, option or missing extra: one line (the traceback with --debug)
+        return report(error)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,16 @@ ROOT = Path(__file__).resolve().parents[1]
 MAX_LINES = 450
 
 LAYERS = [
-    ("pasta", "pasta.config", "pasta.console", "pasta.contracts", "pasta.paths", "pasta.safety", "pasta.torch_thread"),
+    (
+        "pasta",
+        "pasta.config",
+        "pasta.console",
+        "pasta.contracts",
+        "pasta.executors",
+        "pasta.paths",
+        "pasta.safety",
+        "pasta.torch_thread",
+    ),
     ("pasta.backends", "pasta.logbook"),
     ("pasta.worlds",),
     ("pasta.candidates",),

@@ -1,13 +1,11 @@
 """Simulated users and rollouts on the real embedding world (shipped MiniLM embeddings of every tuple)."""
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import pytest
 
 from pasta.contracts import CATEGORIES
 from pasta.policy.slate import LMMOrderPolicy, RandomPolicy
-from user_sim.rollout import map_episodes, run_episode
+from user_sim.rollout import play, run_episode
 from user_sim.users import make_users, planted_population
 from user_sim.world import AXES, CATEGORY_AXES, EmbeddingWorld
 
@@ -56,13 +54,11 @@ def test_users_choose_by_planted_utility(world):
     assert 1 <= user.rate(columns[best], rng) <= 5
 
 
-def test_rollouts_are_pure_and_run_through_an_executor(world):
+def test_rollouts_are_pure_functions_of_their_seeds(world):
     users = make_users(world, planted_population(4, seed=0), 6, seed=1)
-    jobs = [(LMMOrderPolicy(), u, world, i) for i, u in enumerate(users)]
-    local = map_episodes(run_episode, jobs)
-    with ThreadPoolExecutor(2) as pool:
-        remote = map_episodes(run_episode, jobs, pool)
-    for a, b in zip(local, remote, strict=True):
+    local = play(LMMOrderPolicy(), world, users, list(range(6)))
+    again = [run_episode(LMMOrderPolicy(), u, world, seed=i) for i, u in enumerate(users)]
+    for a, b in zip(local, again, strict=True):
         assert [s.choice for s in a.steps] == [s.choice for s in b.steps]
         assert np.array_equal(a.utilities(), b.utilities())
     episode = local[0]

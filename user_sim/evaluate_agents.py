@@ -17,13 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from pasta.executors import ExecutorConfig, Scale
 from pasta.policy.episodes import LoggedEpisode, LoggedTurn
 from pasta.policy.iql import IQLConfig, train_iql, transitions
 from pasta.policy.qnet import QNetConfig
 from pasta.policy.slate import GreedyMyopicPolicy, QPolicy
 from pasta.policy.user_model import ChoiceData, UserModel, UserModelConfig, column_features
 from user_sim.policies import make_policy
-from user_sim.rollout import Episode, run_episode
+from user_sim.rollout import Episode, play
 from user_sim.users import make_users, planted_population
 from user_sim.world import EmbeddingWorld
 
@@ -62,6 +63,7 @@ class EvalAgentsConfig:
     bootstrap: int = 1000
     out: Path = Path("runs/eval_agents")
     seed: int = 0
+    scale: Scale = field(default_factory=ExecutorConfig)
 
 
 def logged_episode(world: EmbeddingWorld, episode: Episode) -> LoggedEpisode:
@@ -91,19 +93,6 @@ def choice_data(world: EmbeddingWorld, episodes: list[Episode]) -> ChoiceData:
     return ChoiceData(np.stack(X), np.array(choice), np.array(user))
 
 
-class TimedPolicy:
-    """Records the wall time of every `select` (the agent's scoring of a turn's candidates)."""
-
-    def __init__(self, policy) -> None:
-        self.policy, self.name, self.seconds = policy, policy.name, []
-
-    def select(self, state, candidates, slate_size):
-        t0 = time.perf_counter()
-        out = self.policy.select(state, candidates, slate_size)
-        self.seconds.append(time.perf_counter() - t0)
-        return out
-
-
 def bootstrap_ci(values: np.ndarray, n: int, rng: np.random.Generator) -> list[float]:
     means = values[rng.integers(0, len(values), (n, len(values)))].mean(1)
     return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
@@ -118,10 +107,8 @@ def evaluate_agents(cfg: EvalAgentsConfig, progress: bool = True) -> dict:
     t0 = time.perf_counter()
     behaviour = make_policy(cfg.behaviour, cfg.seed)
     train_users = make_users(world, types, cfg.train_users, seed=cfg.seed + 1, temperature=cfg.temperature)
-    logs = [
-        run_episode(behaviour, u, world, seed=cfg.seed * 10_000_019 + i, turns=cfg.turns)
-        for i, u in enumerate(train_users)
-    ]
+    seeds = [cfg.seed * 10_000_019 + i for i in range(len(train_users))]
+    logs = play(behaviour, world, train_users, seeds, cfg.scale, turns=cfg.turns, desc=f"behaviour {behaviour.name}")
     timings["behaviour_rollouts_s"] = time.perf_counter() - t0
     timings["episodes_per_second"] = len(logs) / timings["behaviour_rollouts_s"]
 
@@ -152,12 +139,10 @@ def evaluate_agents(cfg: EvalAgentsConfig, progress: bool = True) -> dict:
     rng = np.random.default_rng(cfg.seed)
     results, curves, finals = {}, {}, {}
     for name in cfg.policies:
-        policy = TimedPolicy(policies.get(name) or make_policy(name, cfg.seed))
+        policy = policies.get(name) or make_policy(name, cfg.seed)
         t0 = time.perf_counter()
-        episodes = [
-            run_episode(policy, u, world, seed=cfg.seed * 7_000_003 + i, turns=cfg.turns)
-            for i, u in enumerate(eval_users)
-        ]
+        seeds = [cfg.seed * 7_000_003 + i for i in range(len(eval_users))]
+        episodes = play(policy, world, eval_users, seeds, cfg.scale, turns=cfg.turns, desc=f"evaluate {name}")
         U = np.stack([e.utilities() for e in episodes])  # [users, turns]
         planted = np.array([e.type_index for e in episodes])
         curves[name] = U.mean(0).tolist()
@@ -171,7 +156,7 @@ def evaluate_agents(cfg: EvalAgentsConfig, progress: bool = True) -> dict:
             "improvement_ci95": bootstrap_ci(U[:, -1] - U[:, 0], cfg.bootstrap, rng),
             "final_turn_by_type": {types[k].name: float(U[planted == k, -1].mean()) for k in range(cfg.types)},
             "episodes_per_second": len(episodes) / (time.perf_counter() - t0),
-            "select_ms_median": 1000 * float(np.median(policy.seconds)),
+            "select_ms_median": 1000 * float(np.median([t for e in episodes for t in e.select_seconds])),
         }
     summary = {}
     if {"iql", "lmm-order", "greedy", "oracle"} <= set(results):

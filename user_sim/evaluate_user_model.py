@@ -24,12 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+from pasta.executors import ExecutorConfig, Scale
 from pasta.logbook import LogStore
 from pasta.policy.choice_data import choice_data_from_episodes
 from pasta.policy.episodes import TextEmbeddingCache, read_episodes
 from pasta.policy.user_model import ChoiceData, UserModel, UserModelConfig, select_k
 from user_sim.policies import make_policy
-from user_sim.rollout import run_episode
+from user_sim.rollout import play
 from user_sim.store import write_episodes
 from user_sim.users import make_users, planted_population
 from user_sim.world import EmbeddingWorld
@@ -53,6 +54,7 @@ class EvalUserModelConfig:
     model: UserModelConfig = field(default_factory=UserModelConfig)
     out: Path = Path("runs/eval_user_model")
     seed: int = 0
+    scale: Scale = field(default_factory=ExecutorConfig)
 
 
 def simulate_to_store(cfg: EvalUserModelConfig, world: EmbeddingWorld, store: LogStore):
@@ -63,7 +65,8 @@ def simulate_to_store(cfg: EvalUserModelConfig, world: EmbeddingWorld, store: Lo
     episodes = {}
     for offset, (split, users) in enumerate((("train", train), ("test", test))):
         base = cfg.seed * 10_000_019 + offset * 1_000_003  # distinct, reproducible episode seeds per split
-        episodes[split] = [run_episode(policy, u, world, seed=base + i, turns=cfg.turns) for i, u in enumerate(users)]
+        seeds = [base + i for i in range(len(users))]
+        episodes[split] = play(policy, world, users, seeds, cfg.scale, turns=cfg.turns, desc=f"simulate {split}")
         write_episodes(store, episodes[split], world, [t.name for t in types])
     return episodes, types
 

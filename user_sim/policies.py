@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from pasta.contracts import Candidate
-from pasta.policy.slate import LMMOrderPolicy, RandomPolicy, check_slate, choice_model_slate, top_per_category
+from pasta.policy.loader import DEFAULT_AGENT_DIR
+from pasta.policy.slate import LMMOrderPolicy, QPolicy, RandomPolicy, check_slate, choice_model_slate, top_per_category
 from pasta.policy.state import PolicyState
 
 
@@ -42,3 +44,11 @@ def make_policy(name: str, seed: int = 0):
     if name not in BASELINES:
         raise ValueError(f"unknown policy {name!r}: choose one of {', '.join(BASELINES)}")
     return BASELINES[name](seed) if name == "random" else BASELINES[name]()
+
+
+def trained_agent(folder: Path = DEFAULT_AGENT_DIR) -> QPolicy:
+    """The IQL agent saved in `folder` (default: the shipped one), as the simulator plays it."""
+    from pasta.policy.iql import TwinQ
+    from pasta.policy.user_model import UserModel
+
+    return QPolicy(TwinQ.load(Path(folder) / "qnet"), UserModel.load(Path(folder) / "user_model"))

@@ -1,18 +1,19 @@
 """Episodes of a slate policy against a simulated user, at embedding level (no rendering).
 
 `run_episode` is a pure function of (policy, user, world, seed): the same arguments give the same episode, so
-rollouts can run through any executor (`map_episodes` here uses a process pool; Ray's `map` fits the same
-shape) without touching the algorithms.
+rollouts run through any executor (`play`: this process, local processes or Ray actors, `pasta.executors`)
+without touching the algorithms, and give the same episodes wherever they ran.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from concurrent.futures import Executor
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from pasta.executors import ExecutorConfig, map_jobs
 from pasta.policy.slate import SlatePolicy
 from pasta.policy.state import PolicyState, ShownSlate
 from user_sim.users import SimulatedUser
@@ -47,6 +48,8 @@ class Episode:
     policy: str
     initial_index: int
     steps: list[Step]
+    select_seconds: list[float] = field(default_factory=list, compare=False, repr=False)
+    """Wall time of the policy's `select` per turn (how long the agent took to score a turn's candidates)."""
 
     def utilities(self) -> np.ndarray:
         """[turns]: utility of the chosen column per turn."""
@@ -93,23 +96,54 @@ def run_episode(
 ) -> Episode:
     rng = np.random.default_rng(seed)
     prompt = world.random_prompt(rng) if initial_index is None else int(initial_index)
-    history, steps = [prompt], []
+    history, steps, select_seconds = [prompt], [], []
     for turn in range(turns):
         candidates = world.propose(history[-1], rng, n_candidates)
         state = policy_state(world, user, seed, history, candidates, turn, steps)
+        t0 = time.perf_counter()
         slate, scores = policy.select(state, [c.candidate for c in candidates], slate_size)
+        select_seconds.append(time.perf_counter() - t0)
         columns = [candidates[i].index for i in slate]
         choice = user.choose(columns, rng)
         utilities = [float(user.utilities[j]) for j in columns]
         rating = user.rate(columns[choice], rng) if rate else None
         steps.append(Step(turn, history[-1], candidates, list(slate), np.asarray(scores), choice, utilities, rating))
         history.append(columns[choice])
-    return Episode(user.user_id, user.type_index, seed, policy.name, prompt, steps)
+    return Episode(user.user_id, user.type_index, seed, policy.name, prompt, steps, select_seconds)
 
 
-def map_episodes(fn: Callable[..., Episode], jobs: Iterable[tuple], executor: Executor | None = None) -> list[Episode]:
-    """Run fn(*job) for every job, in order, locally or through an executor (processes, Ray, ...)."""
-    jobs = list(jobs)
-    if executor is None:
-        return [fn(*job) for job in jobs]
-    return list(executor.map(fn, *zip(*jobs, strict=True)))
+@dataclass
+class Rollouts:
+    """The workload of simulated sessions: what every worker receives once (the policy, the world, the users), then
+    plays any chunk of (user index, seed) jobs with."""
+
+    policy: SlatePolicy
+    world: EmbeddingWorld
+    users: list[SimulatedUser]
+    turns: int = 5
+    rate: bool = False
+
+    def __call__(self, jobs: list[tuple[int, int]]) -> list[Episode]:
+        return [
+            run_episode(self.policy, self.users[u], self.world, seed=seed, turns=self.turns, rate=self.rate)
+            for u, seed in jobs
+        ]
+
+
+def play(
+    policy: SlatePolicy,
+    world: EmbeddingWorld,
+    users: list[SimulatedUser],
+    seeds: Sequence[int],
+    executor: ExecutorConfig | None = None,
+    turns: int = 5,
+    rate: bool = False,
+    desc: str | None = None,
+) -> list[Episode]:
+    """One episode per user (user i with seeds[i]), in the users' order, on the executor `executor` names (default:
+    this process). The same seeds give the same episodes on every executor."""
+    if len(seeds) != len(users):
+        raise ValueError(f"{len(seeds)} seeds for {len(users)} users")
+    workload = Rollouts(policy, world, list(users), turns, rate)
+    jobs = [(i, int(seed)) for i, seed in enumerate(seeds)]
+    return map_jobs(workload, jobs, executor or ExecutorConfig(), desc=desc or f"simulate {policy.name}")

@@ -4,15 +4,15 @@ format as the app's, with a summary of utility by turn."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from pasta.console import progress_bar
+from pasta.executors import ExecutorConfig, Scale
 from pasta.logbook import LogStore
 from user_sim.policies import make_policy
-from user_sim.rollout import run_episode
+from user_sim.rollout import play
 from user_sim.store import write_episodes
 from user_sim.users import make_users, planted_population
 from user_sim.world import EmbeddingWorld
@@ -33,6 +33,7 @@ class SimulateConfig:
     ratings: bool = False
     """Also give 1-5 ratings."""
     seed: int = 0
+    scale: Scale = field(default_factory=ExecutorConfig)
 
 
 def simulate(cfg: SimulateConfig) -> dict:
@@ -41,10 +42,8 @@ def simulate(cfg: SimulateConfig) -> dict:
     users = make_users(world, types, cfg.users, seed=cfg.seed + 1, temperature=cfg.temperature)
     policy = make_policy(cfg.policy, cfg.seed)
     t0 = time.perf_counter()
-    episodes = [
-        run_episode(policy, u, world, seed=cfg.seed * 10_000_019 + i, turns=cfg.turns, rate=cfg.ratings)
-        for i, u in enumerate(progress_bar(users, desc=f"simulate {cfg.policy}"))
-    ]
+    seeds = [cfg.seed * 10_000_019 + i for i in range(len(users))]
+    episodes = play(policy, world, users, seeds, cfg.scale, turns=cfg.turns, rate=cfg.ratings)
     rollout_seconds = time.perf_counter() - t0
     with LogStore(cfg.db) as store:
         write_episodes(store, episodes, world, [t.name for t in types])
