@@ -73,8 +73,9 @@ def make_chat_model(settings: Settings):
 def make_candidate_generator(settings: Settings, generator: str | None = None):
     """`retrieval` alone, or the LMM with retrieval as its fallback."""
     from pasta.candidates.retrieval import RetrievalGenerator
+    from pasta.worlds import load_world
 
-    retrieval = RetrievalGenerator()
+    retrieval = RetrievalGenerator(world=load_world(settings.world))
     if (generator or settings.generator) == "retrieval":
         return retrieval
     from pasta.candidates.lmm import LMMGenerator

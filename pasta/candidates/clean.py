@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Iterable
 
 from pasta.contracts import CATEGORIES, Candidate
+from pasta.worlds.prompt_edits import extend, words  # shared with the worlds' candidate edits
 
 MAX_INPUT_CHARS = 500
 """Longest prompt a person may type."""
@@ -27,7 +28,6 @@ _INSTRUCTION_LIKE = re.compile(
     r"assistant|http[s]?://|www\.|<\s*/?\s*\w+\s*>|```|\{|\}|prompt:|sure[,!]|here (?:are|is))",
     re.IGNORECASE,
 )
-_WORD = re.compile(r"[a-z0-9]+")
 _DANGLING = frozenset(
     "a an the of in on at with and or but to for by from into onto over under as like its their his her my your "
     "this that these those".split()
@@ -137,23 +137,12 @@ def split_phrases(raw: str) -> list[str]:
     return [p for p in (clean_phrase(part) for part in parts) if p]
 
 
-def words(text: str) -> set[str]:
-    return set(_WORD.findall(text.lower()))
-
-
 def is_near_copy(a: str, b: str, threshold: float = 0.9) -> bool:
     """Token-set Jaccard: cheap enough for every candidate, and catches reorderings and case changes."""
     wa, wb = words(a), words(b)
     if not wa or not wb:
         return wa == wb
     return len(wa & wb) / len(wa | wb) >= threshold
-
-
-def extend(prompt: str, phrase: str) -> str:
-    """An expansion that adds a phrase to the prompt, unless the phrase already contains the prompt."""
-    if words(prompt) <= words(phrase):
-        return phrase
-    return f"{prompt.rstrip(' ,.')}, {phrase}"
 
 
 def assemble(

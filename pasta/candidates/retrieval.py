@@ -1,7 +1,8 @@
 """A fast candidate generator: edits along the embedded world's attributes plus nearest phrases from a phrase bank.
 
-Why: it answers in milliseconds, needs no language model, and every edit it makes (a new colour, a pattern, a
-background, a style, another garment) is something the embedded diffusion model can render. It is the fallback
+Why: it answers in milliseconds, needs no language model, and every edit it makes (`World.edits`: in the garment
+world a new colour, pattern, background, style or garment; in the emoji world another subject, scene, style,
+layout or count) is something the embedded diffusion model can render. It is the fallback
 that tops up the LMM generator, and the generator tests use. Phrases from `clip-interrogator`'s lists are
 indexed with faiss over MiniLM embeddings; the index is built once and cached on disk.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ import numpy as np
 from pasta.candidates.clean import assemble, extend
 from pasta.candidates.phrase_bank import clip_interrogator_phrases
 from pasta.contracts import Candidate
-from pasta.worlds import fashion
+from pasta.worlds.world import World
 
 FLAVOR_SUBSET = 4000
 """Flavor phrases indexed (a seeded sample of the ~100k, short ones): enough variety, a few seconds to embed."""
@@ -66,60 +66,21 @@ class PhraseIndex:
         return [self.phrases[i] for i in idx[0] if i >= 0]
 
 
-# ------------------------------------------------------------------------------ attribute edits of a prompt
-
-
-def _alternation(phrases) -> re.Pattern:
-    ordered = sorted(set(phrases), key=len, reverse=True)
-    return re.compile(r"\b(" + "|".join(re.escape(p) for p in ordered) + r")\b", re.IGNORECASE)
-
-
-_COLOUR_RE = _alternation(w for ws in fashion.COLOUR_WORDS.values() for w in ws)
-_GARMENT_RE = _alternation(w for ws in fashion.CLASS_WORDS.values() for w in ws)
-_PATTERN_RE = _alternation(
-    [f"with {w}" for k, ws in fashion.PATTERN_NOUNS.items() for w in ws]
-    + [w for k, ws in fashion.PATTERN_ADJECTIVES.items() for w in ws]
+REPHRASINGS = (
+    "an image of {p}",
+    "{p}, high quality",
+    "a picture showing {p}",
+    "{p}, detailed",
+    "a clean depiction of {p}",
+    "{p}, well composed",
+    "a simple image of {p}",
+    "{p}, sharp focus",
+    "a photo of {p}",
+    "{p}, in full view",
+    "a rendering of {p}",
+    "{p}, clearly shown",
 )
-_BACKGROUND_RE = _alternation(w for ws in fashion.BACKGROUND_PHRASES.values() for w in ws)
-_STYLE_RE = _alternation(
-    [w for ws in fashion.STYLE_PREFIXES.values() for w in ws]
-    + [w for ws in fashion.STYLE_SUFFIXES.values() for w in ws]
-)
-
-
-def _tidy(text: str) -> str:
-    text = re.sub(r"\s+", " ", text)
-    text = re.sub(r"\s+([,.])", r"\1", text)
-    text = re.sub(r",\s*,+", ",", text)
-    text = re.sub(r"\b([Aa]) ([aeiou])", r"\1n \2", text)
-    return text.strip(" ,")
-
-
-def with_colour(prompt: str, colour_word: str) -> str:
-    if _COLOUR_RE.search(prompt):
-        return _tidy(_COLOUR_RE.sub(colour_word, prompt, count=1))
-    if _GARMENT_RE.search(prompt):
-        return _tidy(_GARMENT_RE.sub(lambda m: f"{colour_word} {m.group(0)}", prompt, count=1))
-    return extend(prompt, f"in {colour_word}")
-
-
-def with_pattern(prompt: str, pattern: str) -> str:
-    base = _tidy(_PATTERN_RE.sub("", prompt))
-    return extend(base, f"with {fashion.PATTERN_NOUNS[pattern][0]}")
-
-
-def with_background(prompt: str, phrase: str) -> str:
-    return extend(_tidy(_BACKGROUND_RE.sub("", prompt)), phrase)
-
-
-def with_style(prompt: str, phrase: str) -> str:
-    return extend(_tidy(_STYLE_RE.sub("", prompt)).removeprefix("of ").strip(), phrase)
-
-
-def with_garment(prompt: str, garment_word: str) -> str:
-    if _GARMENT_RE.search(prompt):
-        return _tidy(_GARMENT_RE.sub(garment_word, prompt, count=1))
-    return extend(prompt, f"printed on a {garment_word}")
+"""Other words for the same picture, in any world."""
 
 
 class RetrievalGenerator:
@@ -127,7 +88,12 @@ class RetrievalGenerator:
 
     name = "retrieval"
 
-    def __init__(self, embed=None) -> None:
+    def __init__(self, embed=None, world: World | None = None) -> None:
+        if world is None:
+            from pasta.worlds import load_world
+
+            world = load_world("fashion")
+        self.world = world
         if embed is None:
             from pasta.backends.minilm import shared_minilm
 
@@ -156,53 +122,12 @@ class RetrievalGenerator:
             if index is not None:
                 pool = index.nearest(query, 12 * k)
                 near = pick(pool[len(pool) // 3 :] if category == "creative" else pool[: 4 * k], 2 * k)
+        edits = self.world.edits(prompt, category, rng, k)
         if category == "rephrase":
-            swaps = []
-            for regex, table in ((_GARMENT_RE, fashion.CLASS_WORDS), (_COLOUR_RE, fashion.COLOUR_WORDS)):
-                match = regex.search(prompt)
-                if match:
-                    synonyms = [ws for ws in table.values() if match.group(0).lower() in ws]
-                    for synonym in synonyms[0] if synonyms else ():
-                        if synonym != match.group(0).lower():
-                            swaps.append(_tidy(regex.sub(synonym, prompt, count=1)))
-            templates = [
-                "an image of {p}",
-                "{p}, high quality",
-                "a picture showing {p}",
-                "{p}, detailed",
-                "a clean depiction of {p}",
-                "{p}, well composed",
-                "a simple image of {p}",
-                "{p}, sharp focus",
-                "a photo of {p}",
-                "{p}, in full view",
-                "a rendering of {p}",
-                "{p}, clearly shown",
-            ]
-            return pick(swaps, k) + [t.format(p=prompt) for t in pick(templates, len(templates))]
-        if category == "detail":
-            edits = [with_colour(prompt, c) for c in pick([ws[0] for ws in fashion.COLOUR_WORDS.values()], k)]
-            edits += [with_pattern(prompt, p) for p in pick(fashion.PATTERNS[1:], 3)]
-            edits += [
-                extend(prompt, w)
-                for w in pick(
-                    ["small, in the center", "large, close-up", "small, on the left", "small, on the right"], 2
-                )
-            ]
-            return _interleave(pick(edits, len(edits)), [extend(prompt, p) for p in near])
-        if category == "style":
-            edits = [with_style(prompt, fashion.STYLE_SUFFIXES[s][int(rng.integers(3))]) for s in fashion.STYLES]
-            return _interleave(pick(edits, len(edits)), [extend(prompt, p) for p in near])
+            return edits[:k] + [t.format(p=prompt) for t in pick(REPHRASINGS, len(REPHRASINGS))]
         if category == "subject":
-            garments = [ws[int(rng.integers(len(ws)))] for ws in fashion.CLASS_WORDS.values()]
-            return [_tidy(with_garment(prompt, g)) for g in pick(garments, len(garments))]
-        if category == "creative":
-            scenes = [
-                with_background(prompt, fashion.BACKGROUND_PHRASES[b][int(rng.integers(3))])
-                for b in fashion.BACKGROUNDS
-            ]
-            return _interleave(pick(scenes, len(scenes)), [extend(prompt, p) for p in near])
-        raise ValueError(f"unknown category {category!r}")
+            return edits
+        return _interleave(edits, [extend(prompt, p) for p in near])
 
     def propose(self, history: list[str], n: int = 25) -> list[Candidate]:
         history = _check_history(history)

@@ -178,12 +178,12 @@ def caption(
     templates = templates or TEMPLATES + (EVAL_TEMPLATES if split == "eval" else ())
     a, b = spec.subjects[0], spec.subjects[-1]
     if len(spec.subjects) == 2:
-        the = bare = f"two {_plural(a)}" if a == b else f"{_article(a)} {a} and {_article(b)} {b}"
+        the = bare = f"two {plural(a)}" if a == b else f"{article(a)} {a} and {article(b)} {b}"
     else:
         where = {"centre": "", "left": " on the left", "right": " on the right"}[spec.position]
         small = "small " if spec.size == "small" and not a.startswith("small ") else ""
         bare = f"{small}{a}{where}"
-        the = f"{_article(bare)} {bare}"
+        the = f"{article(bare)} {bare}"
     subject, style = the, ""
     if spec.style in STYLE_PHRASES:
         prefix, suffix = STYLE_PHRASES[spec.style]
@@ -196,11 +196,11 @@ def caption(
     return " ".join(text.split())
 
 
-def _article(word: str) -> str:
+def article(word: str) -> str:
     return "an" if word[:1].lower() in "aeiou" else "a"
 
 
-def _plural(name: str) -> str:
+def plural(name: str) -> str:
     if name.endswith(("s", "sh", "ch", "x")):
         return name + "es"
     if name.endswith("y") and name[-2:-1] not in "aeiou":

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from pasta.worlds.emoji_art import Emoji, EmojiFont, subjects
+from pasta.worlds.emoji_edits import SCENE, EmojiEdits
 from pasta.worlds.emoji_scenes import PLAIN_COLOURS, SceneSpec, caption, compose, sample_spec
 from pasta.worlds.world import WorldCard, named_phrases, phrase_key
 
@@ -121,5 +122,12 @@ class EmojiWorld:
         return {k: v for k, v in phrases.items() if k not in NOT_SUBJECT_WORDS}
 
     def drawable(self, prompt: str) -> list[str]:
-        """The subjects `prompt` names (scene and style words are not subjects)."""
-        return named_phrases(prompt, self._phrases)
+        """The subjects `prompt` names (scene and style words are not subjects: "under the stars" is a night sky)."""
+        return named_phrases(SCENE.sub(" ", prompt), self._phrases)
+
+    @cached_property
+    def _edits(self) -> EmojiEdits:
+        return EmojiEdits({name: e.subgroup for name, e in self.concepts.items()}, self._phrases)
+
+    def edits(self, prompt: str, category: str, rng: np.random.Generator, k: int) -> list[str]:
+        return self._edits.edits(prompt, category, rng, k)

@@ -8,6 +8,7 @@ from functools import cached_property
 import numpy as np
 
 from pasta.worlds import fashion
+from pasta.worlds.fashion_edits import fashion_edits
 from pasta.worlds.world import WorldCard, named_phrases, phrase_key
 
 
@@ -52,3 +53,6 @@ class FashionWorld:
 
     def drawable(self, prompt: str) -> list[str]:
         return named_phrases(prompt, self._phrases)
+
+    def edits(self, prompt: str, category: str, rng: np.random.Generator, k: int) -> list[str]:
+        return fashion_edits(prompt, category, rng, k)

@@ -3,9 +3,9 @@ their captions, and the words a person reads about it.
 
 A world is a small, fully described picture domain the embedded tier is trained on (garments from Fashion-MNIST;
 scenes of emoji artwork). The app (the `world` setting) and the text-to-image trainer ask for one by name
-(`pasta.worlds.load_world`) and talk to it through `World`. Not yet through it: the retrieval generator's edits,
-the simulator's attribute tuples, the alignment prompts and rewards and the garment evaluation, which still read
-`pasta.worlds.fashion` directly.
+(`pasta.worlds.load_world`) and talk to it through `World`; the retrieval generator proposes the world's own edits
+(`World.edits`). Not yet through it: the simulator's attribute tuples, the alignment prompts and rewards and the
+garment evaluation, which still read `pasta.worlds.fashion` directly.
 """
 
 from __future__ import annotations
@@ -43,6 +43,12 @@ class World(Protocol):
 
     def drawable(self, prompt: str) -> list[str]:
         """The world's things that `prompt` names (empty when it names none: the model will draw something else)."""
+        ...
+
+    def edits(self, prompt: str, category: str, rng: np.random.Generator, k: int) -> list[str]:
+        """Edited prompts of one candidate category ("rephrase": the same picture in other words of this world;
+        "detail", "style", "subject", "creative") that this world's model can draw, in random order, at least k
+        where the world has that many (rephrase may have none). Raises ValueError for an unknown category."""
         ...
 
 
