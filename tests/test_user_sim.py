@@ -112,3 +112,31 @@ def test_linear_ceiling_is_exact_for_linear_types_and_close_below_for_attribute_
     planted = np.mean([np.argmax(s.column_utilities) == s.choice for e in episodes for s in e.steps])
     assert known_type_accuracy(episodes, tables) == pytest.approx(planted)
     assert known_type_accuracy(episodes, linear) <= planted + 0.02
+
+
+class Shapes:
+    """A tiny `AttributeWorld`: the simulator takes any world whose tuples it can enumerate."""
+
+    name = "shapes"
+    attribute_axes = {"shape": ("circle", "square", "star"), "colour": ("red", "blue")}
+    category_axes = {"rephrase": (), "detail": ("colour",), "style": ("colour",), "subject": ("shape",), "creative": ()}
+
+    def canonical_caption(self, values: dict[str, str]) -> str:
+        return f"a {values['colour']} {values['shape']}"
+
+
+def test_the_simulator_lives_in_any_attribute_world(tmp_path):
+    from pasta.backends.minilm import shared_minilm
+
+    world = EmbeddingWorld(shared_minilm().embed, cache_dir=tmp_path, world=Shapes())
+    assert len(world) == 6 and world.captions[:2] == ["a red circle", "a blue circle"]
+    assert world.attributes(world.index_of((2, 1))) == {"shape": "star", "colour": "blue"}
+    assert np.allclose(np.linalg.norm(world.embeddings, axis=1), 1, atol=1e-3)
+    assert list(tmp_path.glob("world-*.npy"))  # embedded once, cached
+    out = world.propose(world.index_of((0, 0)), np.random.default_rng(0), n=10)
+    subjects = [c for c in out if c.candidate.category == "subject"]
+    assert {world.attributes(c.index)["shape"] for c in subjects} == {"square", "star"}
+    assert all(world.attributes(c.index)["colour"] == "red" for c in subjects)
+    users = make_users(world, planted_population(2, seed=0, sizes=world.sizes), 3, seed=1)
+    episode = run_episode(LMMOrderPolicy(), users[0], world, seed=0, turns=2, n_candidates=10, slate_size=4)
+    assert len(episode.steps) == 2

@@ -20,16 +20,22 @@ class PlantedType:
 
     name: str
     attribute_weights: list[np.ndarray]
-    """One weight vector per axis of user_sim.world.AXES (garment, colour, pattern, background, style)."""
+    """One weight vector per axis of the world's tuples (`EmbeddingWorld.axes`)."""
     direction: np.ndarray
     """Unit vector in the 384-d text space."""
     direction_weight: float = 1.0
 
     @classmethod
     def random(
-        cls, name: str, rng: np.random.Generator, dim: int = 384, scale: float = 1.0, direction_weight: float = 1.0
+        cls,
+        name: str,
+        rng: np.random.Generator,
+        dim: int = 384,
+        scale: float = 1.0,
+        direction_weight: float = 1.0,
+        sizes: tuple[int, ...] = SIZES,
     ) -> PlantedType:
-        weights = [rng.normal(0.0, scale, n) for n in SIZES]
+        weights = [rng.normal(0.0, scale, n) for n in sizes]
         direction = rng.normal(size=dim)
         return cls(name, weights, direction / np.linalg.norm(direction), direction_weight)
 

@@ -1,11 +1,11 @@
-"""The embedding-level world simulated users live in: every (garment, colour, pattern, background, style) of the
-embedded tier as a canonical caption with a cached MiniLM embedding, and candidate edits made directly on those
-attribute tuples.
+"""The embedding-level world simulated users live in: every attribute tuple of an `AttributeWorld` (by default
+the garment world: garment, colour, pattern, background, style) as its canonical caption with a cached MiniLM
+embedding, and candidate edits made directly on those tuples.
 
 Why: evaluating agents needs thousands of episodes; rendering and running a language model per turn would take
-hours. The edits mirror what the real generators propose (pasta.candidates.retrieval: a new colour or pattern is
-"detail", a new style "style", another garment "subject", a new scene "creative", other words "rephrase"), so a
-policy trained here faces the same kind of choices as in the app.
+hours. The edits change the axes the world says each candidate category edits (`AttributeWorld.category_axes`),
+as the world's own prompt edits do for the real generators (`World.edits`), so a policy trained here faces the
+same kind of choices as in the app.
 """
 
 from __future__ import annotations
@@ -20,26 +20,14 @@ import numpy as np
 
 from pasta.contracts import CATEGORIES, Candidate
 from pasta.paths import DATA_DIR
-from pasta.worlds import fashion
+from pasta.worlds import load_world
+from pasta.worlds.world import AttributeWorld
 
-AXES = ("garment", "colour", "pattern", "background", "style")
-SIZES = tuple(len(fashion.ATTRIBUTE_VALUES[a]) for a in AXES)
-# Which attribute each category edits (rephrase keeps the tuple and changes only the words).
-CATEGORY_AXES = {
-    "rephrase": (),
-    "detail": ("colour", "pattern"),
-    "style": ("style",),
-    "subject": ("garment",),
-    "creative": ("background",),
-}
-
-
-def canonical_caption(t: tuple[int, ...]) -> str:
-    g, c, p, b, s = (fashion.ATTRIBUTE_VALUES[a][i] for a, i in zip(AXES, t, strict=True))
-    pattern = f" {fashion.PATTERN_ADJECTIVES[p][0]}" if p != "plain" else ""
-    background = fashion.BACKGROUND_PHRASES[b][0]
-    article = "an" if c[0] in "aeiou" else "a"
-    return f"{fashion.STYLE_PREFIXES[s][0]} {article} {c}{pattern} {g} {background}"
+DEFAULT_WORLD: AttributeWorld = load_world("fashion")
+AXES = tuple(DEFAULT_WORLD.attribute_axes)
+SIZES = tuple(len(v) for v in DEFAULT_WORLD.attribute_axes.values())
+CATEGORY_AXES = DEFAULT_WORLD.category_axes
+"""The default world's axes, their sizes and which axes each candidate category edits."""
 
 
 @dataclass
@@ -53,9 +41,13 @@ class SimCandidate:
 class EmbeddingWorld:
     """All attribute tuples, their captions and unit-norm text embeddings (computed once, cached on disk)."""
 
-    def __init__(self, embed=None, cache_dir: Path | None = None) -> None:
-        self.tuples = np.array(list(itertools.product(*(range(n) for n in SIZES))), np.int16)
-        self.captions = [canonical_caption(tuple(int(v) for v in t)) for t in self.tuples]
+    def __init__(self, embed=None, cache_dir: Path | None = None, world: AttributeWorld | None = None) -> None:
+        self.world = world or DEFAULT_WORLD
+        self.axes = tuple(self.world.attribute_axes)
+        self.sizes = tuple(len(v) for v in self.world.attribute_axes.values())
+        self.category_axes = self.world.category_axes
+        self.tuples = np.array(list(itertools.product(*(range(n) for n in self.sizes))), np.int16)
+        self.captions = [self.world.canonical_caption(self.values(t)) for t in self.tuples]
         key = hashlib.sha1("\n".join(self.captions).encode()).hexdigest()[:16]
         shipped = DATA_DIR / "sim" / f"world-{key}.npy"  # fp16, built by `python -m user_sim.world`
         cache = (
@@ -77,7 +69,11 @@ class EmbeddingWorld:
             tmp = cache.with_name(cache.stem + f".{os.getpid()}.tmp.npy")
             np.save(tmp, self.embeddings)
             tmp.replace(cache)
-        self._strides = np.cumprod((1,) + SIZES[::-1])[:-1][::-1]
+        self._strides = np.cumprod((1,) + self.sizes[::-1])[:-1][::-1]
+
+    def values(self, t) -> dict[str, str]:
+        """Axis -> value of one tuple of indices."""
+        return {a: self.world.attribute_axes[a][int(i)] for a, i in zip(self.axes, t, strict=True)}
 
     def known_text_embeddings(self, versions: int = 5) -> dict[str, np.ndarray]:
         """Caption (and rephrase-variant) text -> embedding, to seed a TextEmbeddingCache for simulator logs."""
@@ -95,7 +91,7 @@ class EmbeddingWorld:
         return int(np.dot(np.asarray(t, np.int64), self._strides))
 
     def attributes(self, index: int) -> dict[str, str]:
-        return {a: fashion.ATTRIBUTE_VALUES[a][int(v)] for a, v in zip(AXES, self.tuples[index], strict=True)}
+        return self.values(self.tuples[index])
 
     def random_prompt(self, rng: np.random.Generator) -> int:
         return int(rng.integers(len(self)))
@@ -104,8 +100,8 @@ class EmbeddingWorld:
         """Every tuple that differs from `index` in exactly one of `axes`."""
         current, out = self.tuples[index], []
         for axis_name in axes:
-            axis = AXES.index(axis_name)
-            for value in range(SIZES[axis]):
+            axis = self.axes.index(axis_name)
+            for value in range(self.sizes[axis]):
                 if value != current[axis]:
                     t = current.copy()
                     t[axis] = value
@@ -119,7 +115,7 @@ class EmbeddingWorld:
         per = n // len(CATEGORIES)
         out: list[SimCandidate] = []
         for category in CATEGORIES:
-            axes = CATEGORY_AXES[category]
+            axes = self.category_axes[category]
             if not axes:  # rephrase: same content, other words
                 out += [
                     SimCandidate(index, Candidate(f"{self.captions[index]}, version {v + 1}", category, "simulator"))
@@ -129,7 +125,7 @@ class EmbeddingWorld:
             options = self.single_edits(index, axes)
             chosen = [options[i] for i in rng.permutation(len(options))[:per]]
             while len(chosen) < per:
-                other = tuple(a for a in AXES if a not in axes)
+                other = tuple(a for a in self.axes if a not in axes)
                 extra = self.single_edits(chosen[len(chosen) % len(options)], (other[int(rng.integers(len(other)))],))
                 chosen.append(extra[int(rng.integers(len(extra)))])
             out += [SimCandidate(j, Candidate(self.captions[j], category, "simulator")) for j in chosen]

@@ -15,6 +15,26 @@ from pasta.worlds.world import WorldCard, named_phrases, phrase_key
 class FashionWorld:
     name = "fashion"
     image_size = fashion.IMAGE_SIZE
+    attribute_axes = {
+        a: tuple(fashion.ATTRIBUTE_VALUES[a]) for a in ("garment", "colour", "pattern", "background", "style")
+    }
+    category_axes = {
+        "rephrase": (),
+        "detail": ("colour", "pattern"),
+        "style": ("style",),
+        "subject": ("garment",),
+        "creative": ("background",),
+    }
+
+    def canonical_caption(self, values: dict[str, str]) -> str:
+        """E.g. "a photo of a red striped dress against a blue sky"."""
+        p = values["pattern"]
+        pattern = f" {fashion.PATTERN_ADJECTIVES[p][0]}" if p != "plain" else ""
+        article = "an" if values["colour"][0] in "aeiou" else "a"
+        return (
+            f"{fashion.STYLE_PREFIXES[values['style']][0]} {article} {values['colour']}{pattern} {values['garment']} "
+            f"{fashion.BACKGROUND_PHRASES[values['background']][0]}"
+        )
 
     @cached_property
     def _data(self) -> tuple[np.ndarray, np.ndarray]:

@@ -4,8 +4,9 @@ their captions, and the words a person reads about it.
 A world is a small, fully described picture domain the embedded tier is trained on (garments from Fashion-MNIST;
 scenes of emoji artwork). The app (the `world` setting) and the text-to-image trainer ask for one by name
 (`pasta.worlds.load_world`) and talk to it through `World`; the retrieval generator proposes the world's own edits
-(`World.edits`). Not yet through it: the simulator's attribute tuples, the alignment prompts and rewards and the
-garment evaluation, which still read `pasta.worlds.fashion` directly.
+(`World.edits`); the simulator enumerates an `AttributeWorld`'s tuples (the garment world is one; the emoji world
+is not yet). Not yet through it: the alignment prompts and rewards and the garment evaluation, which still read
+`pasta.worlds.fashion` directly.
 """
 
 from __future__ import annotations
@@ -49,6 +50,20 @@ class World(Protocol):
         """Edited prompts of one candidate category ("rephrase": the same picture in other words of this world;
         "detail", "style", "subject", "creative") that this world's model can draw, in random order, at least k
         where the world has that many (rephrase may have none). Raises ValueError for an unknown category."""
+        ...
+
+
+class AttributeWorld(World, Protocol):
+    """A world small enough to enumerate: every combination of its attribute values is a thing it draws, with one
+    canonical caption. The simulator's users live on these tuples (`user_sim.world.EmbeddingWorld`)."""
+
+    attribute_axes: dict[str, tuple[str, ...]]
+    """Axis -> its values, in a fixed order (tuples index into them)."""
+    category_axes: dict[str, tuple[str, ...]]
+    """Candidate category -> the axes its edits change (rephrase: none, the same tuple in other words)."""
+
+    def canonical_caption(self, values: dict[str, str]) -> str:
+        """The caption of one tuple (axis -> value)."""
         ...
 
 
