@@ -140,3 +140,26 @@ def test_the_simulator_lives_in_any_attribute_world(tmp_path):
     users = make_users(world, planted_population(2, seed=0, sizes=world.sizes), 3, seed=1)
     episode = run_episode(LMMOrderPolicy(), users[0], world, seed=0, turns=2, n_candidates=10, slate_size=4)
     assert len(episode.steps) == 2
+
+
+def test_simulated_logs_hold_only_texts_whose_embeddings_the_policy_saw(world, tmp_path):
+    """Retraining from simulated logs embeds the logged texts: they must be the captions behind the vectors the
+    policy was shown (rephrase candidates once carried a ', version k' suffix that embedded elsewhere)."""
+    from pasta.logbook import LogStore
+    from pasta.policy.episodes import TextEmbeddingCache, read_episodes
+    from user_sim.store import write_episodes
+
+    users = make_users(world, planted_population(4, seed=0), 4, seed=1)
+    episodes = play(RandomPolicy(3), world, users, list(range(4)))
+    with LogStore(tmp_path / "sim.sqlite") as store:
+        write_episodes(store, episodes, world)
+        logged = list(store.episodes(source="simulator"))
+
+    def unknown(texts):
+        raise AssertionError(f"texts the simulator never embedded: {texts[:3]}")
+
+    read = read_episodes(logged, TextEmbeddingCache(unknown, known=world.known_text_embeddings()))
+    for episode, played in zip(read, episodes, strict=True):
+        for turn, step in zip(episode.turns, played.steps, strict=True):
+            shown = world.embeddings[[step.candidates[i].index for i in step.slate]]
+            assert np.allclose(turn.text_embeddings, shown)

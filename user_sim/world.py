@@ -75,14 +75,9 @@ class EmbeddingWorld:
         """Axis -> value of one tuple of indices."""
         return {a: self.world.attribute_axes[a][int(i)] for a, i in zip(self.axes, t, strict=True)}
 
-    def known_text_embeddings(self, versions: int = 5) -> dict[str, np.ndarray]:
-        """Caption (and rephrase-variant) text -> embedding, to seed a TextEmbeddingCache for simulator logs."""
-        out = {}
-        for caption, vector in zip(self.captions, self.embeddings, strict=True):
-            out[caption] = vector
-            for v in range(versions):
-                out[f"{caption}, version {v + 1}"] = vector
-        return out
+    def known_text_embeddings(self) -> dict[str, np.ndarray]:
+        """Caption -> embedding: every text the simulator shows or logs, to seed a TextEmbeddingCache."""
+        return dict(zip(self.captions, self.embeddings, strict=True))
 
     def __len__(self) -> int:
         return len(self.tuples)
@@ -116,11 +111,9 @@ class EmbeddingWorld:
         out: list[SimCandidate] = []
         for category in CATEGORIES:
             axes = self.category_axes[category]
-            if not axes:  # rephrase: same content, other words
-                out += [
-                    SimCandidate(index, Candidate(f"{self.captions[index]}, version {v + 1}", category, "simulator"))
-                    for v in range(per)
-                ]
+            if not axes:  # rephrase: the same tuple. Its text is the caption the policy sees embedded, so a model
+                # retrained from these logs learns from the vectors the policy was shown
+                out += [SimCandidate(index, Candidate(self.captions[index], category, "simulator"))] * per
                 continue
             options = self.single_edits(index, axes)
             chosen = [options[i] for i in rng.permutation(len(options))[:per]]
