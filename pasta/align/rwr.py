@@ -34,7 +34,8 @@ from pasta.align.diffusion import EmbeddedDiffusion
 from pasta.align.rewards import Reward
 from pasta.backends.embedded_t2i import images_to_tensor
 from pasta.console import progress_bar
-from pasta.worlds import fashion
+from pasta.worlds import load_world
+from pasta.worlds.world import World
 
 
 @dataclass
@@ -91,21 +92,18 @@ class RWRConfig:
 
 
 class PretrainingData:
-    """Composed attribute-world images with captions, drawn as models/train_t2i.py draws them."""
+    """The base model's world's training images with captions (`World.training_batch`, as models/train_t2i.py
+    draws them), some captions emptied as in training for classifier-free guidance."""
 
-    def __init__(self, seed: int, uncond_prob: float) -> None:
-        self.images, self.labels = fashion.load_fashion_mnist("train")
+    def __init__(self, world: World, seed: int, uncond_prob: float) -> None:
+        self.world = world
         self.rng = np.random.default_rng(seed)
         self.uncond_prob = uncond_prob
 
     def batch(self, n: int) -> tuple[torch.Tensor, list[str]]:
-        idx = self.rng.integers(0, len(self.images), n)
-        images, captions = [], []
-        for i in idx:
-            attrs = fashion.sample_attributes(self.rng, fashion.CLASSES[self.labels[i]])
-            images.append(fashion.compose(self.images[i], attrs, self.rng))
-            captions.append("" if self.rng.random() < self.uncond_prob else fashion.caption(attrs, self.rng))
-        return images_to_tensor(np.stack(images)), captions
+        images, captions = self.world.training_batch(self.rng, n)
+        captions = ["" if self.rng.random() < self.uncond_prob else text for text in captions]
+        return images_to_tensor(images), captions
 
 
 def sample_weights(r: torch.Tensor, c: RWRConfig) -> torch.Tensor:
@@ -164,7 +162,8 @@ def train_rwr(
     deadline = start + c.minutes * 60
     unet = add_lora(model.unet, c.lora)
     optimizer = torch.optim.Adam(trainable_parameters(unet), lr=c.lr)
-    pretraining = PretrainingData(c.seed, c.uncond_prob) if c.pretrain_weight > 0 else None
+    world = load_world(model.config.world)
+    pretraining = PretrainingData(world, c.seed, c.uncond_prob) if c.pretrain_weight > 0 else None
     history, rounds, steps_done, images_seen = [], [], 0, 0
     for round_index in range(c.rounds):
         if time.perf_counter() > deadline:
