@@ -39,9 +39,9 @@ def same_episodes(a, b):
     assert len(a) == len(b)
     for x, y in zip(a, b, strict=True):
         assert (x.user_id, x.seed, x.initial_index) == (y.user_id, y.seed, y.initial_index)
-        for s, t in zip(x.steps, y.steps, strict=True):
+        for s, t in zip(x.turns, y.turns, strict=True):
             assert (s.prompt_index, s.slate, s.choice) == (t.prompt_index, t.slate, t.choice)
-            assert [c.index for c in s.candidates] == [c.index for c in t.candidates]
+            assert s.candidate_indices == t.candidate_indices and s.candidates == t.candidates
             np.testing.assert_allclose(s.scores, t.scores, rtol=1e-5, atol=1e-6)
         assert np.array_equal(x.utilities(), y.utilities())
 

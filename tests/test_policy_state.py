@@ -11,7 +11,7 @@ from pasta.policy.user_model import UserModel, UserModelConfig, column_features
 from user_sim.evaluate_agents import logged_episode
 from user_sim.rollout import policy_state, run_episode
 from user_sim.users import make_users, planted_population
-from user_sim.world import EmbeddingWorld
+from user_sim.world import EmbeddingWorld, SimCandidate
 
 
 def unit(rng, *shape):
@@ -55,9 +55,10 @@ def test_the_simulator_and_iql_see_the_same_states():
     qnet = QNetConfig(embedding_dim=world.embeddings.shape[1], n_types=3, horizon=5)
     model = UserModel(2 * qnet.embedding_dim, UserModelConfig(n_types=3))
     from_iql = episode_states(logged_episode(world, episode), model, qnet)
-    history = [episode.initial_index] + [s.chosen_index for s in episode.steps]
-    for t, step in enumerate(episode.steps):
-        state = policy_state(world, user, episode.seed, history[: t + 1], step.candidates, t, episode.steps[:t])
+    history = [episode.initial_index] + [s.chosen_index for s in episode.turns]
+    for t, step in enumerate(episode.turns):
+        proposed = [SimCandidate(i, c) for i, c in zip(step.candidate_indices, step.candidates, strict=True)]
+        state = policy_state(world, user, episode.seed, history[: t + 1], proposed, t, episode.turns[:t])
         expected = state_features(
             qnet,
             state.initial_embedding,
@@ -67,4 +68,4 @@ def test_the_simulator_and_iql_see_the_same_states():
             posterior_from_state(model, state),
         )
         np.testing.assert_allclose(from_iql[t], expected, rtol=1e-6)
-    assert len(from_iql) == len(episode.steps) + 1
+    assert len(from_iql) == len(episode.turns) + 1

@@ -33,9 +33,9 @@ def test_store_round_trip_gives_the_choices_that_were_made(world, tmp_path):
     data, user_ids = choice_data_from_episodes(read_episodes(logged, cache))
     assert user_ids == [e.user_id for e in episodes]
     assert data.X.shape == (25, 4, 768)
-    assert data.choice.tolist() == [s.choice for e in episodes for s in e.steps]
-    first = episodes[0].steps[0]
-    column = first.candidates[first.slate[first.choice]].index
+    assert data.choice.tolist() == [s.choice for e in episodes for s in e.turns]
+    first = episodes[0].turns[0]
+    column = first.chosen_index
     assert np.allclose(data.X[0, first.choice, 384:], world.embeddings[column])  # stored image-embedding proxy
 
 

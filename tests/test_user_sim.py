@@ -59,15 +59,13 @@ def test_rollouts_are_pure_functions_of_their_seeds(world):
     local = play(LMMOrderPolicy(), world, users, list(range(6)))
     again = [run_episode(LMMOrderPolicy(), u, world, seed=i) for i, u in enumerate(users)]
     for a, b in zip(local, again, strict=True):
-        assert [s.choice for s in a.steps] == [s.choice for s in b.steps]
+        assert [s.choice for s in a.turns] == [s.choice for s in b.turns]
         assert np.array_equal(a.utilities(), b.utilities())
     episode = local[0]
-    assert len(episode.steps) == 5
-    assert all(
-        len(s.slate) == 4 and len({s.candidates[i].candidate.category for i in s.slate}) == 4 for s in episode.steps
-    )
+    assert len(episode.turns) == 5
+    assert all(len(s.slate) == 4 and len({s.candidates[i].category for i in s.slate}) == 4 for s in episode.turns)
     # each turn expands the prompt chosen in the turn before
-    assert all(b.prompt_index == a.chosen_index for a, b in zip(episode.steps, episode.steps[1:], strict=False))
+    assert all(b.prompt_index == a.chosen_index for a, b in zip(episode.turns, episode.turns[1:], strict=False))
 
 
 def test_choosing_raises_utility_over_turns(world):
@@ -86,7 +84,7 @@ def test_planted_reference_with_inferred_type(world):
         users = make_users(world, types, 150, seed=4)
         episodes = [run_episode(RandomPolicy(0), u, world, seed=i) for i, u in enumerate(users)]
         tables = np.stack([t.utility_table(world) for t in types])
-        planted = np.mean([np.argmax(s.column_utilities) == s.choice for e in episodes for s in e.steps])
+        planted = np.mean([np.argmax(s.column_utilities) == s.choice for e in episodes for s in e.turns])
         inferred = planted_inferred_type_accuracy(episodes, tables, users[0].temperature)
         if n_types == 1:
             assert inferred == pytest.approx(planted)
@@ -109,7 +107,7 @@ def test_linear_ceiling_is_exact_for_linear_types_and_close_below_for_attribute_
 
     users = make_users(world, types, 150, seed=4)
     episodes = [run_episode(RandomPolicy(0), u, world, seed=i) for i, u in enumerate(users)]
-    planted = np.mean([np.argmax(s.column_utilities) == s.choice for e in episodes for s in e.steps])
+    planted = np.mean([np.argmax(s.column_utilities) == s.choice for e in episodes for s in e.turns])
     assert known_type_accuracy(episodes, tables) == pytest.approx(planted)
     assert known_type_accuracy(episodes, linear) <= planted + 0.02
 
@@ -139,7 +137,7 @@ def test_the_simulator_lives_in_any_attribute_world(tmp_path):
     assert all(world.attributes(c.index)["colour"] == "red" for c in subjects)
     users = make_users(world, planted_population(2, seed=0, sizes=world.sizes), 3, seed=1)
     episode = run_episode(LMMOrderPolicy(), users[0], world, seed=0, turns=2, n_candidates=10, slate_size=4)
-    assert len(episode.steps) == 2
+    assert len(episode.turns) == 2
 
 
 def test_simulated_logs_hold_only_texts_whose_embeddings_the_policy_saw(world, tmp_path):
@@ -160,6 +158,20 @@ def test_simulated_logs_hold_only_texts_whose_embeddings_the_policy_saw(world, t
 
     read = read_episodes(logged, TextEmbeddingCache(unknown, known=world.known_text_embeddings()))
     for episode, played in zip(read, episodes, strict=True):
-        for turn, step in zip(episode.turns, played.steps, strict=True):
-            shown = world.embeddings[[step.candidates[i].index for i in step.slate]]
+        for turn, step in zip(episode.turns, played.turns, strict=True):
+            shown = world.embeddings[step.column_indices]
             assert np.allclose(turn.text_embeddings, shown)
+
+
+def test_posterior_mass_on_planted_types_when_fewer_types_are_learned():
+    """K chosen below the planted count (e.g. `--ks 1 2` on 4 planted types) once crashed the evaluation."""
+    from pasta.policy.user_model import ChoiceData
+    from user_sim.evaluate_user_model import posterior_mass_on_planted
+
+    class OneType:  # the posterior of a K = 1 model: all mass on its one type
+        def posterior(self, data):
+            return np.ones((data.n_users, 1))
+
+    data = ChoiceData(np.zeros((6, 4, 2), np.float32), np.zeros(6, np.int64), np.repeat(np.arange(3), 2))
+    mass = posterior_mass_on_planted(OneType(), data, np.tile([0, 1], 3), np.array([0, 2, 3]), np.array([2]), 1)
+    assert mass.tolist() == [0.0, 1.0, 0.0]  # the one learned type stands for planted type 2

@@ -68,13 +68,13 @@ class EvalAgentsConfig:
 
 def logged_episode(world: EmbeddingWorld, episode: Episode) -> LoggedEpisode:
     turns = []
-    for step in episode.steps:
-        columns = np.array([step.candidates[i].index for i in step.slate])
+    for step in episode.turns:
+        columns = np.array(step.column_indices)
         turns.append(
             LoggedTurn(
                 world.embeddings[columns],
                 world.embeddings[columns],
-                [step.candidates[i].candidate.category for i in step.slate],
+                [step.candidates[i].category for i in step.slate],
                 step.choice,
                 step.rating,
             )
@@ -85,8 +85,8 @@ def logged_episode(world: EmbeddingWorld, episode: Episode) -> LoggedEpisode:
 def choice_data(world: EmbeddingWorld, episodes: list[Episode]) -> ChoiceData:
     X, choice, user = [], [], []
     for u, episode in enumerate(episodes):
-        for step in episode.steps:
-            E = world.embeddings[np.array([step.candidates[i].index for i in step.slate])]
+        for step in episode.turns:
+            E = world.embeddings[np.array(step.column_indices)]
             X.append(column_features(E, E[:, None, :]))
             choice.append(step.choice)
             user.append(u)

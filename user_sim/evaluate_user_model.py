@@ -111,7 +111,7 @@ def posterior_mass_on_planted(
     seen = turn_of_row < after_turns
     partial = ChoiceData(data.X[seen], data.choice[seen], data.user[seen], data.mask[seen])
     posterior = model.posterior(partial)
-    mass = np.zeros((len(posterior), len(mapping)))
+    mass = np.zeros((len(posterior), max(int(planted.max()), int(mapping.max())) + 1))  # planted types' columns
     for learned, planted_k in enumerate(mapping):
         mass[:, planted_k] += posterior[:, learned]
     return mass[np.arange(len(posterior)), planted[: len(posterior)]]
@@ -123,8 +123,8 @@ def planted_inferred_type_accuracy(episodes, tables: np.ndarray, temperature: fl
     perfect utility estimate could reach with the same information."""
     hits = []
     for e in episodes:
-        columns = np.array([[s.candidates[i].index for i in s.slate] for s in e.steps])  # [turns, L]
-        choice = np.array([s.choice for s in e.steps])
+        columns = np.array([s.column_indices for s in e.turns])  # [turns, L]
+        choice = np.array([s.choice for s in e.turns])
         logits = tables[:, columns] / temperature  # [K, turns, L]
         log_p = logits - np.logaddexp.reduce(logits, axis=2, keepdims=True)
         chosen = np.take_along_axis(log_p, choice[None, :, None], axis=2)[..., 0]  # [K, turns]
@@ -148,13 +148,7 @@ def linear_ceiling_tables(world: EmbeddingWorld, tables: np.ndarray) -> np.ndarr
 def known_type_accuracy(episodes, tables: np.ndarray) -> float:
     """How often the column ranked first by `tables[planted type]` is the one the user chose."""
     return float(
-        np.mean(
-            [
-                np.argmax(tables[e.type_index, [s.candidates[i].index for i in s.slate]]) == s.choice
-                for e in episodes
-                for s in e.steps
-            ]
-        )
+        np.mean([np.argmax(tables[e.type_index, s.column_indices]) == s.choice for e in episodes for s in e.turns])
     )
 
 

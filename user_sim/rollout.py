@@ -16,28 +16,32 @@ import numpy as np
 from pasta.executors import ExecutorConfig, map_jobs
 from pasta.policy.slate import SlatePolicy
 from pasta.policy.state import PolicyState, ShownSlate
+from pasta.session import Turn
 from user_sim.users import SimulatedUser
 from user_sim.world import EmbeddingWorld, SimCandidate
 
 
 @dataclass
-class Step:
-    turn: int
-    prompt_index: int
+class SimulatedTurn(Turn):
+    """A turn of a simulated session: the app's `Turn` (the prompt it expanded, the candidates, the slate, the
+    policy's scores, the chosen column, a rating; no images are rendered) with what only the simulator knows: the
+    world tuple of the prompt and of every candidate, and each column's planted utility."""
+
+    prompt_index: int = 0
     """World tuple of the prompt this turn expanded."""
-    candidates: list[SimCandidate] = field(repr=False)
-    slate: list[int]
-    """Indices into candidates, one per column."""
-    scores: np.ndarray = field(repr=False)
-    choice: int
-    """Chosen column."""
-    column_utilities: list[float]
+    candidate_indices: list[int] = field(default_factory=list, repr=False)
+    """World tuple of every candidate (parallel to `candidates`)."""
+    column_utilities: list[float] = field(default_factory=list)
     """The user's (planted) utility of each column: the reward signal of evaluations."""
-    rating: int | None = None
+
+    @property
+    def column_indices(self) -> list[int]:
+        """World tuples of the slate's columns, left to right."""
+        return [self.candidate_indices[i] for i in self.slate]
 
     @property
     def chosen_index(self) -> int:
-        return self.candidates[self.slate[self.choice]].index
+        return self.candidate_indices[self.slate[self.choice]]
 
 
 @dataclass
@@ -47,13 +51,13 @@ class Episode:
     seed: int
     policy: str
     initial_index: int
-    steps: list[Step]
+    turns: list[SimulatedTurn]
     select_seconds: list[float] = field(default_factory=list, compare=False, repr=False)
     """Wall time of the policy's `select` per turn (how long the agent took to score a turn's candidates)."""
 
     def utilities(self) -> np.ndarray:
         """[turns]: utility of the chosen column per turn."""
-        return np.array([s.column_utilities[s.choice] for s in self.steps], np.float32)
+        return np.array([s.column_utilities[s.choice] for s in self.turns], np.float32)
 
 
 def policy_state(
@@ -63,14 +67,14 @@ def policy_state(
     history: list[int],
     candidates: list[SimCandidate],
     turn: int,
-    steps: list[Step],
+    turns: list[SimulatedTurn],
 ) -> PolicyState:
     """What a policy sees, built as the live agent builds it (`PolicyState.build`): the world's embedding of each
     shown prompt stands in for its images. `planted_utilities` and `planted_temperature` are the simulator's
     secrets: only the oracle baselines read them."""
     E = world.embeddings
     indices = np.array([c.index for c in candidates])
-    shown = [ShownSlate.of(E[[s.candidates[i].index for i in s.slate]], None, s.choice) for s in steps]
+    shown = [ShownSlate.of(E[s.column_indices], None, s.choice) for s in turns]
     return PolicyState.build(
         E[history[0]],
         shown,
@@ -96,10 +100,10 @@ def run_episode(
 ) -> Episode:
     rng = np.random.default_rng(seed)
     prompt = world.random_prompt(rng) if initial_index is None else int(initial_index)
-    history, steps, select_seconds = [prompt], [], []
+    history, turns_played, select_seconds = [prompt], [], []
     for turn in range(turns):
         candidates = world.propose(history[-1], rng, n_candidates)
-        state = policy_state(world, user, seed, history, candidates, turn, steps)
+        state = policy_state(world, user, seed, history, candidates, turn, turns_played)
         t0 = time.perf_counter()
         slate, scores = policy.select(state, [c.candidate for c in candidates], slate_size)
         select_seconds.append(time.perf_counter() - t0)
@@ -107,9 +111,25 @@ def run_episode(
         choice = user.choose(columns, rng)
         utilities = [float(user.utilities[j]) for j in columns]
         rating = user.rate(columns[choice], rng) if rate else None
-        steps.append(Step(turn, history[-1], candidates, list(slate), np.asarray(scores), choice, utilities, rating))
+        turns_played.append(
+            SimulatedTurn(
+                index=turn,
+                prompt=world.captions[history[-1]],
+                candidates=[c.candidate for c in candidates],
+                slate=list(slate),
+                scores=np.asarray(scores, np.float32).tolist(),
+                seeds=[],
+                images=[],
+                choice=choice,
+                rating=rating,
+                policy=policy.name,
+                prompt_index=history[-1],
+                candidate_indices=[c.index for c in candidates],
+                column_utilities=utilities,
+            )
+        )
         history.append(columns[choice])
-    return Episode(user.user_id, user.type_index, seed, policy.name, prompt, steps, select_seconds)
+    return Episode(user.user_id, user.type_index, seed, policy.name, prompt, turns_played, select_seconds)
 
 
 @dataclass

@@ -33,18 +33,17 @@ def write_episodes(
             source="simulator",
             settings={"policy": episode.policy},
         )
-        for step in episode.steps:
-            columns = [step.candidates[i].index for i in step.slate]
+        for turn in episode.turns:
             store.log_turn(
                 session,
-                step.turn,
-                world.captions[step.prompt_index],
-                [c.candidate for c in step.candidates],
-                step.scores.tolist(),
-                step.slate,
-                [episode.seed] * len(step.slate),
-                image_embeddings=world.embeddings[columns][:, None, :],
+                turn.index,
+                turn.prompt,
+                turn.candidates,
+                turn.scores,
+                turn.slate,
+                [episode.seed] * len(turn.slate),
+                image_embeddings=world.embeddings[turn.column_indices][:, None, :],
             )
-            store.log_choice(session, step.turn, step.choice, rating=step.rating)
+            store.log_choice(session, turn.index, turn.choice, rating=turn.rating)
         n += 1
     return n

@@ -43,7 +43,7 @@ class BenchScaleConfig:
 
 def same_episodes(a, b) -> bool:
     return all(
-        [(s.slate, s.choice, s.prompt_index) for s in x.steps] == [(s.slate, s.choice, s.prompt_index) for s in y.steps]
+        [(s.slate, s.choice, s.prompt_index) for s in x.turns] == [(s.slate, s.choice, s.prompt_index) for s in y.turns]
         for x, y in zip(a, b, strict=True)
     )
 
