@@ -5,7 +5,7 @@ per calling thread. Once a second thread of the process has run parallel regions
 than cores and stops spin-waiting between regions, so every op pays a sleep and a wake-up, in every thread, for
 good. Gradio runs handlers on a pool of worker threads; measured on 2 cores, a turn's 16 images then rendered 1.6x
 slower than in the main thread (element-wise ops 10x slower). So the app loads its models and runs every handler
-that touches them on this one thread. Handlers are short steps (a turn advances one column at a time), so
+that touches them on this one thread. Handlers are short steps (a turn advances two columns at a time), so
 sessions still interleave.
 
 Why two lanes: `background` work (candidates proposed ahead of a person's pick, `pasta.candidates.prefetch`) must never

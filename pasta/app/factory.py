@@ -60,8 +60,16 @@ def build_app_parts(settings: Settings) -> AppParts:
                 "agent", loaded.policy.name, str(loaded.folder), metrics=loaded.metrics, version_id=version
             )
     recorder = SessionRecorder(store, settings.resolved_image_dir(), agent_version=version)
-    # On ZeroGPU each call holds a GPU: render a turn in one call there, column by column elsewhere (sooner pixels).
+    # On ZeroGPU each call holds a GPU: render a turn in one call there, two columns at a time elsewhere.
     zero_gpu = spaces_available() and settings.resolved_tier() == "hub"
-    agent = Agent(settings, embedder, t2i, generator, loaded.policy, recorder=recorder, render_in_columns=not zero_gpu)
+    agent = Agent(
+        settings,
+        embedder,
+        t2i,
+        generator,
+        loaded.policy,
+        recorder=recorder,
+        columns_per_render=settings.slate_size if zero_gpu else 2,
+    )
     agent.render = on_gpu(agent.render)  # spaces.GPU where the `spaces` package is installed, else unchanged
     return AppParts(agent, notices)

@@ -127,12 +127,14 @@ class Handlers:
                 None,
                 *(self.session_controls(session) if new_session else [gr.skip(), gr.skip()]),
             ]
-        c = step.columns_ready - 1
-        images = (
-            [self.pictures(browser, turn.images[c]) if k == c else gr.skip() for k in range(self.L)]
-            if self.agent.render_in_columns
-            else [self.pictures(browser, turn.images[k]) if k < len(turn.slate) else None for k in range(self.L)]
-        )
+        last = step.columns_ready  # the columns of the batch just rendered: send those, skip the rest
+        first = (last - 1) // self.agent.columns_per_render * self.agent.columns_per_render
+        images = [
+            self.pictures(browser, turn.images[k])
+            if first <= k < last
+            else (None if k >= len(turn.slate) else gr.skip())
+            for k in range(self.L)
+        ]
         return [
             gr.skip(),
             head,
