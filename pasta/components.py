@@ -46,7 +46,9 @@ def make_text_to_image(settings: Settings):
         from pasta.backends.embedded_t2i import WORLD_MODEL_DIRS, EmbeddedTextToImage
 
         model = EmbeddedTextToImage(
-            settings.t2i_model_dir or WORLD_MODEL_DIRS[settings.world], device=settings.resolved_device()
+            settings.t2i_model_dir or WORLD_MODEL_DIRS[settings.world],
+            device=settings.resolved_device(),
+            num_inference_steps=settings.sampling_steps or None,
         )
         if model.config.world != settings.world:
             raise SettingsError(

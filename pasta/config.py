@@ -64,6 +64,10 @@ class Settings:
     threads: int = 0
     """Torch CPU threads for the app (0: torch's default). On a shared or small machine 1 or 2 avoids
     oversubscription, which can slow sampling down many times."""
+    sampling_steps: int = 10
+    """Embedded tier: diffusion sampling steps per image in the app (0: the weights' own, 15, which the
+    evaluations use). Measured on the garment model's 256 held-out images: all requested attributes right in 0.891
+    at 10 steps and 0.898 at 15 (within sampling noise), rendering a third faster."""
     prefetch: bool = True
     """While a person looks at a slate, propose each column's next candidates on idle CPU (`pasta.candidates.prefetch`), so
     that a pick need not wait for the LMM."""
@@ -97,6 +101,7 @@ class Settings:
             ("turns", 1, 50),
             ("port", 1, 65535),
             ("threads", 0, 256),
+            ("sampling_steps", 0, 200),
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or not low <= value <= high:
@@ -161,7 +166,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 _ALSO_FROM = {"host": ("GRADIO_SERVER_NAME",), "port": ("GRADIO_SERVER_PORT",)}
 """Gradio's own settings, read where the PASTA_ one is not set (hosting platforms set these)."""
-_INT_FIELDS = {"n_candidates", "slate_size", "images_per_prompt", "turns", "port", "threads"}
+_INT_FIELDS = {"n_candidates", "slate_size", "images_per_prompt", "turns", "port", "threads", "sampling_steps"}
 _BOOL_FIELDS = {"prefetch"}
 _BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
@@ -200,6 +205,11 @@ def settings_arguments() -> argparse.ArgumentParser:
     g.add_argument("--agent-dir", help="trained slate agent folder with qnet/ and user_model/ (env PASTA_AGENT_DIR)")
     g.add_argument("--threads", type=int, help="torch CPU threads, 0 for torch's default (env PASTA_THREADS)")
     g.add_argument(
+        "--sampling-steps",
+        type=int,
+        help="embedded tier: diffusion steps per image, 0 for the weights' own (env PASTA_SAMPLING_STEPS; default 10)",
+    )
+    g.add_argument(
         "--prefetch",
         choices=("on", "off"),
         help="propose the next candidates while a person decides (env PASTA_PREFETCH; default on)",
@@ -222,6 +232,7 @@ _SETTING_FLAGS = (
     "image_dir",
     "agent_dir",
     "threads",
+    "sampling_steps",
     "prefetch",
 )
 

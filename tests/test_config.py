@@ -66,3 +66,13 @@ def test_the_world_setting_picks_the_weights_and_refuses_another_worlds(tmp_path
     )
     with pytest.raises(SettingsError, match="trained on the 'fashion' world"):
         make_text_to_image(settings)
+
+
+def test_sampling_steps_reach_the_embedded_model_and_bad_values_are_refused():
+    from pasta.components import make_text_to_image
+
+    assert make_text_to_image(Settings(tier="embedded", sampling_steps=7)).config.num_inference_steps == 7
+    assert make_text_to_image(Settings(tier="embedded", sampling_steps=0)).config.num_inference_steps == 15
+    with pytest.raises(SettingsError, match="sampling_steps=-1 is not allowed"):
+        Settings(sampling_steps=-1)
+    assert Settings.from_env({"PASTA_SAMPLING_STEPS": "12"}).sampling_steps == 12

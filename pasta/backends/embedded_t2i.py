@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -223,8 +223,10 @@ class EmbeddedTextToImage:
         text: MiniLM | None = None,
         device: str = "cpu",
         bfloat16: bool | None = None,
+        num_inference_steps: int | None = None,
     ) -> None:
-        """`bfloat16`: sample under bfloat16 autocast (None: as `pasta_t2i.json` says, where the CPU has it)."""
+        """`bfloat16`: sample under bfloat16 autocast (None: as `pasta_t2i.json` says, where the CPU has it);
+        `num_inference_steps`: sampling steps (None: as `pasta_t2i.json` says)."""
         from diffusers import UNet2DConditionModel
 
         folder = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
@@ -236,6 +238,10 @@ class EmbeddedTextToImage:
             )
         self.folder = folder
         self.config = EmbeddedT2IConfig.load(folder)
+        if num_inference_steps is not None:
+            if num_inference_steps < 1:
+                raise ValueError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
+            self.config = replace(self.config, num_inference_steps=int(num_inference_steps))
         self.device = torch.device(device)
         self.base_unet = UNet2DConditionModel.from_pretrained(folder / "unet", dtype=torch.float32)
         self.base_unet.to(self.device).eval()
