@@ -18,6 +18,7 @@ import numpy as np
 from pasta.candidates.clean import assemble, extend
 from pasta.candidates.phrase_bank import clip_interrogator_phrases
 from pasta.contracts import Candidate
+from pasta.worlds.prompt_edits import pick
 from pasta.worlds.world import World
 
 FLAVOR_SUBSET = 4000
@@ -112,19 +113,15 @@ class RetrievalGenerator:
         prompt = history[-1]
         rng = self._rng(history, category + str(k))
 
-        def pick(values, m):
-            values = list(values)
-            return [values[i] for i in rng.permutation(len(values))[:m]]
-
         near: list[str] = []
         if category in ("detail", "creative", "style") and query is not None:
             index = self.mediums if category == "style" else self.flavors
             if index is not None:
                 pool = index.nearest(query, 12 * k)
-                near = pick(pool[len(pool) // 3 :] if category == "creative" else pool[: 4 * k], 2 * k)
+                near = pick(rng, pool[len(pool) // 3 :] if category == "creative" else pool[: 4 * k], 2 * k)
         edits = self.world.edits(prompt, category, rng, k)
         if category == "rephrase":
-            return edits[:k] + [t.format(p=prompt) for t in pick(REPHRASINGS, len(REPHRASINGS))]
+            return edits[:k] + [t.format(p=prompt) for t in pick(rng, REPHRASINGS)]
         if category == "subject":
             return edits
         return _interleave(edits, [extend(prompt, p) for p in near])

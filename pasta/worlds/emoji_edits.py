@@ -13,7 +13,7 @@ from functools import cached_property
 import numpy as np
 
 from pasta.worlds.emoji_scenes import PLAIN_COLOURS, SCENE_PHRASES, STYLE_PHRASES, STYLES, article, plural
-from pasta.worlds.prompt_edits import alternation, extend, tidy, without
+from pasta.worlds.prompt_edits import alternation, extend, pick, tidy, without
 
 SCENE = alternation(
     [p.format(colour=c) for phrases in SCENE_PHRASES.values() for p in phrases for c in PLAIN_COLOURS]
@@ -42,7 +42,7 @@ STYLE_SUFFIXES = {s: STYLE_PHRASES[s][1] for s in STYLES if s in STYLE_PHRASES}
 
 @dataclass
 class EmojiEdits:
-    """Edits over the world's subjects: `names` (subject name -> its Unicode subgroup) and `phrases` (words that
+    """Edits over the world's subjects: `subgroups` (subject name -> its Unicode subgroup) and `phrases` (words that
     name a subject -> that subject's name, as `EmojiWorld.drawable` reads them)."""
 
     subgroups: dict[str, str]
@@ -71,42 +71,42 @@ class EmojiEdits:
         """k subjects: half from `name`'s subgroup (where it has that many), the rest from anywhere."""
         everyone = [n for n in self.subgroups if n != name]
         near = [n for n in everyone if name and self.subgroups[n] == self.subgroups[name]]
-        chosen = [near[i] for i in rng.permutation(len(near))[: k // 2]]
+        chosen = pick(rng, near, k // 2)
         rest = [n for n in everyone if n not in chosen]
-        chosen += [rest[i] for i in rng.permutation(len(rest))[: k - len(chosen)]]
+        chosen += pick(rng, rest, k - len(chosen))
         return chosen
 
     def edits(self, prompt: str, category: str, rng: np.random.Generator, k: int) -> list[str]:
         found = self.named(prompt)
 
-        def put(name: str, mods: str | None = None, count: int = 1, text: str = prompt, match=None) -> str:
-            """`text` with its named subject (article, count and all) replaced by `name`, keeping its size and
+        def put(name: str, mods: str | None = None, count: int = 1) -> str:
+            """The prompt with its named subject (article, count and all) replaced by `name`, keeping its size and
             style words unless `mods` says otherwise; appended where the prompt names no subject."""
-            match = match or (found and found[0])
-            if not match:
-                return extend(text, f"with {article(name)} {name}")
+            if found is None:
+                return extend(prompt, f"with {article(name)} {name}")
+            match = found[0]
             mods = match.group("mods").lower() if mods is None else mods
             said = f"two {mods}{plural(name)}" if count == 2 else f"{article(mods + name)} {mods}{name}"
-            return tidy(text[: match.start()] + said + text[match.end() :])
+            return tidy(prompt[: match.start()] + said + prompt[match.end() :])
 
         if category == "rephrase":
             if found is None:
                 return []
             name, said = found[1], found[0].group("name").lower()
             others = [p for p, n in self.phrases.items() if n == name and p != said and len(p.split()) <= 3]
-            return [put(p) for p in (others[i] for i in rng.permutation(len(others)))]
+            return [put(p) for p in pick(rng, others)]
         if category == "subject":
             return [put(n) for n in self.other_subjects(found and found[1], rng, max(k, 8))]
         if category == "creative":
             named = {scene_of(m.group(0)) for m in SCENE.finditer(prompt)}
             scenes = [SCENE_PHRASES[s][int(rng.integers(2))] for s in SCENE_PHRASES if s not in named | {"plain"}]
-            return [extend(without(SCENE, prompt), s) for s in (scenes[i] for i in rng.permutation(len(scenes)))]
+            return [extend(without(SCENE, prompt), s) for s in pick(rng, scenes)]
         if category == "style":
             base = without(STYLE, prompt)
             colour = list(PLAIN_COLOURS)[int(rng.integers(len(PLAIN_COLOURS)))]
             edits = [extend(base, suffix.format(colour=colour)) for suffix in STYLE_SUFFIXES.values()]
             edits += [base] if base != prompt else []  # the artwork itself: no style words
-            return [edits[i] for i in rng.permutation(len(edits))]
+            return pick(rng, edits)
         if category == "detail":
             edits = []
             if found is not None:
@@ -124,5 +124,5 @@ class EmojiEdits:
                 edits += [put(name, sized), put(name, count=1 if pair else 2)]
             colours = [c for c in PLAIN_COLOURS if c not in prompt.lower()]
             edits += [extend(without(SCENE, prompt), f"on a {c} background") for c in colours]
-            return [edits[i] for i in rng.permutation(len(edits))]
+            return pick(rng, edits)
         raise ValueError(f"unknown category {category!r}")

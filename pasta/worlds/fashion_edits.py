@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from pasta.worlds import fashion
-from pasta.worlds.prompt_edits import alternation, extend, replace_first, tidy, without
+from pasta.worlds.prompt_edits import alternation, extend, pick, replace_first, tidy, without
 
 COLOUR = alternation(w for ws in fashion.COLOUR_WORDS.values() for w in ws)
 GARMENT = alternation(w for ws in fashion.CLASS_WORDS.values() for w in ws)
@@ -62,17 +62,12 @@ def synonyms(prompt: str) -> list[str]:
 
 def fashion_edits(prompt: str, category: str, rng: np.random.Generator, k: int) -> list[str]:
     """Edits of one category, in random order (at least k where the world has that many)."""
-
-    def pick(values, m):
-        values = list(values)
-        return [values[i] for i in rng.permutation(len(values))[:m]]
-
     if category == "rephrase":
         edits = synonyms(prompt)
     elif category == "detail":
-        edits = [with_colour(prompt, c) for c in pick([ws[0] for ws in fashion.COLOUR_WORDS.values()], k)]
-        edits += [with_pattern(prompt, p) for p in pick(fashion.PATTERNS[1:], 3)]
-        edits += [extend(prompt, w) for w in pick(LAYOUTS, 2)]
+        edits = [with_colour(prompt, c) for c in pick(rng, [ws[0] for ws in fashion.COLOUR_WORDS.values()], k)]
+        edits += [with_pattern(prompt, p) for p in pick(rng, fashion.PATTERNS[1:], 3)]
+        edits += [extend(prompt, w) for w in pick(rng, LAYOUTS, 2)]
     elif category == "style":
         edits = [with_style(prompt, fashion.STYLE_SUFFIXES[s][int(rng.integers(3))]) for s in fashion.STYLES]
     elif category == "subject":
@@ -83,4 +78,4 @@ def fashion_edits(prompt: str, category: str, rng: np.random.Generator, k: int) 
         ]
     else:
         raise ValueError(f"unknown category {category!r}")
-    return pick(edits, len(edits))
+    return pick(rng, edits)

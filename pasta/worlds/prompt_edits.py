@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+import numpy as np
+
 _WORD = re.compile(r"[a-z0-9]+")
 
 
@@ -42,3 +44,9 @@ def replace_first(regex: re.Pattern, prompt: str, new: str) -> str:
 
 def without(regex: re.Pattern, prompt: str) -> str:
     return tidy(regex.sub("", prompt))
+
+
+def pick(rng: np.random.Generator, values: Iterable, m: int | None = None) -> list:
+    """m of `values` (all where m is None) in a random order drawn from `rng`."""
+    values = list(values)
+    return [values[i] for i in rng.permutation(len(values))[:m]]
