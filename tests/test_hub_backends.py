@@ -352,12 +352,12 @@ STYLE = [{"role": "system", "content": "give styles"}, {"role": "user", "content
 LONG = [{"role": "user", "content": "a blue cat in the rain at sunset , watercolor painting"}]
 
 
-def test_transformers_chat_model_batches_with_left_padding(lm_folder):
+def test_transformers_chat_model_batches_with_padding(lm_folder):
     from pasta.backends.hub_lmm import ChatModel, TransformersChatModel
 
     chat = TransformersChatModel(str(lm_folder), device="cpu", temperature=0.0)  # greedy: reproducible
     assert isinstance(chat, ChatModel)
-    assert chat.tokenizer.pad_token == "</s>" and chat.tokenizer.padding_side == "left"
+    assert chat.tokenizer.pad_token == "</s>"
     replies = chat.complete_batch([STYLE, LONG], max_new_tokens=6)
     assert len(replies) == 2 and all(isinstance(r, str) and r for r in replies)
     for reply in replies:
@@ -366,6 +366,33 @@ def test_transformers_chat_model_batches_with_left_padding(lm_folder):
     # The short conversation is padded in the batch: its reply must not change because of that.
     assert chat.complete_batch([STYLE], 6) == replies[:1] and chat.complete_batch([LONG], 6) == replies[1:]
     assert chat.complete_batch([], 6) == []
+
+
+def test_transformers_chat_model_encodes_each_opening_once_without_changing_replies(lm_folder):
+    """Openings (every message but the last) are cached; the replies equal those of each conversation encoded whole,
+    alone, with no cache and no padding."""
+    from pasta.backends.hub_lmm import TransformersChatModel
+
+    chat = TransformersChatModel(str(lm_folder), temperature=0.0)
+    tokenizer = chat.tokenizer
+    follow_up = [*STYLE, {"role": "assistant", "content": "oil painting"}, {"role": "user", "content": "a cat"}]
+    conversations = [STYLE, LONG, STYLE[:1] + LONG, follow_up, STYLE]
+
+    def alone(messages) -> str:
+        inputs = tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+        with torch.inference_mode():
+            output = chat.model.generate(
+                **inputs, max_new_tokens=6, do_sample=False, pad_token_id=tokenizer.pad_token_id
+            )
+        return tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+
+    expected = [alone(c) for c in conversations]
+    assert chat.complete_batch(conversations, 6) == expected
+    assert len(chat._openings) == 2  # STYLE's system message (shared by three) and follow_up's first three messages
+    assert chat.complete_batch(conversations[::-1], 6) == expected[::-1]  # reused, in any order
+    assert len(chat._openings) == 2
 
 
 def test_transformers_chat_model_samples_n_replies_within_max_new_tokens(lm_folder):

@@ -16,6 +16,7 @@ import torch
 
 from pasta import torch_thread
 from pasta.backends.hub_t2i import cannot_load, default_dtype
+from pasta.backends.prefix_cache import PrefixCache
 from pasta.console import silenced_stderr
 
 Messages = list[dict[str, str]]
@@ -46,8 +47,10 @@ class _StopWhenPreempted:
 class TransformersChatModel:
     """A local causal LM with a chat template: by id, by folder, or from a GGUF file in a folder (`gguf_file`).
 
-    Conversations are batched with left padding, so every reply starts right after its own prompt, and only the
-    new tokens are decoded. `temperature=0` gives greedy, reproducible replies.
+    Conversations are batched with padding on the left of each part, so every reply starts right after its own
+    prompt; each conversation's opening (every message but the last: system message, few-shot examples) is encoded
+    once and reused (`PrefixCache`), and only the new tokens are decoded. `temperature=0` gives greedy, reproducible
+    replies.
     """
 
     def __init__(
@@ -76,11 +79,11 @@ class TransformersChatModel:
             raise OSError(cannot_load("chat model", self.model_name, error)) from error
         if not self.tokenizer.chat_template:
             raise ValueError(f"{self.model_name!r} has no chat template: use an instruct/chat model")
-        self.tokenizer.padding_side = "left"  # generation continues at the right end of every row
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model.to(self.device).eval()
-        self._lock = threading.Lock()  # the tokenizer's padding state and the model serve one batch at a time
+        self._lock = threading.Lock()  # the model and its cache of openings serve one batch at a time
+        self._openings = PrefixCache(self.model)
 
     def complete(self, messages: Messages, max_new_tokens: int, n: int = 1) -> list[str]:
         return self._generate([messages] * n, max_new_tokens)
@@ -96,16 +99,12 @@ class TransformersChatModel:
             return []
         sampling = {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p}
         with self._lock:
-            inputs = self.tokenizer.apply_chat_template(
-                conversations,
-                add_generation_prompt=True,
-                padding=True,
-                return_tensors="pt",
-                return_dict=True,
-                sanitize_control_tokens=True,  # "<|im_end|>" typed by a user is text, not a turn boundary
-            ).to(self.device)
+            rows, openings = self._tokenize(conversations)
+            input_ids, attention_mask, cache = self._openings.batch(rows, openings, self.tokenizer.pad_token_id)
             output = self.model.generate(
-                **inputs,
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                cache=cache,
                 max_new_tokens=max_new_tokens,
                 pad_token_id=self.tokenizer.pad_token_id,
                 stopping_criteria=[_StopWhenPreempted()],
@@ -113,8 +112,29 @@ class TransformersChatModel:
             )
             if torch_thread.preempted():
                 raise torch_thread.Preempted("LMM decoding gave way to interactive work")
-            new_tokens = output[:, inputs["input_ids"].shape[1] :]
+            new_tokens = output[:, input_ids.shape[1] :]
             return [text.strip() for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+
+    def _tokenize(self, conversations: list[Messages]) -> tuple[list[list[int]], list[int]]:
+        """Token ids per conversation, and how many of them are its opening (every message but the last), which
+        `PrefixCache` encodes once. An opening that does not tokenize as a prefix of the whole counts as none."""
+
+        def ids(chats: list[Messages], **kwargs) -> list[list[int]]:
+            return self.tokenizer.apply_chat_template(
+                chats,
+                sanitize_control_tokens=True,
+                return_dict=True,
+                **kwargs,  # a typed "<|im_end|>" stays text
+            )["input_ids"]
+
+        rows = ids(conversations, add_generation_prompt=True)
+        openings = [0] * len(rows)
+        with_opening = [i for i, c in enumerate(conversations) if len(c) > 1]
+        if with_opening:
+            for i, opening in zip(with_opening, ids([conversations[i][:-1] for i in with_opening])):
+                if len(opening) < len(rows[i]) and rows[i][: len(opening)] == opening:
+                    openings[i] = len(opening)
+        return rows, openings
 
 
 def _content(choice: dict) -> str:
