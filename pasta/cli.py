@@ -99,6 +99,7 @@ DELEGATES = {
     ("align",): _delegate("pasta.align.cli"),
     ("eval", "user-model"): _delegate("user_sim.evaluate_user_model"),
     ("eval", "agents"): _delegate("user_sim.evaluate_agents"),
+    ("eval", "closed-loop"): _delegate("user_sim.closed_loop"),
     ("train", "user-model"): _delegate("pasta.policy.train_user_model"),
     ("train", "q"): _delegate("pasta.policy.train_q"),
     ("retrain",): _delegate("pasta.policy.train_q", "retrain_main"),
@@ -161,9 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         (
             "eval",
-            "t2i | user-model | agents | align",
-            "evaluations that write JSON and plots: t2i (embedded image "
-            "model), user-model (EM on planted simulated users), agents (slate policies), align (aligned adapters)",
+            "t2i | user-model | agents | closed-loop | align",
+            "evaluations that write JSON and plots: t2i (embedded image model), user-model (EM on planted simulated "
+            "users), agents (slate policies), closed-loop (simulate, log, retrain, evaluate per population of "
+            "simulated users), align (aligned adapters)",
         ),
         (
             "align",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,11 +22,12 @@ from pasta.executors import ExecutorConfig, Scale
 from pasta.policy.episodes import LoggedEpisode, LoggedTurn
 from pasta.policy.iql import IQLConfig, train_iql, transitions
 from pasta.policy.qnet import QNetConfig
-from pasta.policy.slate import GreedyMyopicPolicy, QPolicy
+from pasta.policy.session_estimate import SESSION_STRENGTH
+from pasta.policy.slate import GreedyMyopicPolicy, QPolicy, SlatePolicy
 from pasta.policy.user_model import ChoiceData, UserModel, UserModelConfig, column_features
-from user_sim.policies import make_policy
+from user_sim.policies import make_policy, trained_agent
+from user_sim.populations import population
 from user_sim.rollout import Episode, play
-from user_sim.users import make_users, planted_population
 from user_sim.world import EmbeddingWorld
 
 PAIRED = ("greedy", "greedy-slate", "oracle")
@@ -50,16 +52,34 @@ class EvalAgentsConfig:
     eval_users: int = 1000
     """Held-out users every policy plays against (same users, same seeds)."""
     turns: int = 5
+    population: str = "planted"
+    """Who the simulated users are (`user_sim.populations`): planted, target, small-steps, interaction, flat,
+    mixture. Training and held-out users come from the same population."""
     types: int = 4
+    """Planted types (population "planted")."""
     temperature: float = 0.3
     behaviour: str = "random"
     """Policy that chose the logged slates."""
     user_model: UserModelConfig = field(default_factory=lambda: UserModelConfig(n_types=4))
     iql: IQLConfig = field(default_factory=IQLConfig)
-    policies: tuple[str, ...] = ("lmm-order", "random", "greedy", "greedy-slate", "iql", "oracle")
+    policies: tuple[str, ...] = (
+        "lmm-order",
+        "random",
+        "greedy",
+        "greedy-slate",
+        "greedy-slate+adapt",
+        "iql",
+        "iql+adapt",
+        "shipped",
+        "shipped+adapt",
+        "oracle",
+    )
     """greedy: best myopic candidate per category; greedy-slate: myopic values with the agent's slate construction
-    (SlateQ choice model), the agent without what IQL learned; oracle: knows the planted type (oracle-top: best
-    planted candidate per category)."""
+    (SlateQ choice model), the agent without what IQL learned; "+adapt": with the session's own preference estimate
+    (`pasta.policy.session_estimate`); shipped: the agent in models/embedded/agent, trained on the planted
+    population; oracle: knows the user's true utilities (oracle-top: best true candidate per category)."""
+    adapt: float = SESSION_STRENGTH
+    """Strength of the session estimate for the "+adapt" policies."""
     bootstrap: int = 1000
     out: Path = Path("runs/eval_agents")
     seed: int = 0
@@ -98,15 +118,87 @@ def bootstrap_ci(values: np.ndarray, n: int, rng: np.random.Generator) -> list[f
     return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
+def evaluate_policies(
+    factories: dict[str, Callable[[], SlatePolicy]],
+    world: EmbeddingWorld,
+    users: list,
+    group_names: list[str],
+    seed: int,
+    turns: int,
+    bootstrap: int,
+    scale: Scale,
+) -> tuple[dict, dict, dict]:
+    """Every policy against the same users with the same seeds: (results per policy, mean utility by turn per
+    policy, final-turn utility per user per policy for paired comparisons)."""
+    rng = np.random.default_rng(seed)
+    seeds = [seed * 7_000_003 + i for i in range(len(users))]
+    results, curves, finals = {}, {}, {}
+    for name, factory in factories.items():
+        policy = factory()
+        policy.name = name
+        t0 = time.perf_counter()
+        episodes = play(policy, world, users, seeds, scale, turns=turns, desc=f"evaluate {name}")
+        U = np.stack([e.utilities() for e in episodes])  # [users, turns]
+        groups = np.array([e.type_index for e in episodes])
+        curves[name] = U.mean(0).tolist()
+        finals[name] = U[:, -1]
+        results[name] = {
+            "final_turn_utility": float(U[:, -1].mean()),
+            "final_turn_ci95": bootstrap_ci(U[:, -1], bootstrap, rng),
+            "cumulative_utility": float(U.sum(1).mean()),
+            "cumulative_ci95": bootstrap_ci(U.sum(1), bootstrap, rng),
+            "improvement_over_turn0": float((U[:, -1] - U[:, 0]).mean()),
+            "improvement_ci95": bootstrap_ci(U[:, -1] - U[:, 0], bootstrap, rng),
+            "final_turn_by_type": {
+                group: float(U[groups == k, -1].mean()) for k, group in enumerate(group_names) if (groups == k).any()
+            },
+            "episodes_per_second": len(episodes) / (time.perf_counter() - t0),
+            "select_ms_median": 1000 * float(np.median([t for e in episodes for t in e.select_seconds])),
+        }
+    return results, curves, finals
+
+
+BASELINES = ("lmm-order", "random", "greedy", "greedy-slate", "greedy-slate+adapt")
+
+
+def paired_summary(finals: dict[str, np.ndarray], agents: tuple[str, ...]) -> dict:
+    """Each agent minus each baseline and the oracle on the same users (mean, paired se), and each agent's share
+    of the oracle's gain over LMM order."""
+    agents = tuple(a for a in agents if a in finals)
+    others = [b for b in (*BASELINES, "oracle") if b in finals]
+    out: dict = {
+        "paired": {
+            agent: {
+                other: {
+                    "mean": float((finals[agent] - finals[other]).mean()),
+                    "se": float((finals[agent] - finals[other]).std() / np.sqrt(len(finals[agent]))),
+                }
+                for other in others
+            }
+            for agent in agents
+        }
+    }
+    if "lmm-order" in finals and "oracle" in finals:
+        gain = float((finals["oracle"] - finals["lmm-order"]).mean())
+        out["share_of_oracle_gain"] = {
+            agent: float((finals[agent] - finals["lmm-order"]).mean()) / gain if gain else None for agent in agents
+        }
+    return out
+
+
 def evaluate_agents(cfg: EvalAgentsConfig, progress: bool = True) -> dict:
     cfg.out.mkdir(parents=True, exist_ok=True)
     world = EmbeddingWorld()
-    types = planted_population(cfg.types, seed=cfg.seed)
+    people = population(cfg.population)
+    group_names = people.group_names(cfg.types)  # what Episode.type_index names
     timings = {}
+
+    def users(n: int, seed: int):
+        return people.users(world, n, seed, cfg.temperature, types_seed=cfg.seed, planted_types=cfg.types)
 
     t0 = time.perf_counter()
     behaviour = make_policy(cfg.behaviour, cfg.seed)
-    train_users = make_users(world, types, cfg.train_users, seed=cfg.seed + 1, temperature=cfg.temperature)
+    train_users = users(cfg.train_users, cfg.seed + 1)
     seeds = [cfg.seed * 10_000_019 + i for i in range(len(train_users))]
     logs = play(behaviour, world, train_users, seeds, cfg.scale, turns=cfg.turns, desc=f"behaviour {behaviour.name}")
     timings["behaviour_rollouts_s"] = time.perf_counter() - t0
@@ -131,33 +223,19 @@ def evaluate_agents(cfg: EvalAgentsConfig, progress: bool = True) -> dict:
     timings["iql_train_s"] = iql_stats["seconds"]
 
     policies = {
-        "greedy": GreedyMyopicPolicy(user_model),
-        "greedy-slate": GreedyMyopicPolicy(user_model, "choice-model"),
-        "iql": QPolicy(q, user_model),
+        "greedy": lambda: GreedyMyopicPolicy(user_model),
+        "greedy-slate": lambda: GreedyMyopicPolicy(user_model, "choice-model"),
+        "greedy-slate+adapt": lambda: GreedyMyopicPolicy(user_model, "choice-model", adapt=cfg.adapt),
+        "iql": lambda: QPolicy(q, user_model),
+        "iql+adapt": lambda: QPolicy(q, user_model, adapt=cfg.adapt),
+        "shipped": lambda: trained_agent(adapt=0.0),
+        "shipped+adapt": lambda: trained_agent(adapt=cfg.adapt),
     }
-    eval_users = make_users(world, types, cfg.eval_users, seed=cfg.seed + 2, temperature=cfg.temperature)
-    rng = np.random.default_rng(cfg.seed)
-    results, curves, finals = {}, {}, {}
-    for name in cfg.policies:
-        policy = policies.get(name) or make_policy(name, cfg.seed)
-        t0 = time.perf_counter()
-        seeds = [cfg.seed * 7_000_003 + i for i in range(len(eval_users))]
-        episodes = play(policy, world, eval_users, seeds, cfg.scale, turns=cfg.turns, desc=f"evaluate {name}")
-        U = np.stack([e.utilities() for e in episodes])  # [users, turns]
-        planted = np.array([e.type_index for e in episodes])
-        curves[name] = U.mean(0).tolist()
-        finals[name] = U[:, -1]
-        results[name] = {
-            "final_turn_utility": float(U[:, -1].mean()),
-            "final_turn_ci95": bootstrap_ci(U[:, -1], cfg.bootstrap, rng),
-            "cumulative_utility": float(U.sum(1).mean()),
-            "cumulative_ci95": bootstrap_ci(U.sum(1), cfg.bootstrap, rng),
-            "improvement_over_turn0": float((U[:, -1] - U[:, 0]).mean()),
-            "improvement_ci95": bootstrap_ci(U[:, -1] - U[:, 0], cfg.bootstrap, rng),
-            "final_turn_by_type": {types[k].name: float(U[planted == k, -1].mean()) for k in range(cfg.types)},
-            "episodes_per_second": len(episodes) / (time.perf_counter() - t0),
-            "select_ms_median": 1000 * float(np.median([t for e in episodes for t in e.select_seconds])),
-        }
+    eval_users = users(cfg.eval_users, cfg.seed + 2)
+    factories = {name: policies.get(name) or (lambda name=name: make_policy(name, cfg.seed)) for name in cfg.policies}
+    results, curves, finals = evaluate_policies(
+        factories, world, eval_users, group_names, cfg.seed, cfg.turns, cfg.bootstrap, cfg.scale
+    )
     summary = {}
     if {"iql", "lmm-order", "greedy", "oracle"} <= set(results):
         iql, base = results["iql"], results["lmm-order"]
@@ -173,6 +251,7 @@ def evaluate_agents(cfg: EvalAgentsConfig, progress: bool = True) -> dict:
             d = finals["iql"] - finals[other]
             summary[paired_key(other) + "_paired_se"] = float(d.std() / np.sqrt(len(d)))
             summary.setdefault(paired_key(other), float(d.mean()))
+    summary.update(paired_summary(finals, ("iql", "iql+adapt", "shipped", "shipped+adapt")))
     timings["iql_select_25_candidates_ms_median"] = results.get("iql", {}).get("select_ms_median")
     out = {
         "config": json.loads(json.dumps(asdict(cfg), default=str)),
@@ -236,6 +315,10 @@ def main(argv: list[str]) -> int:
                 f"iql - {other}: {r['summary'][paired_key(other)]:+.3f} final-turn utility "
                 f"(paired se {r['summary'][paired_key(other) + '_paired_se']:.3f})"
             )
+    for agent, rows in r["summary"].get("paired", {}).items():
+        cells = ", ".join(f"{other} {d['mean']:+.2f} ({d['se']:.2f})" for other, d in rows.items())
+        share = r["summary"].get("share_of_oracle_gain", {}).get(agent)
+        print(f"{agent} minus: {cells}" + ("" if share is None else f"; share of oracle gain {share:.0%}"))
     for name, t in r["targets"].items():
         value = "n/a" if t["value"] is None else f"{t['value']:.3f}"
         print(f"{name:<36} {value:>8} (target {t['target']}) {'met' if t['met'] else 'NOT met'}")

@@ -100,6 +100,7 @@ def run_episode(
 ) -> Episode:
     rng = np.random.default_rng(seed)
     prompt = world.random_prompt(rng) if initial_index is None else int(initial_index)
+    user = user.for_session(world, prompt)
     history, turns_played, select_seconds = [prompt], [], []
     for turn in range(turns):
         candidates = world.propose(history[-1], rng, n_candidates)

@@ -60,6 +60,11 @@ class SimulatedUser:
     """Choice noise: P(column) = softmax(utility / temperature)."""
     rating_noise: float = 0.5
 
+    def for_session(self, world: EmbeddingWorld, initial_index: int) -> SimulatedUser:
+        """This user in a session that starts at `initial_index` (planted types' utilities do not depend on it;
+        other families' do: `user_sim.populations`)."""
+        return self
+
     def choice_probabilities(self, columns: list[int]) -> np.ndarray:
         u = self.utilities[np.asarray(columns)] / self.temperature
         p = np.exp(u - u.max())

@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from pasta.contracts import Candidate
+from pasta.policy.session_estimate import corrected_utilities, session_correction
 from pasta.policy.state import PolicyState
 
 
@@ -96,14 +97,22 @@ def check_slate(slate: str) -> str:
 
 
 class LMMOrderPolicy:
-    """Baseline "just ask the LMM": the generator's first candidate in each category, in category order."""
+    """Baseline "just ask the LMM": the generator's first candidate in each category. Where there are more categories
+    than columns, the categories left out rotate with the turn (and the session's seed), so every category is shown
+    as often as any other; always dropping the last category in the generator's order made this baseline never
+    show it (a weaker baseline than an LMM's own order)."""
 
     name = "lmm-order"
 
     def select(
         self, state: PolicyState, candidates: Sequence[Candidate], slate_size: int
     ) -> tuple[list[int], np.ndarray]:
-        scores = -np.arange(len(candidates), dtype=np.float32)
+        categories = list(dict.fromkeys(c.category for c in candidates))
+        shift = (int(state.turn) + int(state.seed)) % max(1, len(categories))
+        rank = {c: (i - shift) % len(categories) for i, c in enumerate(categories)}
+        order = sorted(range(len(candidates)), key=lambda i: (rank[candidates[i].category], i))
+        scores = np.empty(len(candidates), np.float32)
+        scores[order] = -np.arange(len(candidates), dtype=np.float32)
         return top_per_category(scores, candidates, slate_size), scores
 
 
@@ -139,23 +148,33 @@ def choice_temperature(user_model) -> float:
     return float(user_model.log_temperature.detach().exp())
 
 
+def adapted_utilities(user_model, state: PolicyState, posterior: np.ndarray, strength: float):
+    """(per-type utilities [N, K] of the candidates with this session's correction added, the correction [N]);
+    strength 0: the user model's utilities as they are (`pasta.policy.session_estimate`)."""
+    import torch
+
+    features = candidate_column_features(state)
+    with torch.no_grad():
+        u = user_model.utilities(torch.as_tensor(features)).numpy()
+    w = session_correction(user_model, state.history_slates, posterior, state.initial_embedding, strength)
+    return corrected_utilities(u, features, state.initial_embedding, w)
+
+
 class GreedyMyopicPolicy:
     """Baseline: immediate utility under the user-type posterior, no look-ahead. `slate="top"` (the "greedy"
     baseline) shows the best candidate per category; `"choice-model"` ("greedy-slate") the slate with the highest
-    expected utility of the column the person will choose (`choice_model_slate` with values = utilities)."""
+    expected utility of the column the person will choose (`choice_model_slate` with values = utilities).
+    `adapt` > 0 adds the session's own preference estimate with that strength (names end in "+adapt")."""
 
-    def __init__(self, user_model, slate: str = "top") -> None:
-        self.user_model, self.slate = user_model, check_slate(slate)
-        self.name = "greedy" if slate == "top" else "greedy-slate"
+    def __init__(self, user_model, slate: str = "top", adapt: float = 0.0) -> None:
+        self.user_model, self.slate, self.adapt = user_model, check_slate(slate), float(adapt)
+        self.name = ("greedy" if slate == "top" else "greedy-slate") + ("+adapt" if adapt else "")
 
     def select(
         self, state: PolicyState, candidates: Sequence[Candidate], slate_size: int
     ) -> tuple[list[int], np.ndarray]:
-        import torch
-
         posterior = posterior_from_state(self.user_model, state)
-        with torch.no_grad():
-            u = self.user_model.utilities(torch.as_tensor(candidate_column_features(state))).numpy()
+        u, _ = adapted_utilities(self.user_model, state, posterior, self.adapt)
         scores = (u @ posterior).astype(np.float32)
         if self.slate == "top":
             return top_per_category(scores, candidates, slate_size), scores
@@ -167,12 +186,13 @@ class QPolicy:
     """The PASTA agent: Q(state, candidate), trained by IQL, turned into a slate by SlateQ's choice model (default)
     or per category by the highest Q (`slate="top"`). With the myopic-residual Q-network, a candidate's value to
     type k is Q_k(s, a) (per-type Q-networks) or u_k(a) + (Q(s, a) - posterior . u(a)) (single-output ones): its
-    utility to that type plus the learned continuation value."""
+    utility to that type plus the learned continuation value. `adapt` > 0 adds the session's own preference
+    estimate (`pasta.policy.session_estimate`) to every type's values and utilities: what the picks so far say
+    beyond the types (the Q-network still reads the user model's own utilities, as in training)."""
 
-    name = "iql"
-
-    def __init__(self, q, user_model, slate: str = "choice-model") -> None:
-        self.q, self.user_model, self.slate = q, user_model, check_slate(slate)
+    def __init__(self, q, user_model, slate: str = "choice-model", adapt: float = 0.0) -> None:
+        self.q, self.user_model, self.slate, self.adapt = q, user_model, check_slate(slate), float(adapt)
+        self.name = "iql" + ("+adapt" if adapt else "")
 
     def state_vector(self, state: PolicyState, posterior: np.ndarray | None = None) -> np.ndarray:
         """The Q-network's state features; `posterior` when the caller already has it (else computed)."""
@@ -201,6 +221,7 @@ class QPolicy:
         actions = action_features(state.candidate_embeddings, [c.category for c in candidates], u)
         posterior = posterior_from_state(self.user_model, state)
         state_vector = self.state_vector(state, posterior)
+        u_adapted, extra = adapted_utilities(self.user_model, state, posterior, self.adapt)
         config = self.q.config
         if config.per_type_values:
             values = self.q.q_types(state_vector, actions)  # [N, K]
@@ -212,7 +233,10 @@ class QPolicy:
                 if config.myopic_residual
                 else np.repeat(scores[:, None], u.shape[1], axis=1)
             )
+        scores, values = scores + extra, values + extra[:, None]
         if self.slate == "top":
             return top_per_category(scores, candidates, slate_size), scores
-        slate = choice_model_slate(values, u, posterior, choice_temperature(self.user_model), candidates, slate_size)
+        slate = choice_model_slate(
+            values, u_adapted, posterior, choice_temperature(self.user_model), candidates, slate_size
+        )
         return slate, scores

@@ -1,0 +1,199 @@
+"""User families beyond the planted types, the rotating LMM-order baseline and the session's preference estimate,
+on the real embedding world (shipped MiniLM embeddings of every tuple) and a real, small EM user model."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from pasta.contracts import CATEGORIES
+from pasta.policy.session_estimate import corrected_utilities, session_correction
+from pasta.policy.slate import GreedyMyopicPolicy, LMMOrderPolicy
+from pasta.policy.state import PolicyState
+from pasta.policy.user_model import UserModel, UserModelConfig, column_features
+from user_sim.evaluate_agents import EvalAgentsConfig, choice_data, evaluate_agents
+from user_sim.policies import make_policy
+from user_sim.populations import FAMILIES, POPULATIONS, FamilyUser, population
+from user_sim.rollout import play, run_episode
+from user_sim.world import EmbeddingWorld
+
+
+@pytest.fixture(scope="module")
+def world():
+    return EmbeddingWorld()
+
+
+def test_every_population_draws_the_same_users_for_the_same_seed(world):
+    for name in POPULATIONS:
+        a, b = (population(name).users(world, 12, seed=5) for _ in range(2))
+        start = world.random_prompt(np.random.default_rng(0))
+        assert [u.user_id for u in a] == [u.user_id for u in b]
+        for x, y in zip(a, b):
+            assert np.array_equal(x.for_session(world, start).utilities, y.for_session(world, start).utilities)
+    with pytest.raises(ValueError, match="unknown population 'nope'"):
+        population("nope")
+
+
+def test_target_seekers_value_the_attributes_of_their_target(world):
+    user = population("target").users(world, 1, seed=3)[0]
+    assert isinstance(user, FamilyUser) and user.family == "target"
+    table = user.for_session(world, 0).utilities
+    target = world.index_of(user.params["target"])
+    assert table.argmax() == target and table[target] == pytest.approx(sum(user.params["weights"]))
+    # one attribute away from the target loses exactly that attribute's weight
+    t = np.array(user.params["target"])
+    t[0] = (t[0] + 1) % world.sizes[0]
+    assert table[world.index_of(t)] == pytest.approx(table[target] - user.params["weights"][0])
+
+
+def test_small_steps_users_pay_for_every_attribute_changed_from_their_first_prompt(world):
+    user = population("small-steps").users(world, 1, seed=4)[0]
+    start = 1234
+    table = user.for_session(world, start).utilities
+    changed = (world.tuples != world.tuples[start]).sum(1)
+    taste = sum(np.asarray(w)[world.tuples[:, i]] for i, w in enumerate(user.params["taste"]))
+    assert np.allclose(table, taste - 1.5 * changed, atol=1e-5)
+    other = user.for_session(world, 99).utilities  # the same person starting elsewhere wants to stay there
+    assert table[start] - table.mean() > 1 and other[99] - other.mean() > 1
+
+
+def test_interaction_tastes_have_no_main_effect_and_flat_tastes_are_nearly_indifferent(world):
+    inter = population("interaction").users(world, 1, seed=6)[0].for_session(world, 0).utilities
+    style = world.axes.index("style")
+    by_style = [inter[world.tuples[:, style] == v].mean() for v in range(world.sizes[style])]
+    spread_within = inter.std()
+    assert np.ptp(by_style) < spread_within  # a style alone says less than the style-background pairs
+    flat = population("flat").users(world, 1, seed=6)[0].for_session(world, 0).utilities
+    assert flat.std() < 0.1 * inter.std()
+
+
+def test_a_mixture_draws_each_family_and_episodes_score_the_session_utility(world):
+    users = population("mixture").users(world, 40, seed=2)
+    assert Counter(u.family for u in users).keys() == set(FAMILIES)
+    assert all(population("mixture").group_names()[u.type_index] == u.family for u in users)
+    episode = run_episode(make_policy("oracle"), users[0], world, seed=11)
+    session = users[0].for_session(world, episode.initial_index)
+    chosen = [s.chosen_index for s in episode.turns]
+    assert np.allclose(episode.utilities(), session.utilities[chosen])
+
+
+def test_lmm_order_shows_every_category_equally_often(world):
+    users = population("flat").users(world, 4, seed=0)
+    episodes = play(LMMOrderPolicy(), world, users, [0, 1, 2, 3])
+    shown = Counter(t.candidates[i].category for e in episodes for t in e.turns for i in t.slate)
+    assert set(shown) == set(CATEGORIES) and max(shown.values()) - min(shown.values()) <= 4
+    for turn in episodes[0].turns:  # still the generator's first candidate of each category shown
+        for i in turn.slate:
+            first = next(j for j, c in enumerate(turn.candidates) if c.category == turn.candidates[i].category)
+            assert i == first
+
+
+@pytest.fixture(scope="module")
+def user_model(world):
+    users = population("planted").users(world, 300, seed=1, types_seed=0)
+    episodes = play(make_policy("random"), world, users, list(range(300)))
+    model = UserModel(2 * world.embeddings.shape[1], UserModelConfig(n_types=2, em_iters=5))
+    model.fit(choice_data(world, episodes))
+    return model
+
+
+def _picks(world, start: int, nearest: bool, turns: int = 4, seed: int = 0):
+    """Slates of the start tuple's single edits, where the person always picks the edit nearest to (or farthest
+    from) the first prompt."""
+    E, rng = world.embeddings, np.random.default_rng(seed)
+    options = world.single_edits(start, world.axes)
+    slates = []
+    for _ in range(turns):
+        columns = rng.choice(options, 4, replace=False)
+        near = E[columns] @ E[start]
+        slates.append((column_features(E[columns], None), int(near.argmax() if nearest else near.argmin())))
+    return slates
+
+
+def test_the_session_estimate_learns_whether_the_person_stays_near_their_first_prompt(world, user_model):
+    start, posterior = 1234, np.full(2, 0.5)
+    initial = world.embeddings[start]
+    stays = session_correction(user_model, _picks(world, start, nearest=True), posterior, initial, 1.0)
+    strays = session_correction(user_model, _picks(world, start, nearest=False), posterior, initial, 1.0)
+    assert stays > 0 > strays
+    assert session_correction(user_model, _picks(world, start, True), posterior, initial, 4.0) == pytest.approx(
+        4 * stays, rel=1e-5
+    )  # the strength scales the first-order estimate
+    assert session_correction(user_model, [], posterior, initial, 1.0) == 0.0
+    assert session_correction(user_model, _picks(world, start, True), posterior, None, 1.0) == 0.0
+    with pytest.raises(ValueError, match="strength must be >= 0"):
+        session_correction(user_model, [], posterior, initial, -1.0)
+    features = column_features(world.embeddings[[start, 7, 8]], None)
+    u = np.zeros((3, 2), np.float32)
+    adapted, extra = corrected_utilities(u, features, initial, stays)
+    assert np.allclose(adapted, extra[:, None]) and extra.argmax() == 0  # the first prompt itself gains most
+    assert np.allclose(corrected_utilities(u, features, initial, 0.0)[0], u)
+
+
+def test_an_adapting_policy_keeps_a_small_steps_person_near_their_prompt(world, user_model):
+    from pasta.contracts import Candidate
+
+    start = 4321
+    E = world.embeddings
+    rng = np.random.default_rng(1)
+    indices = [start] + list(rng.choice(world.single_edits(start, world.axes), 24, replace=False))
+    candidates = [Candidate(world.captions[j], CATEGORIES[i % 5], "test") for i, j in enumerate(indices)]
+    state = PolicyState(
+        turn=4,
+        seed=0,
+        initial_embedding=E[start],
+        history_slates=_picks(world, start, nearest=True),
+        candidate_embeddings=E[indices],
+        candidate_categories=[c.category for c in candidates],
+    )
+    adapting = GreedyMyopicPolicy(user_model, "choice-model", adapt=1000.0)
+    assert adapting.name == "greedy-slate+adapt" and GreedyMyopicPolicy(user_model).name == "greedy"
+    slate, scores = adapting.select(state, candidates, 4)
+    assert scores.argmax() == 0 and slate[0] == 0  # the first prompt itself (a rephrase) leads the slate
+
+
+def test_eval_agents_runs_any_population_with_adapting_and_shipped_agents(tmp_path):
+    cfg = EvalAgentsConfig(
+        train_users=120,
+        eval_users=40,
+        population="mixture",
+        bootstrap=50,
+        out=tmp_path / "eval",
+    )
+    cfg.user_model.n_types, cfg.user_model.em_iters = 2, 3
+    cfg.iql.steps = 20
+    result = evaluate_agents(cfg, progress=False)
+    assert set(result["policies"]) == set(cfg.policies)
+    assert set(result["policies"]["iql"]["final_turn_by_type"]) <= set(FAMILIES)
+    paired = result["summary"]["paired"]
+    assert set(paired) == {"iql", "iql+adapt", "shipped", "shipped+adapt"}
+    assert {"lmm-order", "greedy-slate", "oracle"} <= set(paired["iql+adapt"])
+    assert (tmp_path / "eval" / "metrics.json").exists()
+
+
+def test_closed_loop_logs_retrains_from_the_store_and_evaluates_each_population(tmp_path):
+    from pasta.logbook import LogStore
+    from user_sim.closed_loop import ClosedLoopConfig, closed_loop, table
+
+    cfg = ClosedLoopConfig(
+        populations=("small-steps",),
+        train_users=60,
+        eval_users=30,
+        ks=(1, 2),
+        policies=("lmm-order", "greedy-slate", "retrained", "retrained+adapt", "shipped", "oracle"),
+        bootstrap=20,
+        out=tmp_path / "loop",
+    )
+    cfg.iql.steps = 10
+    result = closed_loop(cfg, progress=False)
+    run = result["populations"]["small-steps"]
+    folder = tmp_path / "loop" / "small-steps"
+    with LogStore(folder / "logs.sqlite", create=False) as store:
+        assert len(list(store.episodes(source="simulator"))) == 60  # every simulated session went through the store
+    assert (folder / "agent" / "user_model").is_dir() and (folder / "agent" / "qnet").is_dir()
+    assert run["user_model"]["users"] == 60 and run["user_model"]["k"] in (1, 2)
+    assert set(run["policies"]) == set(cfg.policies)
+    assert set(run["summary"]["paired"]) == {"retrained", "retrained+adapt", "shipped"}
+    assert "small-steps" in table(run) and (tmp_path / "loop" / "metrics.json").exists()
+    with pytest.raises(ValueError, match="unknown population"):
+        closed_loop(ClosedLoopConfig(populations=("planted", "nope"), out=tmp_path / "x"), progress=False)
