@@ -23,7 +23,7 @@ from pasta.policy.slate import GreedyMyopicPolicy
 from pasta.policy.train_q import TrainQConfig, train_q
 from pasta.policy.train_user_model import TrainUserModelConfig, train_user_model
 from pasta.policy.user_model import UserModel
-from user_sim.evaluate_agents import evaluate_policies, paired_summary
+from user_sim.evaluate_agents import BASELINES, evaluate_policies, paired_summary
 from user_sim.policies import make_policy, trained_agent
 from user_sim.populations import POPULATIONS, population
 from user_sim.rollout import play
@@ -49,15 +49,7 @@ class ClosedLoopConfig:
     iql: IQLConfig = field(default_factory=IQLConfig)
     adapt: float = SESSION_STRENGTH
     """Strength of the session estimate of the "+adapt" policies."""
-    policies: tuple[str, ...] = (
-        "lmm-order",
-        "random",
-        "greedy",
-        "greedy-slate",
-        "greedy-slate+adapt",
-        *AGENTS,
-        "oracle",
-    )
+    policies: tuple[str, ...] = (*BASELINES, *AGENTS, "oracle")
     bootstrap: int = 1000
     out: Path = Path("runs/closed_loop")
     """Per population: logs.sqlite, agent/ (user_model/, qnet/); metrics.json for all."""

@@ -31,6 +31,8 @@ from user_sim.rollout import Episode, play
 from user_sim.world import EmbeddingWorld
 
 PAIRED = ("greedy", "greedy-slate", "oracle")
+BASELINES = ("lmm-order", "random", "greedy", "greedy-slate", "greedy-slate+adapt")
+"""Policies that know no Q-network: what agents are compared with (and the oracle above them)."""
 """Policies the agent is compared with turn by turn on the same users (paired differences)."""
 
 
@@ -63,11 +65,7 @@ class EvalAgentsConfig:
     user_model: UserModelConfig = field(default_factory=lambda: UserModelConfig(n_types=4))
     iql: IQLConfig = field(default_factory=IQLConfig)
     policies: tuple[str, ...] = (
-        "lmm-order",
-        "random",
-        "greedy",
-        "greedy-slate",
-        "greedy-slate+adapt",
+        *BASELINES,
         "iql",
         "iql+adapt",
         "shipped",
@@ -156,9 +154,6 @@ def evaluate_policies(
             "select_ms_median": 1000 * float(np.median([t for e in episodes for t in e.select_seconds])),
         }
     return results, curves, finals
-
-
-BASELINES = ("lmm-order", "random", "greedy", "greedy-slate", "greedy-slate+adapt")
 
 
 def paired_summary(finals: dict[str, np.ndarray], agents: tuple[str, ...]) -> dict:
