@@ -31,9 +31,9 @@ from user_sim.rollout import Episode, play
 from user_sim.world import EmbeddingWorld
 
 PAIRED = ("greedy", "greedy-slate", "oracle")
+"""Policies the agent is compared with turn by turn on the same users (paired differences)."""
 BASELINES = ("lmm-order", "random", "greedy", "greedy-slate", "greedy-slate+adapt")
 """Policies that know no Q-network: what agents are compared with (and the oracle above them)."""
-"""Policies the agent is compared with turn by turn on the same users (paired differences)."""
 
 
 def paired_key(other: str) -> str:

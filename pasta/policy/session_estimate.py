@@ -50,11 +50,11 @@ def session_correction(
     initial: np.ndarray | None,
     strength: float,
 ) -> float:
-    """The estimate w from the finished turns ((column features [L, 2D], choice) each); 0 before any pick or
-    without the first prompt's embedding."""
+    """The estimate w from the finished turns ((column features [L, 2D], choice) each); 0 at strength 0, before any
+    pick or without the first prompt's embedding."""
     if strength < 0:
         raise ValueError(f"strength must be >= 0, got {strength}")
-    if not history_slates or initial is None:
+    if strength == 0 or not history_slates or initial is None:  # nothing to learn: no choice-model passes
         return 0.0
     T = float(user_model.log_temperature.detach().exp())
     gradient = 0.0

@@ -148,16 +148,21 @@ def choice_temperature(user_model) -> float:
     return float(user_model.log_temperature.detach().exp())
 
 
-def adapted_utilities(user_model, state: PolicyState, posterior: np.ndarray, strength: float):
-    """(per-type utilities [N, K] of the candidates with this session's correction added, the correction [N]);
-    strength 0: the user model's utilities as they are (`pasta.policy.session_estimate`)."""
+def candidate_utilities(user_model, state: PolicyState) -> np.ndarray:
+    """[N, K]: every type's utility of each candidate."""
     import torch
 
-    features = candidate_column_features(state)
     with torch.no_grad():
-        u = user_model.utilities(torch.as_tensor(features)).numpy()
+        return user_model.utilities(torch.as_tensor(candidate_column_features(state))).numpy()
+
+
+def adapted_utilities(user_model, state: PolicyState, posterior: np.ndarray, strength: float, u: np.ndarray):
+    """(the candidates' per-type utilities `u` [N, K] with this session's correction added, the correction [N]);
+    strength 0: `u` as it is (`pasta.policy.session_estimate`)."""
     w = session_correction(user_model, state.history_slates, posterior, state.initial_embedding, strength)
-    return corrected_utilities(u, features, state.initial_embedding, w)
+    if w == 0:
+        return u, np.zeros(len(u), np.float32)
+    return corrected_utilities(u, candidate_column_features(state), state.initial_embedding, w)
 
 
 class GreedyMyopicPolicy:
@@ -174,7 +179,9 @@ class GreedyMyopicPolicy:
         self, state: PolicyState, candidates: Sequence[Candidate], slate_size: int
     ) -> tuple[list[int], np.ndarray]:
         posterior = posterior_from_state(self.user_model, state)
-        u, _ = adapted_utilities(self.user_model, state, posterior, self.adapt)
+        u, _ = adapted_utilities(
+            self.user_model, state, posterior, self.adapt, candidate_utilities(self.user_model, state)
+        )
         scores = (u @ posterior).astype(np.float32)
         if self.slate == "top":
             return top_per_category(scores, candidates, slate_size), scores
@@ -212,16 +219,13 @@ class QPolicy:
     def select(
         self, state: PolicyState, candidates: Sequence[Candidate], slate_size: int
     ) -> tuple[list[int], np.ndarray]:
-        import torch
-
         from pasta.policy.qnet import action_features
 
-        with torch.no_grad():
-            u = self.user_model.utilities(torch.as_tensor(candidate_column_features(state))).numpy()
+        u = candidate_utilities(self.user_model, state)
         actions = action_features(state.candidate_embeddings, [c.category for c in candidates], u)
         posterior = posterior_from_state(self.user_model, state)
         state_vector = self.state_vector(state, posterior)
-        u_adapted, extra = adapted_utilities(self.user_model, state, posterior, self.adapt)
+        u_adapted, extra = adapted_utilities(self.user_model, state, posterior, self.adapt, u)
         config = self.q.config
         if config.per_type_values:
             values = self.q.q_types(state_vector, actions)  # [N, K]
