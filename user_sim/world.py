@@ -20,6 +20,7 @@ import numpy as np
 
 from pasta.contracts import CATEGORIES, Candidate
 from pasta.paths import DATA_DIR
+from pasta.paths import cache_dir as default_cache_dir
 from pasta.worlds import load_world
 from pasta.worlds.world import AttributeWorld
 
@@ -50,9 +51,7 @@ class EmbeddingWorld:
         self.captions = [self.world.canonical_caption(self.values(t)) for t in self.tuples]
         key = hashlib.sha1("\n".join(self.captions).encode()).hexdigest()[:16]
         shipped = DATA_DIR / "sim" / f"world-{key}.npy"  # fp16, built by `python -m user_sim.world`
-        cache = (
-            cache_dir or Path(os.environ.get("PASTA_CACHE", Path.home() / ".cache" / "pasta"))
-        ) / f"world-{key}.npy"
+        cache = (cache_dir or default_cache_dir()) / f"world-{key}.npy"
         if shipped.exists():
             self.embeddings = np.load(shipped).astype(np.float32)
         elif cache.exists():

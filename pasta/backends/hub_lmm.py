@@ -8,6 +8,8 @@ back to retrieval candidates, so a broken model never reaches the user.
 
 from __future__ import annotations
 
+import logging
+import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, runtime_checkable
@@ -15,11 +17,13 @@ from typing import Protocol, runtime_checkable
 import torch
 
 from pasta import torch_thread
+from pasta.backends import gguf_cache
 from pasta.backends.hub_t2i import cannot_load, default_dtype
 from pasta.backends.prefix_cache import PrefixCache
 from pasta.console import silenced_stderr
 
 Messages = list[dict[str, str]]
+log = logging.getLogger(__name__)
 
 
 class LMMError(RuntimeError):
@@ -63,20 +67,12 @@ class TransformersChatModel:
         temperature: float = 0.8,
         top_p: float = 0.95,
     ) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         self.model_name = str(model)
         self.device = torch.device(device)
         self.dtype = dtype or default_dtype(self.device)
         self.temperature = temperature
         self.top_p = top_p
-        extra = {"gguf_file": gguf_file} if gguf_file else {}
-        try:
-            with silenced_stderr():  # a GGUF load draws a de-quantizing bar nobody can turn off
-                self.tokenizer = AutoTokenizer.from_pretrained(self.model_name, **extra)
-                self.model = AutoModelForCausalLM.from_pretrained(self.model_name, dtype=self.dtype, **extra)
-        except OSError as error:
-            raise OSError(cannot_load("chat model", self.model_name, error)) from error
+        self.tokenizer, self.model = self._load(gguf_file)
         if not self.tokenizer.chat_template:
             raise ValueError(f"{self.model_name!r} has no chat template: use an instruct/chat model")
         if self.tokenizer.pad_token is None:
@@ -84,6 +80,30 @@ class TransformersChatModel:
         self.model.to(self.device).eval()
         self._lock = threading.Lock()  # the model and its cache of openings serve one batch at a time
         self._openings = PrefixCache(self.model)
+
+    def _load(self, gguf_file: str | None):
+        """(tokenizer, model): from the model's id or folder, or from a GGUF file in that folder, converted once
+        and then read from the cache (`pasta.backends.gguf_cache`)."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        converted = gguf_cache.converted_folder(self.model_name, gguf_file, self.dtype) if gguf_file else None
+        if converted is not None and gguf_cache.is_complete(converted):
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(converted)
+                return tokenizer, AutoModelForCausalLM.from_pretrained(converted, dtype=self.dtype)
+            except Exception as error:  # an unreadable cache is rebuilt, never fatal
+                log.warning("the converted model in %s does not load (%s): converting the GGUF again", converted, error)
+                shutil.rmtree(converted, ignore_errors=True)
+        extra = {"gguf_file": gguf_file} if gguf_file else {}
+        try:
+            with silenced_stderr():  # a GGUF load draws a de-quantizing bar nobody can turn off
+                tokenizer = AutoTokenizer.from_pretrained(self.model_name, **extra)
+                model = AutoModelForCausalLM.from_pretrained(self.model_name, dtype=self.dtype, **extra)
+        except OSError as error:
+            raise OSError(cannot_load("chat model", self.model_name, error)) from error
+        if converted is not None:
+            gguf_cache.save_converted(model, tokenizer, converted)
+        return tokenizer, model
 
     def complete(self, messages: Messages, max_new_tokens: int, n: int = 1) -> list[str]:
         return self._generate([messages] * n, max_new_tokens)

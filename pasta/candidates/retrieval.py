@@ -11,22 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import os
-from pathlib import Path
 
 import numpy as np
 
 from pasta.candidates.clean import assemble, extend
 from pasta.candidates.phrase_bank import clip_interrogator_phrases
 from pasta.contracts import Candidate
+from pasta.paths import cache_dir
 from pasta.worlds.prompt_edits import pick
 from pasta.worlds.world import World
 
 FLAVOR_SUBSET = 4000
 """Flavor phrases indexed (a seeded sample of the ~100k, short ones): enough variety, a few seconds to embed."""
-
-
-def _cache_dir() -> Path:
-    return Path(os.environ.get("PASTA_CACHE", Path.home() / ".cache" / "pasta"))
 
 
 def _phrase_pools() -> dict[str, list[str]]:
@@ -47,7 +43,7 @@ class PhraseIndex:
 
         self.phrases = phrases
         key = hashlib.sha1("\n".join(phrases).encode()).hexdigest()[:16]
-        path = _cache_dir() / f"phrases-{key}.npy"
+        path = cache_dir() / f"phrases-{key}.npy"
         if path.exists():
             vectors = np.load(path)
         else:
