@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pasta.contracts import CATEGORIES
-from pasta.policy.session_estimate import corrected_utilities, session_correction
+from pasta.policy.session_estimate import corrected_utilities, edit_utility, session_correction, types_explain_picks
 from pasta.policy.slate import GreedyMyopicPolicy, LMMOrderPolicy
 from pasta.policy.state import PolicyState
 from pasta.policy.user_model import UserModel, UserModelConfig, column_features
@@ -166,8 +166,8 @@ def test_eval_agents_runs_any_population_with_adapting_and_shipped_agents(tmp_pa
     assert set(result["policies"]) == set(cfg.policies)
     assert set(result["policies"]["iql"]["final_turn_by_type"]) <= set(FAMILIES)
     paired = result["summary"]["paired"]
-    assert set(paired) == {"iql", "iql+adapt", "shipped", "shipped+adapt"}
-    assert {"lmm-order", "greedy-slate", "oracle"} <= set(paired["iql+adapt"])
+    assert set(paired) == {"iql", "iql+adapt", "iql+explore", "shipped", "shipped+adapt", "shipped+explore"}
+    assert {"lmm-order", "greedy-slate", "oracle"} <= set(paired["iql+explore"])
     assert (tmp_path / "eval" / "metrics.json").exists()
 
 
@@ -180,7 +180,7 @@ def test_closed_loop_logs_retrains_from_the_store_and_evaluates_each_population(
         train_users=60,
         eval_users=30,
         ks=(1, 2),
-        policies=("lmm-order", "greedy-slate", "retrained", "retrained+adapt", "shipped", "oracle"),
+        policies=("lmm-order", "greedy-slate", "retrained", "retrained+explore", "shipped", "oracle"),
         bootstrap=20,
         out=tmp_path / "loop",
     )
@@ -193,7 +193,80 @@ def test_closed_loop_logs_retrains_from_the_store_and_evaluates_each_population(
     assert (folder / "agent" / "user_model").is_dir() and (folder / "agent" / "qnet").is_dir()
     assert run["user_model"]["users"] == 60 and run["user_model"]["k"] in (1, 2)
     assert set(run["policies"]) == set(cfg.policies)
-    assert set(run["summary"]["paired"]) == {"retrained", "retrained+adapt", "shipped"}
+    assert set(run["summary"]["paired"]) == {"retrained", "retrained+explore", "shipped"}
     assert "small-steps" in table(run) and (tmp_path / "loop" / "metrics.json").exists()
     with pytest.raises(ValueError, match="unknown population"):
         closed_loop(ClosedLoopConfig(populations=("planted", "nope"), out=tmp_path / "x"), progress=False)
+
+
+def test_the_edit_utility_is_the_laplace_posterior_and_is_certain_only_where_slates_have_looked(world, user_model):
+    import torch
+
+    start, posterior = 2468, np.full(2, 0.5)
+    E = world.embeddings
+    picks = _picks(world, start, nearest=False)
+    current = E[start]
+    candidates = E[[start] + world.single_edits(start, world.axes)[:12]]
+    mean, sd = edit_utility(user_model, picks, posterior, current, candidates, prior_variance=4.0)
+
+    T = float(user_model.log_temperature.detach().exp())  # the same posterior, by a D x D inverse
+    D = E.shape[1]
+    precision, gradient = np.eye(D) / 4.0, np.zeros(D)
+    for X, choice in picks:
+        with torch.no_grad():
+            p = user_model.predict_choice(X[None], posterior[None].astype(np.float32))[0].astype(np.float64)
+        z = X[:, :D] - p @ X[:, :D]
+        gradient += z[choice] / T
+        precision += (z.T * p) @ z / T**2
+    sigma = np.linalg.inv(precision)
+    edits = candidates - current
+    assert np.allclose(mean, edits @ sigma @ gradient, atol=1e-6)
+    assert np.allclose(sd, np.sqrt(np.einsum("nd,de,ne->n", edits, sigma, edits)), atol=1e-6)
+    assert mean[0] == 0 and sd[0] == 0  # the rephrase: no edit, nothing to learn or to find
+    prior_mean, prior_sd = edit_utility(user_model, [], posterior, current, candidates, prior_variance=4.0)
+    assert np.all(prior_mean == 0) and np.allclose(prior_sd, 2.0 * np.linalg.norm(edits, axis=1))
+    assert np.all(sd[1:] < prior_sd[1:])  # every shown slate narrowed what is unknown
+
+
+def test_exploring_happens_when_the_types_do_not_explain_the_picks(world, user_model):
+    import torch
+
+    from pasta.contracts import Candidate
+
+    E, rng = world.embeddings, np.random.default_rng(3)
+    posterior = np.full(2, 0.5, np.float32)
+    slates = [column_features(E[rng.choice(len(world), 4, replace=False)], None) for _ in range(4)]
+    with torch.no_grad():
+        predicted = [user_model.predict_choice(X[None], posterior[None])[0] for X in slates]
+    expected = [(X, int(p.argmax())) for X, p in zip(slates, predicted)]
+    contrary = [(X, int(p.argmin())) for X, p in zip(slates, predicted)]
+    assert types_explain_picks(user_model, [], posterior) == 0.5
+    assert (
+        types_explain_picks(user_model, expected, posterior)
+        > 0.5
+        > types_explain_picks(user_model, contrary, posterior)
+    )
+
+    start = 1357
+    indices = [start] + list(rng.choice(world.single_edits(start, world.axes), 24, replace=False))
+    candidates = [Candidate(world.captions[j], CATEGORIES[i % 5], "test") for i, j in enumerate(indices)]
+    state = PolicyState(
+        turn=4,
+        seed=0,
+        initial_embedding=E[start],
+        current_embedding=E[start],
+        history_slates=contrary,
+        candidate_embeddings=E[indices],
+        candidate_categories=[c.category for c in candidates],
+    )
+    plain, exploring = (
+        GreedyMyopicPolicy(user_model, "choice-model"),
+        GreedyMyopicPolicy(user_model, "choice-model", explore=1000.0),
+    )
+    assert exploring.name == "greedy-slate+explore"
+    assert (
+        GreedyMyopicPolicy(user_model, "choice-model", explore=0.0).select(state, candidates, 4)[0]
+        == (plain.select(state, candidates, 4)[0])
+    )
+    slate, scores = exploring.select(state, candidates, 4)
+    assert 0 not in slate and scores[0] == scores.min()  # the rephrase can find nothing new

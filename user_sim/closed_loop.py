@@ -18,7 +18,7 @@ from pasta.executors import ExecutorConfig, Scale
 from pasta.logbook import LogStore
 from pasta.policy.episodes import TextEmbeddingCache
 from pasta.policy.iql import IQLConfig
-from pasta.policy.session_estimate import SESSION_STRENGTH
+from pasta.policy.session_estimate import EXPLORE_STRENGTH, SESSION_STRENGTH
 from pasta.policy.slate import GreedyMyopicPolicy
 from pasta.policy.train_q import TrainQConfig, train_q
 from pasta.policy.train_user_model import TrainUserModelConfig, train_user_model
@@ -30,7 +30,7 @@ from user_sim.rollout import play
 from user_sim.store import write_episodes
 from user_sim.world import EmbeddingWorld
 
-AGENTS = ("retrained", "retrained+adapt", "shipped", "shipped+adapt")
+AGENTS = ("retrained", "retrained+adapt", "retrained+explore", "shipped", "shipped+adapt", "shipped+explore")
 
 
 @dataclass
@@ -49,6 +49,8 @@ class ClosedLoopConfig:
     iql: IQLConfig = field(default_factory=IQLConfig)
     adapt: float = SESSION_STRENGTH
     """Strength of the session estimate of the "+adapt" policies."""
+    explore: float = EXPLORE_STRENGTH
+    """Optimism of the "+explore" policies."""
     policies: tuple[str, ...] = (*BASELINES, *AGENTS, "oracle")
     bootstrap: int = 1000
     out: Path = Path("runs/closed_loop")
@@ -98,8 +100,10 @@ def run_population(cfg: ClosedLoopConfig, name: str, world: EmbeddingWorld, prog
         "greedy-slate+adapt": lambda: GreedyMyopicPolicy(user_model, "choice-model", adapt=cfg.adapt),
         "retrained": lambda: trained_agent(agent_dir, adapt=0.0),
         "retrained+adapt": lambda: trained_agent(agent_dir, adapt=cfg.adapt),
+        "retrained+explore": lambda: trained_agent(agent_dir, explore=cfg.explore),
         "shipped": lambda: trained_agent(adapt=0.0),
         "shipped+adapt": lambda: trained_agent(adapt=cfg.adapt),
+        "shipped+explore": lambda: trained_agent(explore=cfg.explore),
     }
     chosen = {p: factories.get(p) or (lambda p=p: make_policy(p, cfg.seed)) for p in cfg.policies}
     t0 = time.perf_counter()

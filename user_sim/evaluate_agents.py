@@ -22,7 +22,7 @@ from pasta.executors import ExecutorConfig, Scale
 from pasta.policy.episodes import LoggedEpisode, LoggedTurn
 from pasta.policy.iql import IQLConfig, train_iql, transitions
 from pasta.policy.qnet import QNetConfig
-from pasta.policy.session_estimate import SESSION_STRENGTH
+from pasta.policy.session_estimate import EXPLORE_STRENGTH, SESSION_STRENGTH
 from pasta.policy.slate import GreedyMyopicPolicy, QPolicy, SlatePolicy
 from pasta.policy.user_model import ChoiceData, UserModel, UserModelConfig, column_features
 from user_sim.policies import make_policy, trained_agent
@@ -68,16 +68,21 @@ class EvalAgentsConfig:
         *BASELINES,
         "iql",
         "iql+adapt",
+        "iql+explore",
         "shipped",
         "shipped+adapt",
+        "shipped+explore",
         "oracle",
     )
     """greedy: best myopic candidate per category; greedy-slate: myopic values with the agent's slate construction
     (SlateQ choice model), the agent without what IQL learned; "+adapt": with the session's own preference estimate
-    (`pasta.policy.session_estimate`); shipped: the agent in models/embedded/agent, trained on the planted
+    (`pasta.policy.session_estimate`); "+explore": with the session's edit utility and an optimism bonus where the
+    types do not explain the picks; shipped: the agent in models/embedded/agent, trained on the planted
     population; oracle: knows the user's true utilities (oracle-top: best true candidate per category)."""
     adapt: float = SESSION_STRENGTH
     """Strength of the session estimate for the "+adapt" policies."""
+    explore: float = EXPLORE_STRENGTH
+    """Optimism of the "+explore" policies (the session's edit utility, `pasta.policy.session_estimate`)."""
     bootstrap: int = 1000
     out: Path = Path("runs/eval_agents")
     seed: int = 0
@@ -223,8 +228,10 @@ def evaluate_agents(cfg: EvalAgentsConfig, progress: bool = True) -> dict:
         "greedy-slate+adapt": lambda: GreedyMyopicPolicy(user_model, "choice-model", adapt=cfg.adapt),
         "iql": lambda: QPolicy(q, user_model),
         "iql+adapt": lambda: QPolicy(q, user_model, adapt=cfg.adapt),
+        "iql+explore": lambda: QPolicy(q, user_model, explore=cfg.explore),
         "shipped": lambda: trained_agent(adapt=0.0),
         "shipped+adapt": lambda: trained_agent(adapt=cfg.adapt),
+        "shipped+explore": lambda: trained_agent(explore=cfg.explore),
     }
     eval_users = users(cfg.eval_users, cfg.seed + 2)
     factories = {name: policies.get(name) or (lambda name=name: make_policy(name, cfg.seed)) for name in cfg.policies}
@@ -246,7 +253,9 @@ def evaluate_agents(cfg: EvalAgentsConfig, progress: bool = True) -> dict:
             d = finals["iql"] - finals[other]
             summary[paired_key(other) + "_paired_se"] = float(d.std() / np.sqrt(len(d)))
             summary.setdefault(paired_key(other), float(d.mean()))
-    summary.update(paired_summary(finals, ("iql", "iql+adapt", "shipped", "shipped+adapt")))
+    summary.update(
+        paired_summary(finals, ("iql", "iql+adapt", "iql+explore", "shipped", "shipped+adapt", "shipped+explore"))
+    )
     timings["iql_select_25_candidates_ms_median"] = results.get("iql", {}).get("select_ms_median")
     out = {
         "config": json.loads(json.dumps(asdict(cfg), default=str)),

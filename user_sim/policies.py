@@ -46,11 +46,11 @@ def make_policy(name: str, seed: int = 0):
     return BASELINES[name](seed) if name == "random" else BASELINES[name]()
 
 
-def trained_agent(folder: Path = DEFAULT_AGENT_DIR, adapt: float = 0.0) -> QPolicy:
-    """The IQL agent saved in `folder` (default: the shipped one), as the simulator plays it (`adapt`: the strength
-    of its session estimate, as in the app)."""
+def trained_agent(folder: Path = DEFAULT_AGENT_DIR, adapt: float = 0.0, explore: float = 0.0) -> QPolicy:
+    """The IQL agent saved in `folder` (default: the shipped one), as the simulator plays it (`adapt`, `explore`:
+    the strengths of its session estimates, `pasta.policy.session_estimate`)."""
     from pasta.policy.iql import TwinQ
     from pasta.policy.user_model import UserModel
 
     q, user_model = TwinQ.load(Path(folder) / "qnet"), UserModel.load(Path(folder) / "user_model")
-    return QPolicy(q, user_model, adapt=adapt)
+    return QPolicy(q, user_model, adapt=adapt, explore=explore)

@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from pasta.contracts import Candidate
-from pasta.policy.session_estimate import corrected_utilities, session_correction
+from pasta.policy.session_estimate import corrected_utilities, edit_utility, session_correction, types_explain_picks
 from pasta.policy.state import PolicyState
 
 
@@ -165,15 +165,38 @@ def adapted_utilities(user_model, state: PolicyState, posterior: np.ndarray, str
     return corrected_utilities(u, candidate_column_features(state), state.initial_embedding, w)
 
 
+def exploration(
+    user_model, state: PolicyState, posterior: np.ndarray, strength: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(what the session's picks say of each candidate's edit [N], that plus an optimism bonus [N]): the session
+    utility's mean, and mean + strength * sd * P(the types do not explain the picks) (`edit_utility`,
+    `types_explain_picks`); zeros at strength 0 or without embeddings."""
+    n = len(state.candidate_embeddings) if state.candidate_embeddings is not None else 0
+    if strength == 0 or state.current_embedding is None or n == 0:
+        return np.zeros(n, np.float32), np.zeros(n, np.float32)
+    mean, sd = edit_utility(
+        user_model, state.history_slates, posterior, state.current_embedding, state.candidate_embeddings
+    )
+    unexplained = 1.0 - types_explain_picks(user_model, state.history_slates, posterior)
+    return mean.astype(np.float32), (mean + strength * unexplained * sd).astype(np.float32)
+
+
+def suffix(adapt: float, explore: float) -> str:
+    """A policy name's ending for its session estimates: "+adapt", "+explore", both or none."""
+    return ("+adapt" if adapt else "") + ("+explore" if explore else "")
+
+
 class GreedyMyopicPolicy:
     """Baseline: immediate utility under the user-type posterior, no look-ahead. `slate="top"` (the "greedy"
     baseline) shows the best candidate per category; `"choice-model"` ("greedy-slate") the slate with the highest
     expected utility of the column the person will choose (`choice_model_slate` with values = utilities).
-    `adapt` > 0 adds the session's own preference estimate with that strength (names end in "+adapt")."""
+    `adapt` > 0 adds the session's own preference estimate with that strength (names end in "+adapt"); `explore`
+    > 0 the session's edit utility and optimism where the types do not explain the picks ("+explore")."""
 
-    def __init__(self, user_model, slate: str = "top", adapt: float = 0.0) -> None:
-        self.user_model, self.slate, self.adapt = user_model, check_slate(slate), float(adapt)
-        self.name = ("greedy" if slate == "top" else "greedy-slate") + ("+adapt" if adapt else "")
+    def __init__(self, user_model, slate: str = "top", adapt: float = 0.0, explore: float = 0.0) -> None:
+        self.user_model, self.slate = user_model, check_slate(slate)
+        self.adapt, self.explore = float(adapt), float(explore)
+        self.name = ("greedy" if slate == "top" else "greedy-slate") + suffix(adapt, explore)
 
     def select(
         self, state: PolicyState, candidates: Sequence[Candidate], slate_size: int
@@ -182,10 +205,13 @@ class GreedyMyopicPolicy:
         u, _ = adapted_utilities(
             self.user_model, state, posterior, self.adapt, candidate_utilities(self.user_model, state)
         )
-        scores = (u @ posterior).astype(np.float32)
+        mean, optimistic = exploration(self.user_model, state, posterior, self.explore)
+        values = u + optimistic[:, None]
+        scores = (values @ posterior).astype(np.float32)
         if self.slate == "top":
             return top_per_category(scores, candidates, slate_size), scores
-        slate = choice_model_slate(u, u, posterior, choice_temperature(self.user_model), candidates, slate_size)
+        temperature = choice_temperature(self.user_model)
+        slate = choice_model_slate(values, u + mean[:, None], posterior, temperature, candidates, slate_size)
         return slate, scores
 
 
@@ -195,11 +221,13 @@ class QPolicy:
     type k is Q_k(s, a) (per-type Q-networks) or u_k(a) + (Q(s, a) - posterior . u(a)) (single-output ones): its
     utility to that type plus the learned continuation value. `adapt` > 0 adds the session's own preference
     estimate (`pasta.policy.session_estimate`) to every type's values and utilities: what the picks so far say
-    beyond the types (the Q-network still reads the user model's own utilities, as in training)."""
+    beyond the types (the Q-network still reads the user model's own utilities, as in training); `explore` > 0 adds
+    the session's edit utility and an optimism bonus, scaled by how little the types explain the picks."""
 
-    def __init__(self, q, user_model, slate: str = "choice-model", adapt: float = 0.0) -> None:
-        self.q, self.user_model, self.slate, self.adapt = q, user_model, check_slate(slate), float(adapt)
-        self.name = "iql" + ("+adapt" if adapt else "")
+    def __init__(self, q, user_model, slate: str = "choice-model", adapt: float = 0.0, explore: float = 0.0) -> None:
+        self.q, self.user_model, self.slate = q, user_model, check_slate(slate)
+        self.adapt, self.explore = float(adapt), float(explore)
+        self.name = "iql" + suffix(adapt, explore)
 
     def state_vector(self, state: PolicyState, posterior: np.ndarray | None = None) -> np.ndarray:
         """The Q-network's state features; `posterior` when the caller already has it (else computed)."""
@@ -237,10 +265,11 @@ class QPolicy:
                 if config.myopic_residual
                 else np.repeat(scores[:, None], u.shape[1], axis=1)
             )
-        scores, values = scores + extra, values + extra[:, None]
+        mean, optimistic = exploration(self.user_model, state, posterior, self.explore)
+        scores, values = scores + extra + optimistic, values + (extra + optimistic)[:, None]
         if self.slate == "top":
             return top_per_category(scores, candidates, slate_size), scores
         slate = choice_model_slate(
-            values, u_adapted, posterior, choice_temperature(self.user_model), candidates, slate_size
+            values, u_adapted + mean[:, None], posterior, choice_temperature(self.user_model), candidates, slate_size
         )
         return slate, scores
