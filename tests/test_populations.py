@@ -167,7 +167,7 @@ def test_eval_agents_runs_any_population_with_adapting_and_shipped_agents(tmp_pa
     assert set(result["policies"]["iql"]["final_turn_by_type"]) <= set(FAMILIES)
     paired = result["summary"]["paired"]
     assert set(paired) == {"iql", "iql+adapt", "iql+explore", "shipped", "shipped+adapt", "shipped+explore"}
-    assert {"lmm-order", "greedy-slate", "oracle"} <= set(paired["iql+explore"])
+    assert {"lmm-order", "greedy-slate", "oracle", "iql"} <= set(paired["iql+explore"]) and "iql" not in paired["iql"]
     assert (tmp_path / "eval" / "metrics.json").exists()
 
 
