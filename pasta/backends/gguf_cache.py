@@ -58,7 +58,7 @@ def save_converted(model, tokenizer, folder: Path) -> bool:
             raise OSError(f"{tmp} is missing its config or weights after saving")
         tmp.rename(folder)
         return True
-    except OSError as error:
+    except Exception as error:  # a cache is an optimisation: a full disk or a serializer's error never stops a start
         if is_complete(folder):  # another process finished the same conversion first
             return True
         log.warning("could not cache the converted model in %s (%s): the next start converts it again", folder, error)
