@@ -130,22 +130,28 @@ def test_the_session_estimate_learns_whether_the_person_stays_near_their_first_p
     assert np.allclose(corrected_utilities(u, features, initial, 0.0)[0], u)
 
 
-def test_an_adapting_policy_keeps_a_small_steps_person_near_their_prompt(world, user_model):
+def _fifth_turn(world, start: int, history: list, rng: np.random.Generator):
+    """(the state before a fifth turn that still expands `start`, after `history`; its 25 candidates: `start`
+    itself, then 24 of its single edits)."""
     from pasta.contracts import Candidate
 
-    start = 4321
     E = world.embeddings
-    rng = np.random.default_rng(1)
     indices = [start] + list(rng.choice(world.single_edits(start, world.axes), 24, replace=False))
     candidates = [Candidate(world.captions[j], CATEGORIES[i % 5], "test") for i, j in enumerate(indices)]
     state = PolicyState(
         turn=4,
         seed=0,
         initial_embedding=E[start],
-        history_slates=_picks(world, start, nearest=True),
+        current_embedding=E[start],
+        history_slates=history,
         candidate_embeddings=E[indices],
         candidate_categories=[c.category for c in candidates],
     )
+    return state, candidates
+
+
+def test_an_adapting_policy_keeps_a_small_steps_person_near_their_prompt(world, user_model):
+    state, candidates = _fifth_turn(world, 4321, _picks(world, 4321, nearest=True), np.random.default_rng(1))
     adapting = GreedyMyopicPolicy(user_model, "choice-model", adapt=1000.0)
     assert adapting.name == "greedy-slate+adapt" and GreedyMyopicPolicy(user_model).name == "greedy"
     slate, scores = adapting.select(state, candidates, 4)
@@ -231,8 +237,6 @@ def test_the_edit_utility_is_the_laplace_posterior_and_is_certain_only_where_sla
 def test_exploring_happens_when_the_types_do_not_explain_the_picks(world, user_model):
     import torch
 
-    from pasta.contracts import Candidate
-
     E, rng = world.embeddings, np.random.default_rng(3)
     posterior = np.full(2, 0.5, np.float32)
     slates = [column_features(E[rng.choice(len(world), 4, replace=False)], None) for _ in range(4)]
@@ -247,18 +251,7 @@ def test_exploring_happens_when_the_types_do_not_explain_the_picks(world, user_m
         > types_explain_picks(user_model, contrary, posterior)
     )
 
-    start = 1357
-    indices = [start] + list(rng.choice(world.single_edits(start, world.axes), 24, replace=False))
-    candidates = [Candidate(world.captions[j], CATEGORIES[i % 5], "test") for i, j in enumerate(indices)]
-    state = PolicyState(
-        turn=4,
-        seed=0,
-        initial_embedding=E[start],
-        current_embedding=E[start],
-        history_slates=contrary,
-        candidate_embeddings=E[indices],
-        candidate_categories=[c.category for c in candidates],
-    )
+    state, candidates = _fifth_turn(world, 1357, contrary, rng)
     plain, exploring = (
         GreedyMyopicPolicy(user_model, "choice-model"),
         GreedyMyopicPolicy(user_model, "choice-model", explore=1000.0),
