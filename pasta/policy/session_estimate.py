@@ -44,24 +44,35 @@ def nearness(features: np.ndarray, initial: np.ndarray) -> np.ndarray:
     return (text @ initial) / np.maximum(norms, 1e-8)
 
 
+def choice_probabilities(
+    user_model, history_slates: list[tuple[np.ndarray, int]], posterior: np.ndarray
+) -> list[np.ndarray]:
+    """[L] per finished turn: how likely the types, mixed by the posterior, made each column the pick. Every
+    session estimate reads these; a policy using several computes them once per turn and passes them on."""
+    posterior = np.asarray(posterior, np.float32)[None]
+    return [user_model.predict_choice(np.asarray(X, np.float32)[None], posterior)[0] for X, _ in history_slates]
+
+
 def session_correction(
     user_model,
     history_slates: list[tuple[np.ndarray, int]],
     posterior: np.ndarray,
     initial: np.ndarray | None,
     strength: float,
+    probabilities: list[np.ndarray] | None = None,
 ) -> float:
     """The estimate w from the finished turns ((column features [L, 2D], choice) each); 0 at strength 0, before any
-    pick or without the first prompt's embedding."""
+    pick or without the first prompt's embedding. `probabilities`: `choice_probabilities` when the caller has them."""
     if strength < 0:
         raise ValueError(f"strength must be >= 0, got {strength}")
     if strength == 0 or not history_slates or initial is None:  # nothing to learn: no choice-model passes
         return 0.0
+    if probabilities is None:
+        probabilities = choice_probabilities(user_model, history_slates, posterior)
     T = float(user_model.log_temperature.detach().exp())
     gradient = 0.0
-    for X, choice in history_slates:
+    for (X, choice), p in zip(history_slates, probabilities, strict=True):
         X = np.asarray(X, np.float32)
-        p = user_model.predict_choice(X[None], np.asarray(posterior, np.float32)[None])[0]  # [L]
         near = nearness(X, initial)
         gradient += float(near[int(choice)] - p @ near) / T
     return strength * gradient
@@ -89,14 +100,20 @@ EDIT_PRIOR_VARIANCE = 4.0
 """Prior variance of the session utility's weights over edit vectors (4 and 16 measured alike)."""
 
 
-def types_explain_picks(user_model, history_slates: list[tuple[np.ndarray, int]], posterior: np.ndarray) -> float:
+def types_explain_picks(
+    user_model,
+    history_slates: list[tuple[np.ndarray, int]],
+    posterior: np.ndarray,
+    probabilities: list[np.ndarray] | None = None,
+) -> float:
     """P(the learned types, rather than a taste they do not know, made this session's picks): the posterior of
     the types' choice model against uniform picks, even odds before any pick. Near 1 for a person like the
     training population (their picks are well predicted), near or below 1/2 for one whose picks look random to
-    the types."""
+    the types. `probabilities`: `choice_probabilities` when the caller has them."""
+    if probabilities is None:
+        probabilities = choice_probabilities(user_model, history_slates, posterior)
     log_ratio = 0.0
-    for X, choice in history_slates:
-        p = user_model.predict_choice(np.asarray(X, np.float32)[None], np.asarray(posterior, np.float32)[None])[0]
+    for (_, choice), p in zip(history_slates, probabilities, strict=True):
         log_ratio += float(np.log(max(float(p[int(choice)]), 1e-9) * len(p)))
     return float(1.0 / (1.0 + np.exp(-log_ratio)))
 
@@ -108,6 +125,7 @@ def edit_utility(
     current: np.ndarray,
     candidates: np.ndarray,
     prior_variance: float = EDIT_PRIOR_VARIANCE,
+    probabilities: list[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(mean [N], sd [N]) of a per-session utility theta . (x - current prompt) over each candidate's edit vector.
 
@@ -118,17 +136,19 @@ def edit_utility(
     Sigma sum_t z_t,chosen / T. The mean says which edits the picks favour (away from what was passed over, not
     undoing what was picked); the sd is largest for edits in directions no slate has shown yet, which is where a
     target seeker's next find can be (the rephrase, no edit, has sd 0). Sigma is applied through the Woodbury
-    identity over the at most turns x L shown columns, not as a D x D inverse."""
+    identity over the at most turns x L shown columns, not as a D x D inverse. `probabilities`:
+    `choice_probabilities` when the caller has them."""
     E = np.asarray(candidates, np.float64)
     e = E - np.asarray(current, np.float64)[None, : E.shape[1]]
     if not history_slates:
         return np.zeros(len(e)), np.sqrt(prior_variance) * np.linalg.norm(e, axis=1)
+    if probabilities is None:
+        probabilities = choice_probabilities(user_model, history_slates, posterior)
     T = float(user_model.log_temperature.detach().exp())
     rows, gradient = [], np.zeros(e.shape[1])
-    for X, choice in history_slates:
-        X = np.asarray(X, np.float32)
-        p = user_model.predict_choice(X[None], np.asarray(posterior, np.float32)[None])[0].astype(np.float64)
-        text = X[:, : e.shape[1]].astype(np.float64)
+    for (X, choice), p in zip(history_slates, probabilities, strict=True):
+        p = np.asarray(p, np.float64)
+        text = np.asarray(X, np.float32)[:, : e.shape[1]].astype(np.float64)
         z = text - p @ text
         gradient += z[int(choice)] / T
         rows.append(np.sqrt(p)[:, None] * z / T)

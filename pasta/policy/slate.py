@@ -18,7 +18,13 @@ from typing import Protocol
 import numpy as np
 
 from pasta.contracts import Candidate
-from pasta.policy.session_estimate import corrected_utilities, edit_utility, session_correction, types_explain_picks
+from pasta.policy.session_estimate import (
+    choice_probabilities,
+    corrected_utilities,
+    edit_utility,
+    session_correction,
+    types_explain_picks,
+)
 from pasta.policy.state import PolicyState
 
 
@@ -156,17 +162,38 @@ def candidate_utilities(user_model, state: PolicyState) -> np.ndarray:
         return user_model.utilities(torch.as_tensor(candidate_column_features(state))).numpy()
 
 
-def adapted_utilities(user_model, state: PolicyState, posterior: np.ndarray, strength: float, u: np.ndarray):
+def history_probabilities(user_model, state: PolicyState, posterior: np.ndarray, *strengths: float):
+    """The types' choice probabilities of the finished slates (`choice_probabilities`), computed once per turn for
+    every session estimate that is on; None when all strengths are 0 (nothing will read them)."""
+    if not any(strengths):
+        return None
+    return choice_probabilities(user_model, state.history_slates, posterior)
+
+
+def adapted_utilities(
+    user_model,
+    state: PolicyState,
+    posterior: np.ndarray,
+    strength: float,
+    u: np.ndarray,
+    probabilities: list[np.ndarray] | None = None,
+):
     """(the candidates' per-type utilities `u` [N, K] with this session's correction added, the correction [N]);
     strength 0: `u` as it is (`pasta.policy.session_estimate`)."""
-    w = session_correction(user_model, state.history_slates, posterior, state.initial_embedding, strength)
+    w = session_correction(
+        user_model, state.history_slates, posterior, state.initial_embedding, strength, probabilities
+    )
     if w == 0:
         return u, np.zeros(len(u), np.float32)
     return corrected_utilities(u, candidate_column_features(state), state.initial_embedding, w)
 
 
 def exploration(
-    user_model, state: PolicyState, posterior: np.ndarray, strength: float
+    user_model,
+    state: PolicyState,
+    posterior: np.ndarray,
+    strength: float,
+    probabilities: list[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(what the session's picks say of each candidate's edit [N], that plus an optimism bonus [N]): the session
     utility's mean, and mean + strength * sd * P(the types do not explain the picks) (`edit_utility`,
@@ -174,10 +201,18 @@ def exploration(
     n = len(state.candidate_embeddings) if state.candidate_embeddings is not None else 0
     if strength == 0 or state.current_embedding is None or n == 0:
         return np.zeros(n, np.float32), np.zeros(n, np.float32)
+    history = state.history_slates
+    if probabilities is None:
+        probabilities = choice_probabilities(user_model, history, posterior)
     mean, sd = edit_utility(
-        user_model, state.history_slates, posterior, state.current_embedding, state.candidate_embeddings
+        user_model,
+        history,
+        posterior,
+        state.current_embedding,
+        state.candidate_embeddings,
+        probabilities=probabilities,
     )
-    unexplained = 1.0 - types_explain_picks(user_model, state.history_slates, posterior)
+    unexplained = 1.0 - types_explain_picks(user_model, history, posterior, probabilities)
     return mean.astype(np.float32), (mean + strength * unexplained * sd).astype(np.float32)
 
 
@@ -202,10 +237,11 @@ class GreedyMyopicPolicy:
         self, state: PolicyState, candidates: Sequence[Candidate], slate_size: int
     ) -> tuple[list[int], np.ndarray]:
         posterior = posterior_from_state(self.user_model, state)
+        p = history_probabilities(self.user_model, state, posterior, self.adapt, self.explore)
         u, _ = adapted_utilities(
-            self.user_model, state, posterior, self.adapt, candidate_utilities(self.user_model, state)
+            self.user_model, state, posterior, self.adapt, candidate_utilities(self.user_model, state), p
         )
-        mean, optimistic = exploration(self.user_model, state, posterior, self.explore)
+        mean, optimistic = exploration(self.user_model, state, posterior, self.explore, p)
         values = u + optimistic[:, None]
         scores = (values @ posterior).astype(np.float32)
         if self.slate == "top":
@@ -253,7 +289,8 @@ class QPolicy:
         actions = action_features(state.candidate_embeddings, [c.category for c in candidates], u)
         posterior = posterior_from_state(self.user_model, state)
         state_vector = self.state_vector(state, posterior)
-        u_adapted, extra = adapted_utilities(self.user_model, state, posterior, self.adapt, u)
+        p = history_probabilities(self.user_model, state, posterior, self.adapt, self.explore)
+        u_adapted, extra = adapted_utilities(self.user_model, state, posterior, self.adapt, u, p)
         config = self.q.config
         if config.per_type_values:
             values = self.q.q_types(state_vector, actions)  # [N, K]
@@ -265,7 +302,7 @@ class QPolicy:
                 if config.myopic_residual
                 else np.repeat(scores[:, None], u.shape[1], axis=1)
             )
-        mean, optimistic = exploration(self.user_model, state, posterior, self.explore)
+        mean, optimistic = exploration(self.user_model, state, posterior, self.explore, p)
         scores, values = scores + extra + optimistic, values + (extra + optimistic)[:, None]
         if self.slate == "top":
             return top_per_category(scores, candidates, slate_size), scores
