@@ -254,6 +254,24 @@ class Agent:
 
         return np.asarray(posterior_from_state(self.user_model, self.state(session)), np.float32)
 
+    def session_taste(self, session: Session | None):
+        """`SessionTaste`: what the policy's session estimates read from the picks so far, with the current turn's
+        candidates as the ones they may favour (no session: before any); None where the policy has none (or there
+        is no user model)."""
+        adapt, explore = (float(getattr(self.policy, name, 0.0)) for name in ("adapt", "explore"))
+        if self.user_model is None or self.embedder is None or not (adapt or explore):
+            return None
+        from pasta.policy.session_estimate import SessionTaste, session_taste
+        from pasta.policy.slate import posterior_from_state
+
+        if session is None:
+            return SessionTaste(picks=0, types_explain=0.5, nearness=0.0, favoured=())
+
+        turn = session.current if session.awaiting_pick else None  # a finished session has no candidates left
+        embeddings = turn.candidate_embeddings if turn is not None else None
+        state = self.state(session, embeddings, turn.candidates if embeddings is not None else None)
+        return session_taste(self.user_model, state, posterior_from_state(self.user_model, state), adapt, explore)
+
     def describe(self) -> dict:
         """What produced a session's slates, stored with it in the log."""
         return {

@@ -61,6 +61,10 @@ class Settings:
     agent_dir: str = ""
     """Folder with the trained slate agent, `qnet/` (TwinQ.save) and `user_model/` (UserModel.save); default
     models/embedded/agent. Without both, the app falls back to the LMM-order baseline and says so."""
+    session_estimate: bool = True
+    """The trained agent also learns from each session's own picks what its user types miss (how near the first
+    prompt the person stays, which edits they favour), and explores when the types explain the picks poorly
+    (`pasta.policy.session_estimate`; the "+adapt+explore" agent of the README's figures). Off: the types alone."""
     threads: int = 0
     """Torch CPU threads for the app (0: torch's default). On a shared or small machine 1 or 2 avoids
     oversubscription, which can slow sampling down many times."""
@@ -106,8 +110,9 @@ class Settings:
             value = getattr(self, name)
             if not isinstance(value, int) or not low <= value <= high:
                 raise SettingsError(f"{name}={value!r} is not allowed: use a whole number from {low} to {high}")
-        if not isinstance(self.prefetch, bool):
-            raise SettingsError(f"prefetch={self.prefetch!r} is not allowed: use on or off")
+        for name in _BOOL_FIELDS:
+            if not isinstance(getattr(self, name), bool):
+                raise SettingsError(f"{name}={getattr(self, name)!r} is not allowed: use on or off")
         if self.slate_size > self.n_candidates:
             raise SettingsError(f"slate_size={self.slate_size} exceeds n_candidates={self.n_candidates}")
         if self.lmm_endpoint and not self.lmm_endpoint.startswith(("http://", "https://")):
@@ -167,7 +172,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 _ALSO_FROM = {"host": ("GRADIO_SERVER_NAME",), "port": ("GRADIO_SERVER_PORT",)}
 """Gradio's own settings, read where the PASTA_ one is not set (hosting platforms set these)."""
 _INT_FIELDS = {"n_candidates", "slate_size", "images_per_prompt", "turns", "port", "threads", "sampling_steps"}
-_BOOL_FIELDS = {"prefetch"}
+_BOOL_FIELDS = {"prefetch", "session_estimate"}
 _BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
@@ -203,6 +208,11 @@ def settings_arguments() -> argparse.ArgumentParser:
         "--image-dir", help="folder for the images the app shows (env PASTA_IMAGE_DIR; default beside the log store)"
     )
     g.add_argument("--agent-dir", help="trained slate agent folder with qnet/ and user_model/ (env PASTA_AGENT_DIR)")
+    g.add_argument(
+        "--session-estimate",
+        choices=("on", "off"),
+        help="the agent also adapts to each session's own picks (env PASTA_SESSION_ESTIMATE; default on)",
+    )
     g.add_argument("--threads", type=int, help="torch CPU threads, 0 for torch's default (env PASTA_THREADS)")
     g.add_argument(
         "--sampling-steps",
@@ -231,6 +241,7 @@ _SETTING_FLAGS = (
     "log_db",
     "image_dir",
     "agent_dir",
+    "session_estimate",
     "threads",
     "sampling_steps",
     "prefetch",

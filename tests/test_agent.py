@@ -92,7 +92,7 @@ class ScriptedGenerator:
 def q_agent(embedded_t2i, retrieval, embedded_embedder, tiny_agent_dir):
     settings = Settings.from_env({}, turns=3, generator="retrieval", images_per_prompt=1, agent_dir=str(tiny_agent_dir))
     loaded = load_policy(settings, embedded_embedder)
-    assert loaded.policy.name == "iql", loaded.notice
+    assert loaded.policy.name == "iql+adapt+explore", loaded.notice
     return Agent(settings, embedded_embedder, embedded_t2i, retrieval, loaded.policy)
 
 

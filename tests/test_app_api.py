@@ -24,6 +24,7 @@ class View:
             self.history,
             self.history_table,
             self.posterior,
+            self.taste,
             self.favourites,
             self.details,
             self.rating,
@@ -68,10 +69,12 @@ def test_a_five_turn_session_through_the_api_is_in_the_log_store(server):
     assert view.details["awaiting_pick"] and [c["column"] for c in view.details["slate"]] == [1, 2, 3, 4]
     picks = [2, 1, 4, 3, 2]
     shown = [view.details["slate"]]
+    assert "no picks to read yet" in view.taste  # the agent's session estimate, before any pick
     for turn, column in enumerate(picks, 1):
         view = pick(client, column, rating=5 if turn == 2 else None)
         shown.append(view.details.get("slate"))
         assert len(view.history) == min(turn + 1, 5)
+        assert f"from {turn} pick" in view.taste and "learned types explain your picks" in view.taste
     assert "finished" in view.status and view.details["finished"]
     assert view.details["history"][1:] == [shown[t][c - 1]["prompt"] for t, c in enumerate(picks)]
     assert len(view.history_table["data"]) == 5
@@ -83,7 +86,7 @@ def test_a_five_turn_session_through_the_api_is_in_the_log_store(server):
     assert scores == sorted(scores, reverse=True)
 
     episode = server.store.episode(session_id)
-    assert episode["consent"] and episode["settings"]["policy"] == "iql"
+    assert episode["consent"] and episode["settings"]["policy"] == "iql+adapt+explore"
     assert [t["choice"]["column"] for t in episode["turns"]] == [c - 1 for c in picks]
     assert [t["choice"]["rating"] for t in episode["turns"]] == [None, 5, None, 3, None]
     for t, logged in enumerate(episode["turns"]):

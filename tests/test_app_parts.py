@@ -26,8 +26,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_a_trained_agent_is_used_when_it_is_there(tiny_agent_dir, embedded_embedder):
     loaded = load_policy(Settings.from_env({}, agent_dir=str(tiny_agent_dir)), embedded_embedder)
-    assert loaded.policy.name == "iql" and "trained PASTA agent" in loaded.notice
+    assert loaded.policy.name == "iql+adapt+explore" and "trained PASTA agent" in loaded.notice
     assert re.fullmatch(r"[0-9a-f]{16}", loaded.version)
+
+
+def test_the_session_estimate_is_on_by_default_and_can_be_turned_off(tiny_agent_dir, embedded_embedder):
+    from pasta.config import settings_arguments, settings_from_args
+
+    off = settings_from_args(settings_arguments().parse_args(["--session-estimate", "off"]))
+    assert Settings.from_env({}).session_estimate and not off.session_estimate
+    off = settings_from_args(
+        settings_arguments().parse_args(["--session-estimate", "off", "--agent-dir", str(tiny_agent_dir)])
+    )
+    loaded = load_policy(off, embedded_embedder)
+    assert loaded.policy.name == "iql" and "own estimate" not in loaded.notice
 
 
 @pytest.mark.parametrize("broken", ["missing qnet", "missing user model", "types disagree", "corrupt weights"])
@@ -68,7 +80,7 @@ def test_the_app_factory_builds_a_logged_agent(tiny_agent_dir, tmp_path, embedde
     )
     parts = build_app_parts(settings)
     agent = parts.agent
-    assert agent.policy.name == "iql" and agent.embedder is not None and agent.recorder is not None
+    assert agent.policy.name == "iql+adapt+explore" and agent.embedder is not None and agent.recorder is not None
     assert parts.notices[0].startswith("Slate policy: the trained PASTA agent")
     assert agent.recorder.image_dir == (tmp_path / "images").absolute()
     versions = agent.recorder.store.model_versions("agent")

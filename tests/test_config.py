@@ -32,6 +32,7 @@ def test_environment_then_flags_take_precedence():
         ({}, {"slate_size": 9}, "slate_size=9 is not allowed: use a whole number from 1 to 5"),
         ({}, {"lmm_endpoint": "localhost:8000"}, "lmm_endpoint='localhost:8000' is not allowed"),
         ({}, {"device": "tpu"}, "device='tpu' is not allowed: choose one of auto, cpu, cuda, mps"),
+        ({"PASTA_SESSION_ESTIMATE": "maybe"}, {}, "PASTA_SESSION_ESTIMATE='maybe' is not allowed"),
     ],
 )
 def test_invalid_settings_name_the_setting_and_allowed_values(env, overrides, message):

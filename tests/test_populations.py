@@ -263,3 +263,26 @@ def test_exploring_happens_when_the_types_do_not_explain_the_picks(world, user_m
     )
     slate, scores = exploring.select(state, candidates, 4)
     assert 0 not in slate and scores[0] == scores.min()  # the rephrase can find nothing new
+
+
+def test_the_taste_panel_summary_reports_what_the_policys_estimates_read(world, user_model):
+    """`session_taste` (the app's "your taste" panel) says what the policy uses: the types' fit, the nearness
+    weight and the candidates whose edits the picks favour, each only where its estimate is on."""
+    from pasta.policy.session_estimate import edit_utility, session_taste
+
+    start = 4321
+    state, _ = _fifth_turn(world, start, _picks(world, start, nearest=True), np.random.default_rng(1))
+    posterior = np.full(2, 0.5, np.float32)
+    taste = session_taste(user_model, state, posterior, adapt=32.0, explore=3.0)
+    history = state.history_slates
+    assert taste.picks == len(history) == 4
+    assert taste.types_explain == pytest.approx(types_explain_picks(user_model, history, posterior))
+    assert taste.nearness == pytest.approx(
+        session_correction(user_model, history, posterior, state.initial_embedding, 32.0)
+    )
+    assert taste.nearness > 0  # the picks stayed near the first prompt
+    mean, _ = edit_utility(user_model, history, posterior, state.current_embedding, state.candidate_embeddings)
+    assert list(taste.favoured) == [i for i in np.argsort(-mean, kind="stable")[:3] if mean[i] > 0]
+    assert taste.favoured and all(mean[i] > 0 for i in taste.favoured)
+    off = session_taste(user_model, state, posterior, adapt=0.0, explore=0.0)
+    assert off.nearness == 0.0 and off.favoured == () and off.types_explain == taste.types_explain

@@ -89,6 +89,7 @@ class Handlers:
             self.pictures(browser, turn.images[c]) if turn and c < len(turn.slate) else None for c in range(self.L)
         ]
         plot = views.posterior_frame(self.agent.posterior(session)) if session and self.has_user_model else gr.skip()
+        taste = views.taste_text(self.agent.session_taste(session), session) if session else gr.skip()
         return [
             session if new_session else gr.skip(),
             self.status_line(session),
@@ -97,6 +98,7 @@ class Handlers:
             self.pictures(browser, views.history_items(session)),
             views.history_table(session),
             plot,
+            taste,
             self.pictures(browser, views.favourite_items(session)),
             views.summary(session),
             None,
@@ -114,7 +116,7 @@ class Handlers:
         if step.stage in ("done", "finished"):
             return self.full_view(session, browser, new_session)
         head = f"**Turn {turn.index + 1} of {session.max_turns}**: {step.message}…"
-        skip = [gr.skip()] * 4  # history gallery and table, posterior, favourites
+        skip = [gr.skip()] * 5  # history gallery and table, posterior and taste, favourites
         if step.stage == "proposed":
             cols = [views.caption(turn, c) if c < len(turn.slate) else "" for c in range(self.L)]
             return [

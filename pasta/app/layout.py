@@ -81,6 +81,7 @@ class Page:
     back_button: Any
     favourites: Any
     posterior_plot: Any
+    taste_text: Any
     explain_button: Any
     explain_text: Any
     explain_table: Any
@@ -107,6 +108,7 @@ class Page:
             self.history_gallery,
             self.history_table,
             self.posterior_plot,
+            self.taste_text,
             self.favourites,
             self.details,
             self.rating,
@@ -218,6 +220,7 @@ def build_page(settings: Settings, agent, world, notice: str, secret: str | None
             visible=has_user_model,
             show_label=False,
         )
+        taste_text = gr.Markdown(views.taste_text(call(agent.session_taste, None), None))
         if not has_user_model:
             gr.Markdown("No user model is loaded, so there is no user-type posterior to show.")
     with gr.Accordion("Why this slate?", open=False):
@@ -268,6 +271,7 @@ def build_page(settings: Settings, agent, world, notice: str, secret: str | None
         back_button=back_button,
         favourites=favourites,
         posterior_plot=posterior_plot,
+        taste_text=taste_text,
         explain_button=explain_button,
         explain_text=explain_text,
         explain_table=explain_table,

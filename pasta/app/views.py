@@ -110,6 +110,41 @@ def posterior_frame(posterior) -> pd.DataFrame:
     return pd.DataFrame({"type": [f"type {k + 1}" for k in range(len(values))], "probability": values})
 
 
+NEARNESS_SHOWN = 0.5
+"""|w| below which the nearness estimate is not mentioned (it moves the slates by less than a tenth of a typical
+utility gap)."""
+
+
+def taste_text(taste, session) -> str:
+    """The session's own estimate (`pasta.policy.session_estimate.SessionTaste`) in words, under the type plot;
+    empty where the policy keeps none."""
+    if taste is None:
+        return ""
+    if taste.picks == 0:
+        return (
+            "Beyond the types: each pick also tells the agent what the types miss (how near your first prompt "
+            "you like to stay, which edits you favour); it has no picks to read yet."
+        )
+    fit = round(100 * taste.types_explain)
+    lines = [
+        f"**Beyond the types**, from {taste.picks} pick{'s' * (taste.picks != 1)}: the learned types explain your "
+        f"picks with probability {fit}% (50% is as well as chance); "
+        + (
+            "so the slates follow them."
+            if fit >= 50
+            else "so the slates also try edits the types would not, to find what you have in mind."
+        )
+    ]
+    if abs(taste.nearness) >= NEARNESS_SHOWN:
+        way = "stay nearer to" if taste.nearness > 0 else "move further from"
+        lines.append(f"Your picks {way} your first prompt than the types expected, and the slates follow that.")
+    turn = session.current if session is not None else None
+    if taste.favoured and turn is not None:
+        names = ", ".join(f"“{escape_md(turn.candidates[i].text)}”" for i in taste.favoured)
+        lines.append(f"Of this turn's candidates, your picks so far favour {names}.")
+    return "  \n".join(lines)
+
+
 EXPLAIN_COLUMNS = ["rank", "score", "category", "candidate", "shown in column"]
 
 
@@ -129,11 +164,16 @@ def explanation(session) -> tuple[str, pd.DataFrame]:
         ]
         for rank, i in enumerate(order)
     ]
-    if turn.policy == "iql":
+    if turn.policy.startswith("iql"):
         how = (
             "the trained PASTA agent scored each candidate with its Q-network (the value of showing it, now "
-            "and for the turns after, under your user-type posterior); the slate is the best candidate of each "
-            "category, then the best categories"
+            "and for the turns after, under your user-type posterior)"
+            + (
+                ", plus what your own picks in this session say beyond the types (see *Your user type*)"
+                if turn.policy != "iql"
+                else ""
+            )
+            + "; the slate is the best candidate of each category, then the best categories"
         )
     elif turn.policy == "lmm-order":
         how = (

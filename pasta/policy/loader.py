@@ -50,22 +50,25 @@ def agent_folder(settings: Settings) -> Path:
 def load_policy(settings: Settings, embedder) -> LoadedPolicy:
     folder = agent_folder(settings)
     try:
-        policy, version, metrics = _load_q_policy(folder, embedder)
+        policy, version, metrics = _load_q_policy(folder, embedder, settings.session_estimate)
     except Exception as error:  # missing, mismatched or corrupt files: the app still runs, on the baseline
         notice = f"Slate policy: LMM order (baseline), because the trained agent could not be used: {error}"
         log.warning(notice)
         return LoadedPolicy(LMMOrderPolicy(), folder, notice)
+    estimate = " + each session's own estimate" if policy.adapt or policy.explore else ""
     notice = (
-        f"Slate policy: the trained PASTA agent (Q-network + {policy.q.config.n_types} user types, {_shown(folder)})"
+        f"Slate policy: the trained PASTA agent (Q-network + {policy.q.config.n_types} user types{estimate}, "
+        f"{_shown(folder)})"
     )
     log.info(notice)
     return LoadedPolicy(policy, folder, notice, version, metrics)
 
 
-def _load_q_policy(folder: Path, embedder) -> tuple[QPolicy, str, dict]:
+def _load_q_policy(folder: Path, embedder, session_estimate: bool = True) -> tuple[QPolicy, str, dict]:
     import json
 
     from pasta.policy.iql import TwinQ
+    from pasta.policy.session_estimate import EXPLORE_STRENGTH, SESSION_STRENGTH
     from pasta.policy.user_model import UserModel
 
     q_dir, user_dir = folder / "qnet", folder / "user_model"
@@ -93,4 +96,5 @@ def _load_q_policy(folder: Path, embedder) -> tuple[QPolicy, str, dict]:
     for weights, _ in files.values():
         digest.update(weights.read_bytes())
     metrics = {name: json.loads(config.read_text()).get("metrics", {}) for name, (_, config) in files.items()}
-    return QPolicy(q, user_model), digest.hexdigest()[:16], metrics
+    strengths = (SESSION_STRENGTH, EXPLORE_STRENGTH) if session_estimate else (0.0, 0.0)
+    return QPolicy(q, user_model, adapt=strengths[0], explore=strengths[1]), digest.hexdigest()[:16], metrics

@@ -28,6 +28,8 @@ first-order mean) cost less on planted users (6.19-6.21 vs 5.99; 6.25 without) b
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 SESSION_STRENGTH = 32.0
@@ -162,3 +164,36 @@ def edit_utility(
     mean = e @ sigma(gradient[None])[0]
     variance = np.einsum("nd,nd->n", e, sigma(e))
     return mean, np.sqrt(np.maximum(variance, 0.0))
+
+
+@dataclass(frozen=True)
+class SessionTaste:
+    """What this session's picks say beyond the learned types, as the app's "your taste" panel shows it."""
+
+    picks: int
+    """Finished turns the estimate has read."""
+    types_explain: float
+    """`types_explain_picks`: 1/2 before any pick."""
+    nearness: float
+    """`session_correction` (0 where the policy does not adapt): > 0, the picks stay nearer the first prompt than the
+    types expected; < 0, they stray further."""
+    favoured: tuple[int, ...]
+    """Candidates (indices into this turn's) whose edits the picks favour, best first: positive mean of
+    `edit_utility` (empty before any pick, without candidates, or where the policy does not explore)."""
+
+
+def session_taste(user_model, state, posterior: np.ndarray, adapt: float, explore: float, top: int = 3) -> SessionTaste:
+    """The session estimates a policy with strengths (`adapt`, `explore`) uses, summarised for people."""
+    history = state.history_slates
+    probabilities = choice_probabilities(user_model, history, posterior) if history else []
+    fit = types_explain_picks(user_model, history, posterior, probabilities)
+    w = session_correction(user_model, history, posterior, state.initial_embedding, adapt, probabilities)
+    favoured: tuple[int, ...] = ()
+    candidates = state.candidate_embeddings
+    if explore and history and candidates is not None and len(candidates) and state.current_embedding is not None:
+        mean, _ = edit_utility(
+            user_model, history, posterior, state.current_embedding, candidates, probabilities=probabilities
+        )
+        best = np.argsort(-mean, kind="stable")[:top]
+        favoured = tuple(int(i) for i in best if mean[i] > 0)
+    return SessionTaste(len(history), fit, float(w), favoured)
