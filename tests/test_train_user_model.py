@@ -50,6 +50,13 @@ def test_train_user_model_saves_and_records_a_version(world, tmp_path):
     with LogStore(db, create=False) as store:
         version = store.latest_model_version("user_model")
     assert version["path"] == str(tmp_path / "um") and version["metrics"]["k"] == metrics["k"]
+    assert metrics["k_selection_users"] == 120  # fewer users than the subsample: K is chosen on all of them
+
+    sub = TrainUserModelConfig(**{**cfg.__dict__, "out": tmp_path / "sub", "k_selection_users": 40})
+    metrics = train_user_model(sub, known_texts=world.known_text_embeddings())
+    assert metrics["k_selection_users"] == 40 and metrics["users"] == 120 and metrics["turns"] == 600
+    with pytest.raises(ValueError, match="k_selection_users must be 0 .all users. or at least 4"):
+        train_user_model(TrainUserModelConfig(**{**cfg.__dict__, "k_selection_users": 3}))
 
 
 def test_pairwise_preferences_join_the_em_likelihood_as_two_column_choices(world, tmp_path):

@@ -30,7 +30,16 @@ from user_sim.rollout import play
 from user_sim.store import write_episodes
 from user_sim.world import EmbeddingWorld
 
-AGENTS = ("retrained", "retrained+adapt", "retrained+explore", "shipped", "shipped+adapt", "shipped+explore")
+AGENTS = (
+    "retrained",
+    "retrained+adapt",
+    "retrained+explore",
+    "retrained+adapt+explore",
+    "shipped",
+    "shipped+adapt",
+    "shipped+explore",
+    "shipped+adapt+explore",
+)
 
 
 @dataclass
@@ -46,6 +55,9 @@ class ClosedLoopConfig:
     behaviour: str = "random"
     ks: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
     """Numbers of user types compared by held-out likelihood, as `pasta retrain` does."""
+    k_selection_users: int = 2500
+    """At most this many of the logged users choose K (0: all), as `pasta retrain` does; the chosen K is fitted on
+    all of them."""
     iql: IQLConfig = field(default_factory=IQLConfig)
     adapt: float = SESSION_STRENGTH
     """Strength of the session estimate of the "+adapt" policies."""
@@ -83,7 +95,10 @@ def run_population(cfg: ClosedLoopConfig, name: str, world: EmbeddingWorld, prog
     embed_text = TextEmbeddingCache(_minilm_embed, known=world.known_text_embeddings())
     agent_dir = folder / "agent"
     um = train_user_model(
-        TrainUserModelConfig(db=db, out=agent_dir / "user_model", ks=cfg.ks, seed=cfg.seed), embed_text=embed_text
+        TrainUserModelConfig(
+            db=db, out=agent_dir / "user_model", ks=cfg.ks, k_selection_users=cfg.k_selection_users, seed=cfg.seed
+        ),
+        embed_text=embed_text,
     )
     timings["user_model_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -101,9 +116,11 @@ def run_population(cfg: ClosedLoopConfig, name: str, world: EmbeddingWorld, prog
         "retrained": lambda: trained_agent(agent_dir, adapt=0.0),
         "retrained+adapt": lambda: trained_agent(agent_dir, adapt=cfg.adapt),
         "retrained+explore": lambda: trained_agent(agent_dir, explore=cfg.explore),
+        "retrained+adapt+explore": lambda: trained_agent(agent_dir, adapt=cfg.adapt, explore=cfg.explore),
         "shipped": lambda: trained_agent(adapt=0.0),
         "shipped+adapt": lambda: trained_agent(adapt=cfg.adapt),
         "shipped+explore": lambda: trained_agent(explore=cfg.explore),
+        "shipped+adapt+explore": lambda: trained_agent(adapt=cfg.adapt, explore=cfg.explore),
     }
     chosen = {p: factories.get(p) or (lambda p=p: make_policy(p, cfg.seed)) for p in cfg.policies}
     t0 = time.perf_counter()
@@ -115,7 +132,12 @@ def run_population(cfg: ClosedLoopConfig, name: str, world: EmbeddingWorld, prog
     return {
         "population": name,
         "description": people.description,
-        "user_model": {"k": um["k"], "turns": um["turns"], "users": um["users"]},
+        "user_model": {
+            "k": um["k"],
+            "turns": um["turns"],
+            "users": um["users"],
+            "k_selection_users": um["k_selection_users"],
+        },
         "iql": {"transitions": q["transitions"], "steps": q["steps"], "seconds": q["seconds"]},
         "policies": results,
         "utility_by_turn": curves,

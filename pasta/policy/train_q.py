@@ -123,6 +123,8 @@ class RetrainConfig:
     out: Path = RUN_AGENT_DIR
     """Agent folder: user_model/ and qnet/ are written here (ship with --out models/embedded/agent)."""
     real_fraction: float | None = None
+    k_selection_users: int = 2500
+    """At most this many users choose the number of user types (0: all); the chosen K is fitted on all."""
     iql: IQLConfig = field(default_factory=IQLConfig)
 
 
@@ -135,8 +137,13 @@ def retrain_main(argv: list[str]) -> int:
 
     cfg = tyro.cli(RetrainConfig, args=argv, prog="pasta retrain")
     embed_text = TextEmbeddingCache(shared_minilm().embed)  # one embedding per distinct text for both models
-    um = train_user_model(TrainUserModelConfig(db=cfg.db, out=cfg.out / "user_model"), embed_text=embed_text)
-    print(f"user model: K={um['k']} on {um['turns']} turns of {um['users']} users -> {cfg.out / 'user_model'}")
+    um = train_user_model(
+        TrainUserModelConfig(db=cfg.db, out=cfg.out / "user_model", k_selection_users=cfg.k_selection_users),
+        embed_text=embed_text,
+    )
+    print(
+        f"user model: K={um['k']} (chosen on {um['k_selection_users']} users) on {um['turns']} turns of {um['users']} users -> {cfg.out / 'user_model'}"
+    )
     q = train_q(
         TrainQConfig(
             db=cfg.db,
