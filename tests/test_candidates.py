@@ -2,6 +2,7 @@
 
 import time
 
+import numpy as np
 import pytest
 
 from pasta.candidates.clean import assemble, clean_phrase, is_near_copy, split_phrases
@@ -106,6 +107,25 @@ def test_retrieval_is_fast_enough_to_use_as_fallback(retrieval):
     t0 = time.perf_counter()
     retrieval.propose(["a green coat on grass"])
     assert time.perf_counter() - t0 < 2.0  # generous: a functional bound, the target lives in `pasta bench`
+
+
+def test_the_shipped_phrase_embeddings_are_the_text_models_own(retrieval, minilm):
+    """The phrase index loads shipped fp16 embeddings instead of embedding ~5,000 phrases on a first start: they
+    must be MiniLM's embeddings of exactly the installed phrase lists (else `python -m pasta.candidates.retrieval`)."""
+    from pasta.candidates.retrieval import _phrase_pools, shipped_phrase_file
+
+    for name, phrases in _phrase_pools().items():
+        shipped = shipped_phrase_file(phrases)
+        assert shipped.exists(), (
+            f"no shipped embeddings of the {name} phrases: run python -m pasta.candidates.retrieval"
+        )
+        vectors = np.load(shipped).astype(np.float32)
+        assert vectors.shape == (len(phrases), 384)
+        sample = np.random.default_rng(0).choice(len(phrases), 16, replace=False)
+        fresh = minilm.embed([phrases[i] for i in sample])
+        assert np.all(np.einsum("nd,nd->n", fresh, vectors[sample]) > 0.999)
+    index = retrieval.flavors.index
+    assert index.ntotal == len(retrieval.flavors.phrases)
 
 
 def test_users_own_words_are_not_treated_as_model_instructions():

@@ -100,75 +100,53 @@ def test_injection_in_the_persons_prompt_stays_data(scripted_lmm):
 
 
 @pytest.fixture(scope="module")
-def smollm2_load(tmp_path_factory):
-    """(SmolLM2 from its GGUF, what loading it logged, the cache folder it used). The cache is fresh but holds a
-    broken conversion at the model's key, as a crash mid-save would leave one: the load must say so, convert the
-    GGUF again and leave a good copy."""
-    import logging
-
-    from pasta.backends import gguf_cache
+def smollm2(smollm2_first_start):
+    """SmolLM2 as every start after the first loads it: from the conversion the first start cached."""
     from pasta.backends.hub_lmm import TransformersChatModel
     from pasta.components import SMOLLM2_GGUF, smollm2_folder
 
-    try:
-        folder = smollm2_folder()
-    except FileNotFoundError as error:
-        pytest.skip(str(error))
-    cache = tmp_path_factory.mktemp("pasta-cache")
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = records.append
-    logger = logging.getLogger("pasta.backends.hub_lmm")
+    _, cache = smollm2_first_start
     with pytest.MonkeyPatch.context() as env:
         env.setenv("PASTA_CACHE", str(cache))
-        broken = gguf_cache.converted_folder(folder, SMOLLM2_GGUF, torch.float32)
-        broken.mkdir(parents=True)
-        (broken / "config.json").write_text("{")
-        (broken / "model.safetensors").write_bytes(b"")
-        logger.addHandler(handler)
-        try:
-            model = TransformersChatModel(str(folder), gguf_file=SMOLLM2_GGUF)
-        finally:
-            logger.removeHandler(handler)
-    return model, [r.getMessage() for r in records], cache
+        return TransformersChatModel(str(smollm2_folder()), gguf_file=SMOLLM2_GGUF)
 
 
-@pytest.fixture(scope="module")
-def smollm2(smollm2_load):
-    return smollm2_load[0]
-
-
-def test_a_gguf_model_is_converted_once_and_then_loads_the_same_from_the_cache(smollm2_load, monkeypatch):
+def test_a_gguf_model_is_converted_once_and_then_loads_the_gguf_weights_from_the_cache(
+    smollm2_first_start, smollm2, monkeypatch
+):
+    import gguf
     import transformers
 
     from pasta.backends import gguf_cache
     from pasta.backends.hub_lmm import TransformersChatModel
     from pasta.components import SMOLLM2_GGUF, smollm2_folder
 
-    first, logged, cache = smollm2_load
-    assert len(logged) == 1 and "does not load" in logged[0] and "converting the GGUF again" in logged[0]
+    done, cache = smollm2_first_start
+    said = [line for line in done.stderr.splitlines() if "converting the GGUF again" in line]
+    assert len(said) == 1 and "does not load" in said[0], done.stderr  # the broken copy, found and replaced
     monkeypatch.setenv("PASTA_CACHE", str(cache))
     converted = gguf_cache.converted_folder(smollm2_folder(), SMOLLM2_GGUF, torch.float32)
     assert gguf_cache.is_complete(converted) and [p.name for p in cache.glob("gguf/*")] == [converted.name]
 
+    # the cached weights are the GGUF's own: its token embeddings, de-quantized by the gguf package
+    tensors = {t.name: t for t in gguf.GGUFReader(smollm2_folder() / SMOLLM2_GGUF).tensors}
+    embedding = tensors["token_embd.weight"]
+    expected = gguf.quants.dequantize(embedding.data, embedding.tensor_type)
+    loaded = smollm2.model.get_input_embeddings().weight.detach()
+    assert loaded.shape == expected.shape and torch.allclose(loaded, torch.from_numpy(expected).float(), atol=1e-6)
+
     real = transformers.AutoModelForCausalLM.from_pretrained.__func__
 
-    def only_from_cache(cls, source, *args, **kwargs):  # the second load never reads the GGUF
+    def only_from_cache(cls, source, *args, **kwargs):  # a later load never reads the GGUF
         assert "gguf_file" not in kwargs and str(source) == str(converted), (source, kwargs)
         return real(cls, source, *args, **kwargs)
 
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", classmethod(only_from_cache))
-    second = TransformersChatModel(str(smollm2_folder()), gguf_file=SMOLLM2_GGUF)
-    a, b = first.model.state_dict(), second.model.state_dict()
+    again = TransformersChatModel(str(smollm2_folder()), gguf_file=SMOLLM2_GGUF)
+    a, b = smollm2.model.state_dict(), again.model.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     conversation = messages("subject", 'a "red" dress, <b>bold</b> and 東京')
-    assert first.tokenizer.apply_chat_template(conversation) == second.tokenizer.apply_chat_template(conversation)
-    sampling, first.temperature, second.temperature = first.temperature, 0, 0  # greedy: same weights, same reply
-    try:
-        conversations = [messages("style", "a castle at sunset"), messages("detail", "a red dress")]
-        assert first.complete_batch(conversations, 16) == second.complete_batch(conversations, 16)
-    finally:
-        first.temperature = sampling
+    assert smollm2.tokenizer.apply_chat_template(conversation) == again.tokenizer.apply_chat_template(conversation)
 
 
 def test_embedded_smollm2_proposes_25_candidates(smollm2, retrieval):

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 
 import numpy as np
 
 from pasta.candidates.clean import assemble, extend
 from pasta.candidates.phrase_bank import clip_interrogator_phrases
 from pasta.contracts import Candidate
-from pasta.paths import cache_dir
+from pasta.paths import DATA_DIR, cache_dir
 from pasta.worlds.prompt_edits import pick
 from pasta.worlds.world import World
 
@@ -35,16 +36,28 @@ def _phrase_pools() -> dict[str, list[str]]:
     return {"flavors": flavors, "mediums": mediums}
 
 
+def shipped_phrase_file(phrases: list[str]) -> Path:
+    """Where the project ships a phrase list's MiniLM embeddings (fp16, `python -m pasta.candidates.retrieval`):
+    embedding the ~5,000 phrases took 25-50 s of a fresh machine's first start (and of every cold test run)."""
+    return DATA_DIR / "retrieval" / f"phrases-{_key(phrases)}.npy"
+
+
+def _key(phrases: list[str]) -> str:
+    return hashlib.sha1("\n".join(phrases).encode()).hexdigest()[:16]
+
+
 class PhraseIndex:
-    """faiss inner-product index over unit-norm MiniLM embeddings of one phrase list."""
+    """faiss inner-product index over unit-norm MiniLM embeddings of one phrase list: the shipped ones where the
+    installed phrase lists match them, else computed once and cached."""
 
     def __init__(self, phrases: list[str], embed) -> None:
         import faiss
 
         self.phrases = phrases
-        key = hashlib.sha1("\n".join(phrases).encode()).hexdigest()[:16]
-        path = cache_dir() / f"phrases-{key}.npy"
-        if path.exists():
+        shipped, path = shipped_phrase_file(phrases), cache_dir() / f"phrases-{_key(phrases)}.npy"
+        if shipped.exists():
+            vectors = np.load(shipped).astype(np.float32)
+        elif path.exists():
             vectors = np.load(path)
         else:
             vectors = np.concatenate([embed(phrases[i : i + 256]) for i in range(0, len(phrases), 256)])
@@ -161,3 +174,16 @@ def _check_history(history: list[str]) -> list[str]:
     if not history[-1].strip():
         raise ValueError("the current prompt is empty: type what you would like to see")
     return [h.strip() for h in history]
+
+
+if __name__ == "__main__":
+    # Ship the phrase lists' embeddings (after the clip-interrogator phrase lists or the text model change).
+    from pasta.backends.minilm import shared_minilm
+
+    embed = shared_minilm().embed
+    for name, phrases in _phrase_pools().items():
+        out = shipped_phrase_file(phrases)
+        vectors = np.concatenate([embed(phrases[i : i + 256]) for i in range(0, len(phrases), 256)])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.save(out, vectors.astype(np.float16))
+        print(f"wrote {out} ({len(phrases)} {name} phrases)")
