@@ -1,12 +1,9 @@
-"""What people read: progress bars only on a terminal (a line per stage elsewhere), no library load bars."""
+"""What people read: progress bars only on a terminal (a line per stage elsewhere). (No library load bars on a
+first start: tests/test_lmm_generator.py, where that start happens.)"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pasta.console import progress_bar
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_off_a_terminal_a_bar_is_one_line_when_its_stage_starts_and_one_when_it_ends(capsys, monkeypatch):
@@ -24,12 +21,3 @@ def test_progress_flag_draws_the_bar_anywhere_and_disable_silences_it(capsys, mo
     monkeypatch.delenv("PASTA_PROGRESS")
     list(progress_bar(range(3), desc="train", disable=True))
     assert capsys.readouterr().err == ""
-
-
-def test_loading_the_embedded_models_prints_no_library_bars(smollm2_first_start):
-    """A first start (the GGUF converted, every model loaded) says only what people need: no library bars."""
-    done, _ = smollm2_first_start
-    assert done.returncode == 0, done.stderr
-    assert "25 candidates from" in done.stdout
-    for noise in ("Loading weights", "de-quantizing", "it/s]", "%|"):
-        assert noise not in done.stderr, done.stderr[-2000:]
