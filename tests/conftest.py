@@ -67,45 +67,6 @@ def embedded_embedder(minilm):
 
 
 @pytest.fixture(scope="session")
-def smollm2_first_start(tmp_path_factory):
-    """The embedded LMM's first start as a person meets it: `pasta propose` in a fresh process, with a fresh cache
-    that holds a broken conversion of SmolLM2's GGUF where the good one belongs (as a crash mid-save leaves one).
-    It must say so, convert the GGUF again and leave one good copy. Returns (the finished process, its cache
-    folder): the console and LMM tests read both, and load SmolLM2 from that cache in seconds, so the suite
-    converts the GGUF once (about 40 s)."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from pasta.backends import gguf_cache
-    from pasta.components import SMOLLM2_GGUF, smollm2_folder
-
-    try:
-        folder = smollm2_folder()
-    except FileNotFoundError as error:
-        pytest.skip(str(error))
-    cache = tmp_path_factory.mktemp("pasta-cache")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("PASTA_CACHE", str(cache))
-        broken = gguf_cache.converted_folder(folder, SMOLLM2_GGUF, torch.float32)
-    broken.mkdir(parents=True)
-    (broken / "config.json").write_text("{")
-    (broken / "model.safetensors").write_bytes(b"")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PASTA_CACHE": str(cache)}
-    for name in ("PASTA_DEBUG", "PASTA_PROGRESS", "HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY"):
-        env.pop(name, None)
-    done = subprocess.run(
-        [sys.executable, "-m", "pasta.cli", "propose", "a red dress", "--prefetch", "off"],
-        cwd=Path(__file__).resolve().parents[1],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    return done, cache
-
-
-@pytest.fixture(scope="session")
 def tiny_agent_dir(tmp_path_factory):
     """A small, untrained but real slate agent in the layout the app loads: qnet/ (TwinQ.save) and user_model/
     (UserModel.save), seeded; 3 user types, so tests can tell it from the shipped agent."""
