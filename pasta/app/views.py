@@ -111,8 +111,8 @@ def posterior_frame(posterior) -> pd.DataFrame:
 
 
 NEARNESS_SHOWN = 0.5
-"""|w| below which the nearness estimate is not mentioned (it moves the slates by less than a tenth of a typical
-utility gap)."""
+"""|w| below which the nearness estimate is not mentioned: near zero, the picks stay as near the first prompt as the
+types expected."""
 
 
 def taste_text(taste, session) -> str:
@@ -130,7 +130,7 @@ def taste_text(taste, session) -> str:
         f"**Beyond the types**, from {taste.picks} pick{'s' * (taste.picks != 1)}: the learned types explain your "
         f"picks with probability {fit}% (50% is as well as chance); "
         + (
-            "so the slates follow them."
+            "so the slates mostly follow them."
             if fit >= 50
             else "so the slates also try edits the types would not, to find what you have in mind."
         )
