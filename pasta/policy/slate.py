@@ -80,16 +80,29 @@ def choice_model_slate(
     m = max((len(v) for v in by_category.values()), default=0)
     while m > 1 and math.comb(len(by_category), size) * m**size > max_slates:
         m -= 1
-    best, best_value = [], -np.inf
-    for categories in itertools.combinations(by_category, size):
-        slates = np.array(list(itertools.product(*(by_category[c][:m] for c in categories))))  # [n, L]
-        logits = U[slates] / temperature  # [n, L, K]
-        prob = np.exp(logits - logits.max(axis=1, keepdims=True))
-        prob /= prob.sum(axis=1, keepdims=True)
-        value = np.einsum("nlk,k,nlk->n", prob, p, V[slates])
-        i = int(value.argmax())
-        if value[i] > best_value:
-            best, best_value = slates[i].tolist(), value[i]
+    if size == 0:
+        return []
+    slates = np.concatenate(  # [n, L]: every slate, category combination by combination, in itertools order
+        [
+            np.stack(np.meshgrid(*(by_category[c][:m] for c in categories), indexing="ij"), -1).reshape(-1, size)
+            for categories in itertools.combinations(by_category, size)
+        ]
+    )
+    # softmax over each slate's columns from per-candidate exponentials, shifted by each type's best utility (the
+    # shift cancels); a slate whose every column underflows for some type is computed shifted by its own best
+    logits = U / temperature
+    E = np.exp(logits - logits.max(axis=0))  # [N, K]
+    numerator, denominator = (E * V)[slates].sum(axis=1), E[slates].sum(axis=1)  # [n, K]
+    underflow = (denominator == 0).any(axis=1)
+    if underflow.any():
+        shifted = logits[slates[underflow]]  # [u, L, K]
+        e = np.exp(shifted - shifted.max(axis=1, keepdims=True))
+        numerator[underflow], denominator[underflow] = (e * V[slates[underflow]]).sum(axis=1), e.sum(axis=1)
+    value = (numerator / denominator) @ p
+    # the first of the best in enumeration order: slates of equal value (candidates the models cannot tell apart)
+    # differ only by rounding, which must not decide
+    top = value.max()
+    best = slates[int(np.flatnonzero(value >= top - 1e-12 * max(1.0, abs(top)))[0])].tolist()
     return sorted(best, key=lambda j: -float(V[j] @ p))
 
 

@@ -174,8 +174,13 @@ class UserModel(nn.Module):
     def live_posterior(self, turns: list[tuple[np.ndarray, int]]) -> np.ndarray:
         """[K]: the posterior for one live session after each choice: turns = [(slate features [L, D], column)]."""
         log_post = self.log_prior.clone()
-        for X, column in turns:
-            log_post += self.choice_log_probs(torch.as_tensor(X, dtype=torch.float32)[None])[0, int(column)]
+        if len({np.shape(X) for X, _ in turns}) == 1:  # slates of one size: one pass over all of them
+            lp = self.choice_log_probs(torch.as_tensor(np.stack([X for X, _ in turns]), dtype=torch.float32))
+            for t, (_, column) in enumerate(turns):
+                log_post += lp[t, int(column)]
+        else:
+            for X, column in turns:
+                log_post += self.choice_log_probs(torch.as_tensor(X, dtype=torch.float32)[None])[0, int(column)]
         return torch.softmax(log_post, 0).numpy()
 
     # -------------------------------------------------------------------------------------------- EM
