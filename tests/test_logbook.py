@@ -155,6 +155,33 @@ def test_a_bad_choice_raises_and_writes_nothing(tmp_path, column, rating, messag
     assert store.counts() == before
 
 
+def test_a_bulk_write_is_one_transaction_whose_calls_each_succeed_or_fail_whole(tmp_path):
+    """`bulk()` (simulated sessions): nothing is visible to another connection until it ends; a call that fails
+    inside writes nothing and the rest stands; an error leaving the block rolls the whole block back."""
+    store = LogStore(tmp_path / "logs.sqlite")
+    other = LogStore(tmp_path / "logs.sqlite")
+    with store.bulk():
+        store.start_session("a cat", 1, session_id="s")
+        store.log_turn("s", 0, "a cat", candidates(0), [0.0] * 25, [0, 1, 2, 3], [1, 2, 3, 4])
+        with pytest.raises(ValueError, match="rating=9 is out of range"):
+            store.log_choice("s", 0, 1, rating=9)
+        store.log_choice("s", 0, 2)
+        assert other.counts()["sessions"] == 0  # not committed yet
+        with pytest.raises(RuntimeError, match="does not nest"):
+            with store.bulk():
+                pass
+    episode = other.episode("s")
+    assert [t["choice"]["column"] for t in episode["turns"]] == [2] and episode["turns"][0]["choice"]["rating"] is None
+    before = other.counts()
+    with pytest.raises(KeyError):
+        with store.bulk():
+            store.start_session("a dog", 2, session_id="t")
+            raise KeyError("stop")
+    assert other.counts() == before and store.counts() == before
+    store.start_session("a dog", 2, session_id="t")  # after a bulk block, every write commits on its own again
+    assert other.counts()["sessions"] == before["sessions"] + 1
+
+
 def test_choice_rules(tmp_path):
     store = LogStore(tmp_path / "logs.sqlite")
     sid = store.start_session("a cat", 1)

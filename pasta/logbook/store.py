@@ -62,6 +62,7 @@ class LogStore(LogReads, LogTransfers):
         if _inspect(self.path, create) and not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._bulk = False
         try:
             self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as e:
@@ -94,9 +95,36 @@ class LogStore(LogReads, LogTransfers):
     # -- transactions ------------------------------------------------------------------------------------------
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: committed (durably) on success, rolled back entirely on any error."""
+    def bulk(self) -> Iterator[LogStore]:
+        """Many writes, in this thread, as one durable transaction: for simulated sessions and imports, where a
+        commit per call (each one on disk before it returns) took most of the time (10,000 simulated sessions: 88 s).
+        Each call inside still succeeds or fails whole (a savepoint); an error that leaves the block rolls all of
+        it back. Not for the app, whose every write must be on disk before the person sees its result."""
         with self._lock:
+            if self._bulk:
+                raise RuntimeError("LogStore.bulk() does not nest")
+            with self._write():
+                self._bulk = True
+                try:
+                    yield self
+                finally:
+                    self._bulk = False
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed (durably) on success, rolled back entirely on any error. Inside
+        `bulk()`, a savepoint of its transaction."""
+        with self._lock:
+            if self._bulk:
+                self._conn.execute("SAVEPOINT write")
+                try:
+                    yield self._conn
+                except BaseException:
+                    self._conn.execute("ROLLBACK TO write")
+                    self._conn.execute("RELEASE write")
+                    raise
+                self._conn.execute("RELEASE write")
+                return
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
