@@ -62,6 +62,13 @@ def test_live_posterior_sharpens_with_each_choice():
         post = model.live_posterior([(data.X[r], data.choice[r]) for r in rows[:t]])
         entropies.append(-(post * np.log(post + 1e-12)).sum())
     assert entropies[-1] < entropies[0]
+    turns = [(data.X[r], data.choice[r]) for r in rows]
+    every = model.live_posteriors(turns)  # all prefixes at once, as training reads them
+    assert every.shape == (len(rows) + 1, 3)
+    for t in range(len(rows) + 1):
+        np.testing.assert_allclose(every[t], model.live_posterior(turns[:t]), rtol=1e-6, atol=1e-7)
+    ragged = [(data.X[rows[0]][:2], 1), (data.X[rows[1]], int(data.choice[rows[1]]))]  # slates of two sizes
+    np.testing.assert_allclose(model.live_posteriors(ragged)[-1], model.live_posterior(ragged), rtol=1e-6)
 
 
 def test_select_k_prefers_the_planted_number_over_one():

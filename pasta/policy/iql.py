@@ -100,10 +100,16 @@ class Transitions:
         return rewards.astype(np.float32), weights.astype(np.float32)
 
 
-def episode_states(episode: LoggedEpisode, user_model: UserModel, qnet: QNetConfig) -> list[np.ndarray]:
+def episode_states(
+    episode: LoggedEpisode, user_model: UserModel, qnet: QNetConfig, posteriors: np.ndarray | None = None
+) -> list[np.ndarray]:
     """The state vector before each turn and after the last one (len = turns + 1), from the same `PolicyState` the
-    live agent and the simulator build."""
+    live agent and the simulator build. `posteriors`: the user model's `live_posteriors` of the episode's slates,
+    when the caller has them."""
     shown = [ShownSlate.of(t.text_embeddings, t.image_embeddings, t.choice) for t in episode.turns]
+    if posteriors is None:
+        whole = PolicyState.build(episode.initial_embedding, shown, seed=0)
+        posteriors = user_model.live_posteriors(whole.history_slates)
     states = []
     for t in range(len(shown) + 1):
         state = PolicyState.build(episode.initial_embedding, shown[:t], seed=0)
@@ -114,7 +120,7 @@ def episode_states(episode: LoggedEpisode, user_model: UserModel, qnet: QNetConf
                 state.current_embedding,
                 state.chosen_image_embeddings,
                 t,
-                user_model.live_posterior(state.history_slates),
+                posteriors[t],
             )
         )
     return states
@@ -127,9 +133,10 @@ def transitions(episodes: list[LoggedEpisode], user_model: UserModel, cfg: IQLCo
     for episode in episodes:
         if not episode.turns:
             continue
-        states = episode_states(episode, user_model, cfg.qnet)
         slates = [(column_features(t.text_embeddings, t.image_embeddings[:, None, :]), t.choice) for t in episode.turns]
-        posteriors = {"final": user_model.live_posterior(slates)}
+        every = user_model.live_posteriors(slates)  # [turns + 1, K]: before any choice, then after each
+        states = episode_states(episode, user_model, cfg.qnet, every)
+        posteriors = {"final": every[-1]}
         S, A, R, RK = [], [], [], []
         for t, turn in enumerate(episode.turns):
             x = slates[t][0]
@@ -138,7 +145,7 @@ def transitions(episodes: list[LoggedEpisode], user_model: UserModel, cfg: IQLCo
                 RK.append(np.full(len(posteriors["final"]), reward, np.float32))
             else:
                 seen = {"before": t, "after": t + 1}.get(cfg.reward_posterior)
-                posterior = posteriors["final"] if seen is None else user_model.live_posterior(slates[:seen])
+                posterior = posteriors["final"] if seen is None else every[seen]
                 with torch.no_grad():
                     u = user_model.utilities(torch.as_tensor(x[turn.choice])).numpy()  # [K]
                 reward = float(u @ posterior)

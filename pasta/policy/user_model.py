@@ -173,15 +173,23 @@ class UserModel(nn.Module):
     @torch.no_grad()
     def live_posterior(self, turns: list[tuple[np.ndarray, int]]) -> np.ndarray:
         """[K]: the posterior for one live session after each choice: turns = [(slate features [L, D], column)]."""
+        return self.live_posteriors(turns)[-1]
+
+    @torch.no_grad()
+    def live_posteriors(self, turns: list[tuple[np.ndarray, int]]) -> np.ndarray:
+        """[len(turns) + 1, K]: the posterior before any choice, then after each (`live_posterior` of every prefix,
+        in one pass: training reads the posterior at every turn of every logged session)."""
         log_post = self.log_prior.clone()
+        out = [torch.softmax(log_post, 0)]
         if len({np.shape(X) for X, _ in turns}) == 1:  # slates of one size: one pass over all of them
             lp = self.choice_log_probs(torch.as_tensor(np.stack([X for X, _ in turns]), dtype=torch.float32))
-            for t, (_, column) in enumerate(turns):
-                log_post += lp[t, int(column)]
+            rows = [lp[t, int(column)] for t, (_, column) in enumerate(turns)]
         else:
-            for X, column in turns:
-                log_post += self.choice_log_probs(torch.as_tensor(X, dtype=torch.float32)[None])[0, int(column)]
-        return torch.softmax(log_post, 0).numpy()
+            rows = [self.choice_log_probs(torch.as_tensor(X, dtype=torch.float32)[None])[0, int(c)] for X, c in turns]
+        for row in rows:
+            log_post = log_post + row
+            out.append(torch.softmax(log_post, 0))
+        return torch.stack(out).numpy()
 
     # -------------------------------------------------------------------------------------------- EM
 
