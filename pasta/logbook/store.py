@@ -96,10 +96,9 @@ class LogStore(LogReads, LogTransfers):
 
     @contextmanager
     def bulk(self) -> Iterator[LogStore]:
-        """Many writes, in this thread, as one durable transaction: for simulated sessions and imports, where a
-        commit per call (each one on disk before it returns) took most of the time (10,000 simulated sessions: 88 s).
-        Each call inside still succeeds or fails whole (a savepoint); an error that leaves the block rolls all of
-        it back. Not for the app, whose every write must be on disk before the person sees its result."""
+        """Many writes, in this thread, as one durable transaction (simulated sessions: a commit on disk per call took
+        88 s of 10,000 sessions). Each call inside still succeeds or fails whole (a savepoint); an error leaving the
+        block rolls all of it back. Not for the app, whose every write is on disk before anyone sees its result."""
         with self._lock:
             if self._bulk:
                 raise RuntimeError("LogStore.bulk() does not nest")
@@ -112,27 +111,20 @@ class LogStore(LogReads, LogTransfers):
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: committed (durably) on success, rolled back entirely on any error. Inside
+        """One write transaction: committed (durably) on success, rolled back entirely on any error; inside
         `bulk()`, a savepoint of its transaction."""
         with self._lock:
-            if self._bulk:
-                self._conn.execute("SAVEPOINT write")
-                try:
-                    yield self._conn
-                except BaseException:
-                    self._conn.execute("ROLLBACK TO write")
-                    self._conn.execute("RELEASE write")
-                    raise
-                self._conn.execute("RELEASE write")
-                return
-            self._conn.execute("BEGIN IMMEDIATE")
+            inner = self._bulk
+            self._conn.execute("SAVEPOINT write" if inner else "BEGIN IMMEDIATE")
             try:
                 yield self._conn
             except BaseException:
                 if self._conn.in_transaction:  # SQLite may have rolled back already (e.g. disk full)
-                    self._conn.execute("ROLLBACK")
+                    self._conn.execute("ROLLBACK TO write" if inner else "ROLLBACK")
+                    if inner:
+                        self._conn.execute("RELEASE write")
                 raise
-            self._conn.execute("COMMIT")
+            self._conn.execute("RELEASE write" if inner else "COMMIT")
 
     @contextmanager
     def _snapshot(self) -> Iterator[sqlite3.Connection]:
@@ -446,17 +438,10 @@ class LogStore(LogReads, LogTransfers):
     ) -> str:
         """Record a trained model (kind e.g. 'user_model', 'qnet', 't2i', 'adapter') and what it was trained on."""
         version_id = _text(version_id, "version_id") if version_id is not None else uuid.uuid4().hex
+        kind, name, metrics, trained_on = _text(kind, "kind"), _text(name, "name"), _dumps(metrics), _dumps(trained_on)
         with self._write() as conn:
             conn.execute(
                 "INSERT INTO model_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    version_id,
-                    _text(kind, "kind"),
-                    _text(name, "name"),
-                    str(path),
-                    time.time(),
-                    _dumps(metrics),
-                    _dumps(trained_on),
-                ),
+                (version_id, kind, name, str(path), time.time(), metrics, trained_on),
             )
         return version_id
