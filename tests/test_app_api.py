@@ -17,6 +17,7 @@ class View:
     """The outputs of a turn endpoint, by name (the session's gr.State is not part of the API)."""
 
     def __init__(self, out: tuple) -> None:
+        self.raw = out
         self.status = out[0]
         self.captions = list(out[1 : 1 + SLATE])
         self.galleries = list(out[1 + SLATE : 1 + 2 * SLATE])
@@ -70,6 +71,9 @@ def test_a_five_turn_session_through_the_api_is_in_the_log_store(server):
     picks = [2, 1, 4, 3, 2]
     shown = [view.details["slate"]]
     assert "no picks to read yet" in view.taste  # the agent's session estimate, before any pick
+    from pasta.tools.bench_app import DETAILS
+
+    assert view.raw[DETAILS] == view.details  # where `pasta bench app` reads them
     for turn, column in enumerate(picks, 1):
         view = pick(client, column, rating=5 if turn == 2 else None)
         shown.append(view.details.get("slate"))

@@ -43,7 +43,10 @@ from pasta.tools.bench_propose import read_prompts
 
 TARGET_PICK_TO_SLATE_S = 4.0
 SLATE = 4
-DETAILS = 1 + 2 * SLATE + 4  # index of the session details (JSON) in a turn endpoint's outputs
+DETAILS = 1 + 2 * SLATE + 5
+"""Index of the session details (JSON) in a turn endpoint's outputs (`pasta.app.layout.Page.view` without the
+session state): status, the captions, the galleries, history gallery and table, type posterior, taste text,
+favourites, details."""
 
 
 def free_port() -> int:
