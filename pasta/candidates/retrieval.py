@@ -46,6 +46,11 @@ def _key(phrases: list[str]) -> str:
     return hashlib.sha1("\n".join(phrases).encode()).hexdigest()[:16]
 
 
+def _embed_phrases(phrases: list[str], embed) -> np.ndarray:
+    """[N, D] unit-norm embeddings of a phrase list, 256 phrases per call."""
+    return np.concatenate([embed(phrases[i : i + 256]) for i in range(0, len(phrases), 256)])
+
+
 class PhraseIndex:
     """faiss inner-product index over unit-norm MiniLM embeddings of one phrase list: the shipped ones where the
     installed phrase lists match them, else computed once and cached."""
@@ -60,7 +65,7 @@ class PhraseIndex:
         elif path.exists():
             vectors = np.load(path)
         else:
-            vectors = np.concatenate([embed(phrases[i : i + 256]) for i in range(0, len(phrases), 256)])
+            vectors = _embed_phrases(phrases, embed)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.stem + f".{os.getpid()}.tmp.npy")
             np.save(tmp, vectors.astype(np.float32))
@@ -183,7 +188,7 @@ if __name__ == "__main__":
     embed = shared_minilm().embed
     for name, phrases in _phrase_pools().items():
         out = shipped_phrase_file(phrases)
-        vectors = np.concatenate([embed(phrases[i : i + 256]) for i in range(0, len(phrases), 256)])
+        vectors = _embed_phrases(phrases, embed)
         out.parent.mkdir(parents=True, exist_ok=True)
         np.save(out, vectors.astype(np.float16))
         print(f"wrote {out} ({len(phrases)} {name} phrases)")

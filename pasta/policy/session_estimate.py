@@ -185,7 +185,7 @@ class SessionTaste:
 def session_taste(user_model, state, posterior: np.ndarray, adapt: float, explore: float, top: int = 3) -> SessionTaste:
     """The session estimates a policy with strengths (`adapt`, `explore`) uses, summarised for people."""
     history = state.history_slates
-    probabilities = choice_probabilities(user_model, history, posterior) if history else []
+    probabilities = choice_probabilities(user_model, history, posterior)
     fit = types_explain_picks(user_model, history, posterior, probabilities)
     w = session_correction(user_model, history, posterior, state.initial_embedding, adapt, probabilities)
     favoured: tuple[int, ...] = ()
