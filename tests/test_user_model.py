@@ -79,6 +79,23 @@ def test_select_k_prefers_the_planted_number_over_one():
     assert best == 3 and [row["k"] for row in table] == [1, 3]
 
 
+def test_select_k_on_worker_processes_matches_one_process():
+    """The Ks are independent fits: side by side on two processes they score as one after the other does (up to
+    float summation order, since the workers run torch on one thread), in the order the Ks were given."""
+    from pasta.executors import ExecutorConfig
+
+    data, _ = planted(n_users=300, seed=4)
+    train, held_out = data.subset_users(np.arange(240)), data.subset_users(np.arange(240, 300))
+    config = UserModelConfig(hidden=16, em_iters=5)
+    here = select_k(train, held_out, [3, 1, 2], config)
+    apart = select_k(train, held_out, [3, 1, 2], config, ExecutorConfig("processes", workers=2))
+    assert apart[0] == here[0] == 3
+    assert [row["k"] for row in apart[1]] == [3, 1, 2] and sorted(apart[2]) == [1, 2, 3]
+    for a, b in zip(apart[1], here[1], strict=True):
+        assert a["held_out_log_likelihood_per_turn"] == pytest.approx(b["held_out_log_likelihood_per_turn"], abs=2e-3)
+    assert apart[2][3].posterior(held_out).shape == (60, 3)
+
+
 def test_save_load_round_trip(tmp_path):
     data, _ = planted(n_users=100, seed=3)
     model = UserModel(16, UserModelConfig(n_types=2, hidden=8, em_iters=2))

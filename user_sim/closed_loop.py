@@ -96,7 +96,12 @@ def run_population(cfg: ClosedLoopConfig, name: str, world: EmbeddingWorld, prog
     agent_dir = folder / "agent"
     um = train_user_model(
         TrainUserModelConfig(
-            db=db, out=agent_dir / "user_model", ks=cfg.ks, k_selection_users=cfg.k_selection_users, seed=cfg.seed
+            db=db,
+            out=agent_dir / "user_model",
+            ks=cfg.ks,
+            k_selection_users=cfg.k_selection_users,
+            seed=cfg.seed,
+            scale=cfg.scale,
         ),
         embed_text=embed_text,
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pasta.executors import ExecutorConfig, Scale
 from pasta.logbook import LogStore
 from pasta.paths import EMBEDDED_DIR
 from pasta.policy.episodes import TextEmbeddingCache, read_episodes
@@ -126,6 +127,8 @@ class RetrainConfig:
     k_selection_users: int = 2500
     """At most this many users choose the number of user types (0: all); the chosen K is fitted on all."""
     iql: IQLConfig = field(default_factory=IQLConfig)
+    scale: Scale = field(default_factory=ExecutorConfig)
+    """Where the fits that choose K run (`--executor processes`: side by side on this machine's cores)."""
 
 
 def retrain_main(argv: list[str]) -> int:
@@ -138,7 +141,9 @@ def retrain_main(argv: list[str]) -> int:
     cfg = tyro.cli(RetrainConfig, args=argv, prog="pasta retrain")
     embed_text = TextEmbeddingCache(shared_minilm().embed)  # one embedding per distinct text for both models
     um = train_user_model(
-        TrainUserModelConfig(db=cfg.db, out=cfg.out / "user_model", k_selection_users=cfg.k_selection_users),
+        TrainUserModelConfig(
+            db=cfg.db, out=cfg.out / "user_model", k_selection_users=cfg.k_selection_users, scale=cfg.scale
+        ),
         embed_text=embed_text,
     )
     print(

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pasta.executors import ExecutorConfig, map_jobs
 from pasta.weights import read_weights, save_weights
 
 
@@ -120,11 +121,15 @@ class UserModel(nn.Module):
         self.config = config or UserModelConfig()
         c = self.config
         self.n_features = n_features
-        layers: list[nn.Module] = [nn.Linear(n_features, c.hidden)]
-        if c.mlp:
-            layers += [nn.GELU(), nn.Linear(c.hidden, c.hidden)]
-        self.projection = nn.Sequential(*layers)
-        self.heads = nn.Parameter(torch.randn(c.n_types, c.hidden) * 0.1)
+        # initial weights from the config's seed alone, so that a fit does not depend on what drew random numbers
+        # before it (e.g. the other Ks of `select_k`, or which process runs it)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(c.seed)
+            layers: list[nn.Module] = [nn.Linear(n_features, c.hidden)]
+            if c.mlp:
+                layers += [nn.GELU(), nn.Linear(c.hidden, c.hidden)]
+            self.projection = nn.Sequential(*layers)
+            self.heads = nn.Parameter(torch.randn(c.n_types, c.hidden) * 0.1)
         self.log_temperature = nn.Parameter(torch.zeros(()))
         self.register_buffer("log_prior", torch.full((c.n_types,), -math.log(c.n_types)))
 
@@ -297,21 +302,47 @@ def kmeans_responsibilities(data: ChoiceData, n_types: int, seed: int = 0, smoot
     return R
 
 
-def select_k(train: ChoiceData, held_out: ChoiceData, ks: list[int], config: UserModelConfig | None = None):
-    """Fit one model per K and score each by held-out log-likelihood per turn; returns (best K, table, models)."""
-    base = config or UserModelConfig()
-    table, models = [], {}
-    for k in ks:
-        model = UserModel(train.X.shape[2], UserModelConfig(**{**asdict(base), "n_types": k}))
-        model.fit(train)
-        score = model.log_likelihood(held_out) / max(len(held_out.X), 1)
-        table.append(
-            {
+@dataclass
+class FitEachK:
+    """The workload of `select_k` (pasta.executors): fit one model per K on `train`, score it on `held_out`. Each
+    K is an independent EM fit, so they can run on separate processes or machines."""
+
+    train: ChoiceData
+    held_out: ChoiceData
+    base: UserModelConfig
+
+    def __call__(self, ks: list[int]) -> list[tuple[dict, UserModel]]:
+        out = []
+        for k in ks:
+            model = UserModel(self.train.X.shape[2], UserModelConfig(**{**asdict(self.base), "n_types": k}))
+            model.fit(self.train)
+            row = {
                 "k": k,
-                "held_out_log_likelihood_per_turn": score,
-                "train_log_likelihood_per_turn": model.log_likelihood(train) / max(len(train.X), 1),
+                "held_out_log_likelihood_per_turn": model.log_likelihood(self.held_out) / max(len(self.held_out.X), 1),
+                "train_log_likelihood_per_turn": model.log_likelihood(self.train) / max(len(self.train.X), 1),
             }
-        )
-        models[k] = model
+            out.append((row, model))
+        return out
+
+
+def select_k(
+    train: ChoiceData,
+    held_out: ChoiceData,
+    ks: list[int],
+    config: UserModelConfig | None = None,
+    scale: ExecutorConfig | None = None,
+):
+    """Fit one model per K and score each by held-out log-likelihood per turn; returns (best K, table, models).
+    `scale`: where the fits run (default: one after the other in this process)."""
+    largest_first = sorted(ks, reverse=True)  # the longest fits start first, so parallel workers finish together
+    fits = map_jobs(
+        FitEachK(train, held_out, config or UserModelConfig()),
+        largest_first,
+        scale or ExecutorConfig(),
+        desc="choose K",
+    )
+    fits.sort(key=lambda fit: list(ks).index(fit[0]["k"]))
+    table = [row for row, _ in fits]
+    models = {row["k"]: model for row, model in fits}
     best = max(table, key=lambda row: row["held_out_log_likelihood_per_turn"])["k"]
     return best, table, models
