@@ -15,7 +15,7 @@ import pytest
 from pasta.executors import ExecutorConfig, chunked, map_chunks, map_jobs
 from pasta.policy.slate import LMMOrderPolicy
 from user_sim.policies import trained_agent
-from user_sim.rollout import Rollouts, play
+from user_sim.rollout import Rollouts, play, play_many
 from user_sim.users import make_users, planted_population
 from user_sim.world import EmbeddingWorld
 
@@ -55,6 +55,18 @@ def test_processes_give_the_local_episodes(world, users, agent):
     pooled = play(agent, world, users, seeds(len(users)), ExecutorConfig("processes", workers=2, chunk_size=5))
     same_episodes(local, pooled)
     assert all(len(e.select_seconds) == 5 for e in pooled)  # timings travel back with the episodes
+
+
+def test_many_policies_in_one_pool_give_each_policys_own_episodes(world, users, agent):
+    """`play_many` plays every policy on one set of workers; each policy's episodes are those `play` gives it."""
+    lmm = LMMOrderPolicy()
+    both = play_many(
+        {"agent": agent, lmm.name: lmm}, world, users, seeds(len(users)), ExecutorConfig("processes", workers=2)
+    )
+    assert list(both) == ["agent", lmm.name]
+    same_episodes(both["agent"], play(agent, world, users, seeds(len(users))))
+    same_episodes(both[lmm.name], play(lmm, world, users, seeds(len(users))))
+    assert all(e.seconds > 0 for e in both["agent"])
 
 
 def test_chunks_cover_every_job_once_in_order():
@@ -111,8 +123,8 @@ def actor_pids() -> list[int]:
 
 def test_a_killed_ray_worker_loses_no_episode(local_ray, world, users):
     policy = LMMOrderPolicy()
-    workload = Rollouts(policy, world, users)
-    jobs = [(i, seed) for i, seed in enumerate(seeds(len(users)))]
+    workload = Rollouts({policy.name: policy}, world, users)
+    jobs = [(policy.name, i, seed) for i, seed in enumerate(seeds(len(users)))]
     chunks = chunked(jobs, 1)  # one episode per task: the kill lands mid-run
     received, killed = [], []
     for key, episodes in map_chunks(workload, chunks, ExecutorConfig("ray", workers=2)):
