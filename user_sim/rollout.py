@@ -166,7 +166,7 @@ def play_many(
     desc: str | None = None,
 ) -> dict[str, list[Episode]]:
     """Every policy against every user (user i with seeds[i]), in one map over the executor: worker processes start
-    and receive the world once for all the policies (starting a pool per policy cost ~7 s each on 2 cores).
+    and receive the world once for all the policies (a pool per policy cost 4-5 s of start-up each on 2 cores).
     Episodes per policy, in the users' order; the same seeds give the same episodes on every executor."""
     if len(seeds) != len(users):
         raise ValueError(f"{len(seeds)} seeds for {len(users)} users")

@@ -42,7 +42,7 @@ class TrainUserModelConfig:
     seed: int = 0
     scale: Scale = field(default_factory=ExecutorConfig)
     """Where the fits that choose K run: `--executor processes` fits the Ks side by side on this machine's cores
-    (each an independent EM fit; 1.7x faster on 2 cores), `--executor ray` on a cluster."""
+    (each an independent EM fit: 8 Ks on 2,000 users 195 s -> 134 s on 2 cores), `--executor ray` on a cluster."""
 
 
 def load_choice_data(
