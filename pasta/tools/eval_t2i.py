@@ -59,9 +59,11 @@ def evaluate_t2i(
     classifier_dir: str | Path | None = None,
     batch_prompts: int = 4,
     progress: bool = True,
+    sampling_steps: int | None = None,
 ) -> dict:
     """Generate images for held-out prompts, read them with the attribute classifier, time a turn; write
-    metrics.json and contact_sheet.png to `out_dir` and return the metrics."""
+    metrics.json and contact_sheet.png to `out_dir` and return the metrics. `sampling_steps`: the sampler's steps
+    (None: the weights' own, as `pasta_t2i.json` says)."""
     from pasta.backends.embedded_t2i import EmbeddedTextToImage, tensor_to_images
     from pasta.console import progress_bar
     from pasta.worlds.fashion_judge import DEFAULT_CLASSIFIER_DIR, AttributeClassifier
@@ -71,7 +73,7 @@ def evaluate_t2i(
     out_dir = Path(out_dir)
     t0 = time.perf_counter()
     classifier = AttributeClassifier.load(classifier_dir)
-    t2i = EmbeddedTextToImage(model_dir)
+    t2i = EmbeddedTextToImage(model_dir, num_inference_steps=sampling_steps)
     load_seconds = time.perf_counter() - t0
 
     prompts = fashion.evaluation_prompts(n_prompts)
@@ -232,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="base seed of the per-prompt noise")
     p.add_argument("--repeats", type=int, default=5, help="timed turns after one warm-up (median reported)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (the target is for 2 CPU cores)")
+    p.add_argument(
+        "--sampling-steps",
+        type=int,
+        default=0,
+        help="diffusion sampling steps (0: the weights' own; the app's --sampling-steps is what a person sees)",
+    )
     p.add_argument("--strict", action="store_true", help="exit with status 1 when a target is missed")
     return p
 
@@ -256,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
                 out_dir,
                 args.seed,
                 args.repeats,
+                sampling_steps=args.sampling_steps or None,
             )
             print_emoji_table(metrics)
         else:
@@ -267,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.seed,
                 args.repeats,
                 args.classifier_dir,
+                sampling_steps=args.sampling_steps or None,
             )
             print_table(metrics)
     except (FileNotFoundError, ValueError) as error:

@@ -37,6 +37,7 @@ def evaluate_emoji_t2i(
     repeats: int = 3,
     batch_prompts: int = 8,
     progress: bool = True,
+    sampling_steps: int | None = None,
 ) -> dict:
     from pasta.backends.embedded_t2i import WORLD_MODEL_DIRS, EmbeddedTextToImage, tensor_to_images
     from pasta.console import progress_bar
@@ -47,7 +48,7 @@ def evaluate_emoji_t2i(
     if n_prompts < 1 or images_per_prompt < 1 or repeats < 1:
         raise ValueError("n_prompts, images_per_prompt and repeats must be at least 1")
     judge = EmojiJudge.load(judge_dir)
-    t2i = EmbeddedTextToImage(model_dir or WORLD_MODEL_DIRS["emoji"])
+    t2i = EmbeddedTextToImage(model_dir or WORLD_MODEL_DIRS["emoji"], num_inference_steps=sampling_steps)
     if t2i.config.world != "emoji":
         raise ValueError(f"{t2i.folder} holds a {t2i.config.world!r} model, not one of the emoji world")
     world = EmojiWorld()
@@ -118,6 +119,10 @@ def evaluate_emoji_t2i(
     metrics = {
         "model_dir": str(t2i.folder),
         "judge_dir": str(judge_dir or "models/embedded/emoji_judge"),
+        "sampling": {
+            "num_inference_steps": t2i.config.num_inference_steps,
+            "guidance_scale": t2i.config.guidance_scale,
+        },
         "concepts": len(names),
         "n_prompts": n_prompts,
         "images_per_prompt": images_per_prompt,
