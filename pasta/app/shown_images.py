@@ -77,8 +77,20 @@ class ShownImages:
         return folder
 
     def forget(self, browser: str) -> None:
-        """Delete everything written for a browser (its page closed)."""
-        shutil.rmtree(self.folder(browser), ignore_errors=True)
+        """Delete everything written for a browser (its page closed).
+
+        The folder is first renamed to a random name, so all its URLs stop resolving at one instant rather than one
+        file at a time while the tree is removed. (A request that Gradio has already found the file for, an instant
+        before, can still fail with a 500 when the file vanishes under it: the check and the read are two steps in
+        Gradio's file route.)
+        """
+        folder = self.folder(browser)
+        doomed = self.root / f".gone-{secrets.token_hex(8)}"
+        try:
+            folder.rename(doomed)
+        except FileNotFoundError:
+            return
+        shutil.rmtree(doomed, ignore_errors=True)
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
