@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from pasta.align.prompts import REQUESTED, load_prompts, training_prompts
+from pasta.align.prompts import load_prompts
 from pasta.align.rewards import AlignmentReward, RednessReward, Reward, UserTypeReward, make_reward
 from pasta.backends.image_encoder import ImageEncoder, ImageEncoderConfig
 from pasta.worlds import fashion
+from pasta.worlds.fashion_task import REQUESTED, training_prompts
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,8 @@ def encoder_dir(tmp_path_factory):
 
 @pytest.mark.fashion_mnist
 def test_alignment_reward_trains_reports_held_out_accuracy_and_reloads(encoder_dir, tmp_path, minilm):
-    from pasta.align.train_reward import TrainRewardConfig, preference_data, train_reward
+    from pasta.align.train_reward import TrainRewardConfig, train_reward
+    from pasta.worlds.fashion_task import preference_data
 
     data = preference_data(6, "test", negatives=4, seed=0, held_out_share=1.0)
     assert data["images"].shape == (6, 32, 32, 3) and all(len(row) == 5 for row in data["captions"])

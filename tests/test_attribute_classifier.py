@@ -149,7 +149,8 @@ def tiny_t2i_dir(tmp_path_factory) -> Path:
 
 
 def test_eval_t2i_writes_metrics_and_contact_sheet(tiny_t2i_dir, random_classifier_dir, tmp_path, minilm, capsys):
-    from pasta.tools.eval_t2i import REQUESTED, main
+    from pasta.tools.eval_t2i import main
+    from pasta.worlds.fashion_task import REQUESTED
 
     out = tmp_path / "eval"
     argv = [

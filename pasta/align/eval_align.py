@@ -28,8 +28,8 @@ import torch
 
 from pasta.align.rewards import ALIGN_DIR
 from pasta.worlds import fashion
+from pasta.worlds.fashion_task import REQUESTED, real_images, requested_indices
 
-REQUESTED = ("garment", "colour", "pattern", "background", "style")
 TARGETS = {
     "dpok_reward_gain_relative": 0.10,
     "dpok_accuracy_drop_points": 2.0,
@@ -81,12 +81,6 @@ def default_adapters() -> list[Path]:
     return sorted(p.parent for p in ALIGN_DIR.glob("*/adapter_config.json"))
 
 
-def requested_indices(attrs: fashion.Attributes) -> dict[str, int]:
-    idx = attrs.index()
-    idx["pattern"] = fashion.PATTERNS.index(attrs.visible_pattern)
-    return {a: idx[a] for a in REQUESTED}
-
-
 def attribute_accuracy(classifier, pixels: torch.Tensor, wanted: list[dict[str, int]]) -> dict[str, np.ndarray]:
     """Per image and attribute: does the classifier read the requested value?"""
     from pasta.backends.embedded_t2i import tensor_to_images
@@ -97,19 +91,12 @@ def attribute_accuracy(classifier, pixels: torch.Tensor, wanted: list[dict[str, 
 
 def real_image_reward(reward, prompts: list[tuple[str, fashion.Attributes]], seed: int = 0) -> float | None:
     """Mean reward of real composed test-split garments with each prompt's attributes: the reward's ceiling."""
-    try:
-        images, labels = fashion.load_fashion_mnist("test")
-    except FileNotFoundError:
+    images = real_images(prompts, seed)
+    if images is None:
         return None
-    rng = np.random.default_rng(seed)
-    composed, texts = [], []
-    for text, attrs in prompts:
-        pool = np.flatnonzero(labels == fashion.CLASSES.index(attrs.garment))
-        composed.append(fashion.compose(images[int(rng.choice(pool))], attrs, rng))
-        texts.append(text)
-    x = torch.from_numpy(np.stack(composed)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
     with torch.no_grad():
-        return float(reward(x, texts).mean())
+        return float(reward(x, [text for text, _ in prompts]).mean())
 
 
 def bench_dpok_round(model_dir: Path | None, reward, prompts: list[str], threads: int, repeats: int) -> dict:

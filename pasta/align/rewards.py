@@ -327,26 +327,14 @@ class RednessReward:
         """Share of held-out pairs (the same Fashion-MNIST test garment and attributes, red vs another colour) in
         which the red image scores higher; None when Fashion-MNIST is not installed."""
         if self._accuracy is None:
-            from pasta.worlds import fashion
+            from pasta.worlds.fashion_task import colour_pairs
 
-            try:
-                images, labels = fashion.load_fashion_mnist("test")
-            except FileNotFoundError:
+            pairs = colour_pairs("red", n_pairs, seed)
+            if pairs is None:
                 return None
-            rng = np.random.default_rng(seed)
-            red, other = [], []
-            for i in rng.choice(len(images), n_pairs, replace=False):
-                attrs = fashion.sample_attributes(rng, fashion.CLASSES[labels[i]])
-                colour = str(rng.choice([c for c in fashion.COLOURS if c != "red"]))
-                state = int(rng.integers(1 << 31))
-                for bucket, c in ((red, "red"), (other, colour)):
-                    a = fashion.Attributes(
-                        attrs.garment, c, attrs.pattern, attrs.background, attrs.style, attrs.size, attrs.position
-                    )
-                    bucket.append(fashion.compose(images[i], a, np.random.default_rng(state)))
-            to_tensor = lambda x: torch.from_numpy(np.stack(x)).permute(0, 3, 1, 2).float() / 127.5 - 1  # noqa: E731
+            red, other = (torch.from_numpy(x).permute(0, 3, 1, 2).float() / 127.5 - 1 for x in pairs)
             prompts = [""] * n_pairs
-            self._accuracy = float((self(to_tensor(red), prompts) > self(to_tensor(other), prompts)).float().mean())
+            self._accuracy = float((self(red, prompts) > self(other, prompts)).float().mean())
         return self._accuracy
 
     def metrics(self) -> dict:

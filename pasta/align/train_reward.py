@@ -20,17 +20,15 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pasta.align.prompts import REQUESTED, evaluation_style_prompt, full_caption, training_attributes
 from pasta.align.rewards import DEFAULT_ALIGNMENT_REWARD_DIR, AlignmentHead, AlignmentReward, AlignmentRewardConfig
 from pasta.console import progress_bar
-from pasta.worlds import fashion
+from pasta.worlds.fashion_task import REQUESTED, preference_data
 
 
 @dataclass
@@ -66,74 +64,6 @@ class TrainRewardConfig:
             raise ValueError("images and held_out_images must be at least 1")
         if not 1 <= self.negatives <= len(REQUESTED):
             raise ValueError(f"negatives must be in [1, {len(REQUESTED)}] (one swapped attribute each)")
-
-
-def perturb(attrs: fashion.Attributes, attribute: str, rng: np.random.Generator) -> fashion.Attributes:
-    """The same attributes with `attribute` swapped for another value (a pattern swap changes what is visible)."""
-    options = [v for v in fashion.ATTRIBUTE_VALUES[attribute] if v != getattr(attrs, attribute)]
-    return replace(attrs, **{attribute: str(rng.choice(options))})
-
-
-def _caption(attrs: fashion.Attributes, eval_phrasing: bool, phrasing_seed: int) -> str:
-    if eval_phrasing:
-        return evaluation_style_prompt(attrs)
-    return full_caption(attrs, np.random.default_rng(phrasing_seed))
-
-
-def _degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    x = image.astype(np.float32)
-    if rng.random() < 0.5:
-        k = np.array([1, 2, 1], np.float32) / 4
-        x = sum(k[i] * np.roll(x, i - 1, 0) for i in range(3))
-        x = sum(k[i] * np.roll(x, i - 1, 1) for i in range(3))
-    x = x + rng.normal(0, rng.uniform(2, 20), x.shape)
-    return np.clip(x, 0, 255).astype(np.uint8)
-
-
-def preference_data(
-    n: int,
-    split: str,
-    negatives: int,
-    seed: int,
-    eval_like: float = 0.5,
-    augment: float = 0.0,
-    held_out_share: float = 0.0,
-) -> dict:
-    """uint8 images [n,32,32,3], captions [n][1 + negatives] (true caption first), the swapped attribute of each
-    negative, and whether the image shows a held-out (garment, colour, pattern) triple."""
-    images_src, labels = fashion.load_fashion_mnist(split)
-    rng = np.random.default_rng(seed)
-    images, captions, swapped, held_out_triple = [], [], [], []
-    for i in rng.choice(len(images_src), n, replace=n > len(images_src)):
-        garment = fashion.CLASSES[labels[i]]
-        held = rng.random() < held_out_share
-        if rng.random() < eval_like:
-            while True:
-                a = training_attributes(rng)
-                attrs = replace(a, garment=garment)
-                is_held = fashion.is_held_out(garment, attrs.colour, attrs.pattern)
-                if is_held == held:
-                    break
-        else:
-            attrs = fashion.sample_attributes(rng, garment, held_out=held)
-        image = fashion.compose(images_src[i], attrs, rng)
-        if rng.random() < augment:
-            image = _degrade(image, rng)
-        shown = replace(attrs, pattern=attrs.visible_pattern)  # a caption names what is visible
-        eval_phrasing, phrasing_seed = bool(rng.random() < 0.5), int(rng.integers(1 << 31))
-        which = list(rng.choice(REQUESTED, negatives, replace=False))
-        row = [_caption(shown, eval_phrasing, phrasing_seed)]
-        row += [_caption(perturb(shown, a, rng), eval_phrasing, phrasing_seed) for a in which]
-        images.append(image)
-        captions.append(row)
-        swapped.append(which)
-        held_out_triple.append(shown.pattern != "plain" and fashion.is_held_out(garment, shown.colour, shown.pattern))
-    return {
-        "images": np.stack(images),
-        "captions": captions,
-        "swapped": swapped,
-        "held_out_triple": np.array(held_out_triple),
-    }
 
 
 @torch.no_grad()

@@ -25,20 +25,13 @@ from PIL import Image
 from pasta.tools.contact_sheet import contact_sheet
 from pasta.tools.turn_speed import TURN_IMAGES, TURN_PROMPTS, TURN_SECONDS_TARGET, time_turn
 from pasta.worlds import fashion
+from pasta.worlds.fashion_task import REQUESTED, requested_indices
 
-REQUESTED = ("garment", "colour", "pattern", "background", "style")
-"""Attributes every evaluation prompt names (size and position are left to the model)."""
 TARGETS = {
     "class_accuracy": ("garment", 0.85),
     "colour_accuracy": ("colour", 0.85),
     "pattern_accuracy": ("pattern", 0.70),
 }
-
-
-def _requested_indices(attrs: fashion.Attributes) -> dict[str, int]:
-    idx = attrs.index()
-    idx["pattern"] = fashion.PATTERNS.index(attrs.visible_pattern)
-    return {a: idx[a] for a in REQUESTED}
 
 
 def _short(attribute: str, value: str) -> str:
@@ -87,7 +80,7 @@ def evaluate_t2i(
         pixels.append(tensor_to_images(x))
     images = np.concatenate(pixels)  # uint8 [n_prompts * images_per_prompt, 32, 32, 3], grouped by prompt
     predicted = classifier.predict(images)
-    requested = [_requested_indices(attrs) for _, attrs in prompts]
+    requested = [requested_indices(attrs) for _, attrs in prompts]
 
     per_image: dict[str, np.ndarray] = {}
     for attribute in REQUESTED:
