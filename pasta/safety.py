@@ -190,7 +190,7 @@ class Verdict:
             return ""
         return (
             f"Sorry, I can't create images of {CATEGORY_LABELS[self.category]}. "
-            "Please try a different idea, for example a garment, a colour, a place or a style."
+            "Please try a different idea: an object, a colour, a place or a style."
         )
 
 

@@ -491,7 +491,7 @@ def test_pasta_eval_align_compares_base_and_adapters(tiny_model_dir, minilm, tmp
         mask_smoothing=3,
     )
     metrics = evaluate_align(cfg, progress=False)
-    assert metrics["reward"] == spec
+    assert metrics["reward"] == spec and metrics["world"] == "fashion"
     assert set(metrics["results"]) == {"base", "dpok", "focus"}
     base, dpok = metrics["results"]["base"], metrics["results"]["dpok"]
     assert base["reward_gain"] == 0 and base["pixel_change_abs"] == 0
@@ -502,3 +502,12 @@ def test_pasta_eval_align_compares_base_and_adapters(tiny_model_dir, minilm, tmp
     )
     for name in ("metrics.json", "summary.png", "contact_sheet.png"):
         assert (tmp_path / "eval" / name).stat().st_size > 0
+
+
+def test_pasta_eval_align_keeps_the_garments_flag_as_subjects():
+    import tyro
+
+    from pasta.align.eval_align import EvalAlignConfig
+
+    old = tyro.cli(EvalAlignConfig, args=["--garments", "coat", "shirt"])
+    assert old.subjects == ("coat", "shirt") == tyro.cli(EvalAlignConfig, args=["--subjects", "coat", "shirt"]).subjects

@@ -141,3 +141,19 @@ def test_prompt_sets_restricted_to_garments():
         load_prompts("train:8@,")
     with pytest.raises(ValueError, match="unknown garment"):
         fashion.evaluation_prompts(4, garments=("cape",))
+
+
+def test_prompt_sets_come_from_the_worlds_prompt_task():
+    from pasta.worlds import load_prompt_task
+
+    task = load_prompt_task("fashion")
+    assert task.world == "fashion" and task.requested == REQUESTED and task.subject_axis in task.requested
+    assert load_prompts("train:4:3", world="fashion") == [t for t, _ in task.training_prompts(4, 3)]
+    assert load_prompts("eval:3@coat") == [t for t, _ in task.evaluation_prompts(3, subjects=("coat",))]
+    labels = task.requested_indices(task.evaluation_prompts(1)[0][1])
+    assert set(labels) == set(task.requested)
+    assert all(0 <= labels[a] < len(task.attribute_values[a]) for a in task.requested)
+    with pytest.raises(ValueError, match="emoji world has no prompt-following task"):
+        load_prompts("train:4", world="emoji")
+    with pytest.raises(ValueError, match="unknown world 'moon'"):
+        load_prompts("eval:4", world="moon")

@@ -115,3 +115,63 @@ def test_the_checks_see_real_imports():
     assert "pasta.agent" in g["pasta.app.factory"] and "pasta.logbook.schema" in g["pasta.logbook.rows"]
     assert "pasta.logbook.store" not in g["pasta.logbook.transfer"]  # only under TYPE_CHECKING
     assert layer("pasta.app.ui") > layer("pasta.agent") > layer("pasta.policy.iql") > layer("pasta.config")
+
+
+WORLD_INTERFACE = {"pasta.worlds", "pasta.worlds.world", "pasta.worlds.prompt_edits"}
+"""What the rest of the code may import from pasta.worlds: `load_world`/`load_prompt_task`, the interfaces, and the
+prompt-editing helpers shared with the candidate cleaner."""
+WORLD_OWN_TOOLS = {"pasta.tools.eval_t2i_emoji"}
+"""The emoji world's evaluation reads its world directly until that world has a `PromptTask` (issue 21)."""
+KEPT_NAMES = {"--garments"}
+"""Strings kept so old command lines still work (`pasta eval align --garments` is `--subjects`)."""
+
+
+def _code_words(path: Path) -> set[str]:
+    """Identifiers and string constants of a module, docstrings left out."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    docstrings |= {  # attribute docstrings: a bare string after an assignment
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+    }
+    words = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            words.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            words.add(node.attr)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            words.add(node.name)
+        elif isinstance(node, ast.arg):
+            words.add(node.arg)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            words.add(node.value)
+    return words - KEPT_NAMES
+
+
+def test_only_a_world_knows_what_it_draws():
+    """Everything outside pasta/worlds reaches a world through its interfaces, and no code there names garments
+    (docstrings may use the default world as an example)."""
+    g = graph()
+    reaching_in = [
+        f"{a} imports {b}"
+        for a, deps in g.items()
+        if not (a == "pasta.worlds" or a.startswith("pasta.worlds.")) and a not in WORLD_OWN_TOOLS
+        for b in deps
+        if b.startswith("pasta.worlds.") and b not in WORLD_INTERFACE
+    ]
+    assert not reaching_in, "\n".join(sorted(reaching_in))
+    naming = {
+        name: sorted(w for w in _code_words(path) if "garment" in w.lower() or "fashion_mnist" in w.lower())
+        for name, path in modules().items()
+        if not name.startswith("pasta.worlds")
+    }
+    assert not {name: words for name, words in naming.items() if words}

@@ -193,19 +193,8 @@ def test_eval_t2i_writes_metrics_and_contact_sheet(tiny_t2i_dir, random_classifi
 def test_eval_t2i_reports_missing_weights(tmp_path, capsys):
     from pasta.tools.eval_t2i import main
 
-    assert (
-        main(
-            [
-                "--model-dir",
-                str(tmp_path / "none"),
-                "--classifier-dir",
-                str(tmp_path / "none"),
-                "--out-dir",
-                str(tmp_path / "out"),
-                "--threads",
-                "1",
-            ]
-        )
-        == 2
-    )
+    out = ["--out-dir", str(tmp_path / "out"), "--threads", "1"]
+    assert main(["--model-dir", str(tmp_path / "none"), "--classifier-dir", str(tmp_path / "none"), *out]) == 2
+    assert "train_t2i.py" in capsys.readouterr().err
+    assert main(["--classifier-dir", str(tmp_path / "none"), *out]) == 2  # the shipped model, no judge
     assert "train_attribute_classifier.py" in capsys.readouterr().err

@@ -58,7 +58,13 @@ def test_small_steps_users_pay_for_every_attribute_changed_from_their_first_prom
 
 
 def test_interaction_tastes_have_no_main_effect_and_flat_tastes_are_nearly_indifferent(world):
-    inter = population("interaction").users(world, 1, seed=6)[0].for_session(world, 0).utilities
+    user = population("interaction").users(world, 1, seed=6)[0]
+    axes = world.axes  # the pairs the world's candidate categories edit: style x setting, subject x detail
+    assert [tuple(p) for p in user.params["pairs"]] == [
+        (axes.index("style"), axes.index("background")),
+        (axes.index("garment"), axes.index("colour")),
+    ]
+    inter = user.for_session(world, 0).utilities
     style = world.axes.index("style")
     by_style = [inter[world.tuples[:, style] == v].mean() for v in range(world.sizes[style])]
     spread_within = inter.std()

@@ -47,8 +47,9 @@ def _small_steps_utilities(world: EmbeddingWorld, params: dict, initial_index: i
 
 
 def _interaction_utilities(world: EmbeddingWorld, params: dict, initial_index: int) -> np.ndarray:
-    """Pairwise tables and no main effects: a style is liked only with some backgrounds, a colour only on some
-    garments (the EM user model's utility is linear in each column's features, so it cannot express this)."""
+    """Pairwise tables and no main effects: a style is liked only with some settings, a detail only on some
+    subjects (in the garment world: style x background, garment x colour; the EM user model's utility is linear in
+    each column's features, so it cannot express this)."""
     total = np.zeros(len(world), np.float32)
     for (a, b), table in zip(params["pairs"], params["tables"]):
         total += np.asarray(table)[world.tuples[:, a], world.tuples[:, b]]
@@ -79,8 +80,11 @@ def _family_params(family: str, world: EmbeddingWorld, rng: np.random.Generator)
     if family == "small-steps":
         return {"taste": [rng.normal(0, 0.5, n).tolist() for n in sizes], "step_cost": 1.5}
     if family == "interaction":
-        axes = world.axes
-        pairs = [(axes.index("style"), axes.index("background")), (axes.index("garment"), axes.index("colour"))]
+        edits, axes = world.category_axes, world.axes  # which axes each candidate category edits
+        pairs = [
+            (axes.index(edits["style"][0]), axes.index(edits["creative"][0])),
+            (axes.index(edits["subject"][0]), axes.index(edits["detail"][0])),
+        ]
         return {"pairs": pairs, "tables": [rng.normal(0, 1.5, (sizes[a], sizes[b])).tolist() for a, b in pairs]}
     if family == "flat":
         return {"taste": [rng.normal(0, 0.05, n).tolist() for n in sizes]}
@@ -135,7 +139,7 @@ POPULATIONS: dict[str, Population] = {
     "planted": Population("planted", ("planted",), "4 planted types: linear in attributes plus an embedding direction"),
     "target": Population("target", ("target",), "a specific image in mind: utility counts the target's attributes"),
     "small-steps": Population("small-steps", ("small-steps",), "prefers staying near the first prompt"),
-    "interaction": Population("interaction", ("interaction",), "style x background and garment x colour tastes"),
+    "interaction": Population("interaction", ("interaction",), "style x setting and subject x detail tastes"),
     "flat": Population("flat", ("flat",), "almost no taste: near-uniform choices"),
     "mixture": Population("mixture", FAMILIES, "each user from one of the four families, uniformly"),
 }

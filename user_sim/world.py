@@ -1,5 +1,5 @@
 """The embedding-level world simulated users live in: every attribute tuple of an `AttributeWorld` (by default
-the garment world: garment, colour, pattern, background, style) as its canonical caption with a cached MiniLM
+the embedded tier's default world, `fashion`) as its canonical caption with a cached MiniLM
 embedding, and candidate edits made directly on those tuples.
 
 Why: evaluating agents needs thousands of episodes; rendering and running a language model per turn would take

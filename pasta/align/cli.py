@@ -75,8 +75,8 @@ def run(method: str, argv: list[str]) -> int:
     kind = {"dpok": DPOKArgs, "rwr": RWRArgs, "focus": FocusArgs}[method]
     args = tyro.cli(kind, args=argv, prog=f"pasta align {method}")
     torch.set_num_threads(max(1, args.threads))
-    prompts = load_prompts(args.prompts)
     model = EmbeddedDiffusion(args.model_dir, device="cpu")
+    prompts = load_prompts(args.prompts, model.config.world)
     reward = make_reward(args.reward)
     card = {"prompts": {"spec": args.prompts, "count": len(prompts), "examples": prompts[:3]}}
     if method == "dpok":

@@ -1,12 +1,11 @@
 """`pasta eval align`: what each aligned adapter does, next to the base model, on held-out prompts.
 
-For the held-out prompts of `fashion.evaluation_prompts` (triples no training prompt uses), the base model and each
-adapter render the same seeds through the app's own path (`EmbeddedTextToImage.load_adapter`, DPM-Solver++), and
+For the held-out prompts of the model's world (`PromptTask.evaluation_prompts`: combinations no training prompt
+uses), the base model and each adapter render the same seeds through the app's own path (`EmbeddedTextToImage.load_adapter`, DPM-Solver++), and
 for each model this measures:
 - the reward (the adapters' reward, by default the alignment reward): mean, gain over the base, relative gain, and
   the share of the gap to real composed images of the same prompts that the gain closes;
-- attribute accuracy read by the independent attribute classifier (pasta.worlds.fashion_judge), on the five
-  requested attributes, and its change in points over the base (no collapse);
+- attribute accuracy read by the world's independent judge (`PromptTask.judge`), on the requested attributes, and its change in points over the base (no collapse);
 - distance to the base: mean absolute pixel change from the same noise, inside and outside the problem mask (the
   reward's saliency mask of the base image, as Focus-N-Fix uses), and the KL of the DDIM (eta = 1) chains;
 - one DPOK round (sample + update, 16 images) timed on `--bench-threads` threads.
@@ -22,13 +21,15 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import torch
+import tyro
 
 from pasta.align.rewards import ALIGN_DIR
-from pasta.worlds import fashion
-from pasta.worlds.fashion_task import REQUESTED, real_images, requested_indices
+from pasta.worlds import load_prompt_task
+from pasta.worlds.world import PromptTask
 
 TARGETS = {
     "dpok_reward_gain_relative": 0.10,
@@ -47,12 +48,12 @@ class EvalAlignConfig:
     model_dir: Path | None = None
     """Embedded text-to-image weights (default models/embedded/t2i)."""
     classifier_dir: Path | None = None
-    """Attribute classifier (default models/embedded/attribute_classifier)."""
+    """The world's judge (default its shipped one: models/embedded/attribute_classifier)."""
     n_prompts: int = 32
     """Held-out evaluation prompts."""
-    garments: tuple[str, ...] = ()
-    """Only the held-out prompts of these garments (e.g. coat shirt pullover, the ones the base model gets wrong
-    most often); default all."""
+    subjects: Annotated[tuple[str, ...], tyro.conf.arg(aliases=("--garments",))] = ()
+    """Only the held-out prompts of these subjects (values of the world's subject axis, e.g. coat shirt pullover,
+    the ones the base model gets wrong most often); default all."""
     images_per_prompt: int = 4
     seed: int = 0
     mask_fraction: float = 0.25
@@ -82,16 +83,16 @@ def default_adapters() -> list[Path]:
 
 
 def attribute_accuracy(classifier, pixels: torch.Tensor, wanted: list[dict[str, int]]) -> dict[str, np.ndarray]:
-    """Per image and attribute: does the classifier read the requested value?"""
+    """Per image and requested attribute: does the judge read the requested value?"""
     from pasta.backends.embedded_t2i import tensor_to_images
 
     predicted = classifier.predict(tensor_to_images(pixels))
-    return {a: predicted[a] == np.array([w[a] for w in wanted]) for a in REQUESTED}
+    return {a: predicted[a] == np.array([w[a] for w in wanted]) for a in wanted[0]}
 
 
-def real_image_reward(reward, prompts: list[tuple[str, fashion.Attributes]], seed: int = 0) -> float | None:
-    """Mean reward of real composed test-split garments with each prompt's attributes: the reward's ceiling."""
-    images = real_images(prompts, seed)
+def real_image_reward(reward, task: PromptTask, prompts: list[tuple[str, object]], seed: int = 0) -> float | None:
+    """Mean reward of real images of the world with each prompt's attributes: the reward's ceiling."""
+    images = task.real_images(prompts, seed)
     if images is None:
         return None
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
@@ -133,7 +134,6 @@ def evaluate_align(cfg: EvalAlignConfig, progress: bool = True) -> dict:
     from pasta.align.rewards import make_reward
     from pasta.backends.embedded_t2i import EmbeddedTextToImage
     from pasta.console import progress_bar
-    from pasta.worlds.fashion_judge import AttributeClassifier
 
     adapters = [Path(a) for a in cfg.adapters] or default_adapters()
     for a in adapters:
@@ -147,15 +147,16 @@ def evaluate_align(cfg: EvalAlignConfig, progress: bool = True) -> dict:
             cards[str(a)] = {"method": a.name}
     spec = cfg.reward or next((c["reward"] for c in cards.values() if "reward" in c), "alignment")
     reward = make_reward(spec)
-    classifier = AttributeClassifier.load(cfg.classifier_dir)
     t2i = EmbeddedTextToImage(cfg.model_dir)
+    task = load_prompt_task(t2i.config.world)
+    classifier = task.judge(cfg.classifier_dir)
     diffusion = EmbeddedDiffusion(cfg.model_dir, text=t2i.text) if cfg.kl_prompts > 0 else None
 
-    prompts = fashion.evaluation_prompts(cfg.n_prompts, garments=cfg.garments)
+    prompts = task.evaluation_prompts(cfg.n_prompts, subjects=task.check_subjects(cfg.subjects))
     texts = [p for p, _ in prompts]
     seeds = [cfg.seed * 1_000_003 + i for i in range(cfg.n_prompts)]
     per_image_texts = [t for t in texts for _ in range(cfg.images_per_prompt)]
-    wanted = [requested_indices(a) for _, a in prompts for _ in range(cfg.images_per_prompt)]
+    wanted = [task.requested_indices(a) for _, a in prompts for _ in range(cfg.images_per_prompt)]
 
     def render(label: str) -> torch.Tensor:
         chunks = []
@@ -177,15 +178,15 @@ def evaluate_align(cfg: EvalAlignConfig, progress: bool = True) -> dict:
         if reward.differentiable
         else torch.zeros_like(base[:, :1])
     )
-    ceiling = real_image_reward(reward, prompts, cfg.seed)
+    ceiling = real_image_reward(reward, task, prompts, cfg.seed)
 
     def describe(pixels: torch.Tensor, r: torch.Tensor, acc: dict[str, np.ndarray]) -> dict:
         diff = (pixels - base).abs()
         outside = (diff * (1 - mask)).sum(dim=(1, 2, 3)) / (3 * (1 - mask).sum(dim=(1, 2, 3))).clamp_min(1)
         inside = (diff * mask).sum(dim=(1, 2, 3)) / (3 * mask.sum(dim=(1, 2, 3))).clamp_min(1)
         gain = float(r.mean() - base_reward.mean())
-        mean_acc = float(np.mean([acc[a].mean() for a in REQUESTED]))
-        base_mean_acc = float(np.mean([base_acc[a].mean() for a in REQUESTED]))
+        mean_acc = float(np.mean([acc[a].mean() for a in task.requested]))
+        base_mean_acc = float(np.mean([base_acc[a].mean() for a in task.requested]))
         return {
             "reward_mean": float(r.mean()),
             "reward_std": float(r.std()),
@@ -195,10 +196,10 @@ def evaluate_align(cfg: EvalAlignConfig, progress: bool = True) -> dict:
             if ceiling is not None and ceiling > float(base_reward.mean())
             else None,
             "share_images_improved": float((r > base_reward).float().mean()),
-            "attribute_accuracy": {a: float(acc[a].mean()) for a in REQUESTED},
+            "attribute_accuracy": {a: float(acc[a].mean()) for a in task.requested},
             "attribute_accuracy_mean": mean_acc,
             "attribute_accuracy_change_points": 100 * (mean_acc - base_mean_acc),
-            "all_five_correct": float(np.logical_and.reduce([acc[a] for a in REQUESTED]).mean()),
+            "all_five_correct": float(np.logical_and.reduce([acc[a] for a in task.requested]).mean()),
             "pixel_change_abs": float(diff.mean()),
             "pixel_change_inside_mask_abs": float(inside.mean()),
             "pixel_change_outside_mask_abs": float(outside.mean()),
@@ -231,7 +232,9 @@ def evaluate_align(cfg: EvalAlignConfig, progress: bool = True) -> dict:
     if cfg.bench_round:
         from pasta.align.prompts import load_prompts
 
-        bench = bench_dpok_round(cfg.model_dir, reward, load_prompts("train:64"), cfg.bench_threads, cfg.bench_repeats)
+        bench = bench_dpok_round(
+            cfg.model_dir, reward, load_prompts("train:64", task.world), cfg.bench_threads, cfg.bench_repeats
+        )
 
     targets = compute_targets(results, bench)
     agreement = reward_judge_agreement(base_reward, base_acc)
@@ -241,6 +244,7 @@ def evaluate_align(cfg: EvalAlignConfig, progress: bool = True) -> dict:
         "reward": reward.spec,
         "reward_metrics": reward.metrics(),
         "reward_real_image_ceiling": ceiling,
+        "world": task.world,
         "n_prompts": cfg.n_prompts,
         "images_per_prompt": cfg.images_per_prompt,
         "seed": cfg.seed,
@@ -255,8 +259,8 @@ def evaluate_align(cfg: EvalAlignConfig, progress: bool = True) -> dict:
         "definitions": {
             "reward_gain_relative": "(mean reward of the adapter - of the base) / |mean reward of the base|",
             "reward_gap_closed": "gain / (reward of real composed images with the prompts' attributes - base reward)",
-            "attribute_accuracy_change_points": "100 x change of the mean accuracy over the five requested "
-            "attributes, read by the attribute classifier",
+            "attribute_accuracy_change_points": "100 x change of the mean accuracy over the requested "
+            "attributes, read by the world's judge",
             "pixel_change_*_abs": "mean |adapter - base| per pixel and channel in [-1, 1] units, same noise, inside "
             "or outside the reward-saliency mask of the base image",
             "kl": "DDIM (eta = 1) chain KL(adapter || base), see pasta.align.ddim_policy.estimate_kl",
@@ -274,7 +278,7 @@ def reward_judge_agreement(reward: torch.Tensor, accuracy: dict[str, np.ndarray]
     with the number of requested attributes the classifier reads correctly, per image."""
     from scipy.stats import spearmanr
 
-    correct = np.sum([accuracy[a] for a in REQUESTED], axis=0)
+    correct = np.sum(list(accuracy.values()), axis=0)
     rho = spearmanr(reward.numpy(), correct).statistic if len(np.unique(correct)) > 1 else float("nan")
     by_count = {int(k): float(reward[torch.as_tensor(correct == k)].mean()) for k in np.unique(correct)}
     return {
@@ -332,7 +336,7 @@ def plot_summary(results: dict, ceiling: float | None, path: Path) -> None:
     ax.set_title("reward on held-out prompts")
     ax = axes[1]
     ax.bar(names, [100 * results[n]["attribute_accuracy_mean"] for n in names], color=colours[: len(names)])
-    ax.set_title("attribute accuracy, mean of 5 (%)")
+    ax.set_title("attribute accuracy, mean of requested (%)")
     ax = axes[2]
     x = np.arange(len(names))
     ax.bar(x - 0.2, [results[n]["pixel_change_inside_mask_abs"] for n in names], 0.4, label="inside mask")

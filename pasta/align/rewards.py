@@ -303,15 +303,17 @@ class UserTypeReward:
 
 
 class RednessReward:
-    """Redness of the garment region: (R - (G + B) / 2) / 2 averaged over pixels with a centred Gaussian weight
-    (sd a quarter of the side, where the attribute world puts garments), in [-1, 1]; ignores the prompt. Exactly
-    differentiable, and its saliency is a centred blob; for tests and smoke runs."""
+    """Redness of the centre: (R - (G + B) / 2) / 2 averaged over pixels with a centred Gaussian weight (sd a
+    quarter of the side, where the attribute worlds put their subject), in [-1, 1]; ignores the prompt. Exactly
+    differentiable, and its saliency is a centred blob; for tests and smoke runs. Its held-out accuracy is read on
+    real images of `world` (its `PromptTask.colour_pairs`)."""
 
     name = "redness"
     differentiable = True
     spec = "redness"
 
-    def __init__(self) -> None:
+    def __init__(self, world: str = "fashion") -> None:
+        self.world = world
         self._accuracy: float | None = None
 
     def __call__(self, pixels: torch.Tensor, prompts: list[str]) -> torch.Tensor:
@@ -324,12 +326,12 @@ class RednessReward:
         return ((r - (g + b) / 2) / 2 * weight).sum(dim=(1, 2)) / weight.sum()
 
     def held_out_accuracy(self, n_pairs: int = 200, seed: int = 0) -> float | None:
-        """Share of held-out pairs (the same Fashion-MNIST test garment and attributes, red vs another colour) in
-        which the red image scores higher; None when Fashion-MNIST is not installed."""
+        """Share of held-out pairs (the same real test image and attributes, red vs another colour) in which the
+        red image scores higher; None when the world's data is not installed."""
         if self._accuracy is None:
-            from pasta.worlds.fashion_task import colour_pairs
+            from pasta.worlds import load_prompt_task
 
-            pairs = colour_pairs("red", n_pairs, seed)
+            pairs = load_prompt_task(self.world).colour_pairs("red", n_pairs, seed)
             if pairs is None:
                 return None
             red, other = (torch.from_numpy(x).permute(0, 3, 1, 2).float() / 127.5 - 1 for x in pairs)

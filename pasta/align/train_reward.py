@@ -1,13 +1,13 @@
-"""Train the prompt-image alignment reward (Lee et al. 2023) on preference data from the attribute world.
+"""Train the prompt-image alignment reward (Lee et al. 2023) on preference data from an attribute world.
 
     pasta align reward --out models/embedded/align/alignment_reward
 
 Data. Lee et al. label (prompt, image) pairs as aligned or not, with prompts that differ from the truth in one
-word (colour, count, background). Here the images are real Fashion-MNIST garments composed with attributes
-(pasta.worlds.fashion.compose), so the truth is known: each image gets its true caption (label 1) and `negatives`
-perturbed captions, each with one of garment / colour / pattern / background / style swapped (label 0), in the
-same phrasing. Training images use Fashion-MNIST's train split; held-out images its test split, half of them with
-(garment, colour, pattern) triples that no training image shows (the evaluation prompts' triples).
+word (colour, count, background). Here the images are real images of the world composed with known attributes
+(the world's `PromptTask.preference_data`), so the truth is known: each image gets its true caption (label 1) and
+`negatives` perturbed captions, each with one requested attribute swapped (label 0), in the same phrasing.
+Training images come from the data's train split; held-out images from its test split, half of them with
+combinations that no training image shows (the evaluation prompts').
 
 Objective. MSE of r(x, z) to the 0/1 label, plus the auxiliary prompt-classification cross-entropy: the rewards of
 one image's true and perturbed captions (divided by a temperature) are the logits, the true caption the class
@@ -28,15 +28,17 @@ import torch.nn.functional as F
 
 from pasta.align.rewards import DEFAULT_ALIGNMENT_REWARD_DIR, AlignmentHead, AlignmentReward, AlignmentRewardConfig
 from pasta.console import progress_bar
-from pasta.worlds.fashion_task import REQUESTED, preference_data
+from pasta.worlds import load_prompt_task
 
 
 @dataclass
 class TrainRewardConfig:
     out: Path = DEFAULT_ALIGNMENT_REWARD_DIR
     """Where the reward head, its config and metrics.json are written."""
+    world: str = "fashion"
+    """The world whose images and captions the reward learns (its prompt-following task)."""
     images: int = 6_000
-    """Training images (Fashion-MNIST train split), each with 1 true and `negatives` perturbed captions."""
+    """Training images (the world's train split), each with 1 true and `negatives` perturbed captions."""
     held_out_images: int = 2_000
     """Held-out images (test split; half with held-out triples)."""
     negatives: int = 4
@@ -62,8 +64,9 @@ class TrainRewardConfig:
     def __post_init__(self) -> None:
         if self.images < 1 or self.held_out_images < 1:
             raise ValueError("images and held_out_images must be at least 1")
-        if not 1 <= self.negatives <= len(REQUESTED):
-            raise ValueError(f"negatives must be in [1, {len(REQUESTED)}] (one swapped attribute each)")
+        requested = load_prompt_task(self.world).requested
+        if not 1 <= self.negatives <= len(requested):
+            raise ValueError(f"negatives must be in [1, {len(requested)}] (one swapped attribute each)")
 
 
 @torch.no_grad()
@@ -82,7 +85,15 @@ def embed_data(
 
 
 @torch.no_grad()
-def evaluate(head: AlignmentHead, image_emb: torch.Tensor, text_emb: torch.Tensor, swapped: list[list[str]]) -> dict:
+def evaluate(
+    head: AlignmentHead,
+    image_emb: torch.Tensor,
+    text_emb: torch.Tensor,
+    swapped: list[list[str]],
+    requested: tuple[str, ...],
+) -> dict:
+    """Pairwise, prompt-classification and label accuracy of the head on embedded data; pairwise accuracy per
+    swapped attribute in `requested`'s order."""
     head.eval()
     n, k1, d = text_emb.shape
     r = head(image_emb[:, None].expand(n, k1, d).reshape(-1, d), text_emb.reshape(-1, d)).view(n, k1)
@@ -91,7 +102,7 @@ def evaluate(head: AlignmentHead, image_emb: torch.Tensor, text_emb: torch.Tenso
     labels[:, 0] = 1
     wins = r[:, :1] > r[:, 1:]
     per_attribute = {}
-    for a in REQUESTED:
+    for a in requested:
         mask = torch.tensor([[s == a for s in row] for row in swapped])
         if mask.any():
             per_attribute[a] = float(wins[mask].float().mean())
@@ -115,8 +126,9 @@ def train_reward(cfg: TrainRewardConfig, progress: bool = True) -> dict:
     encoder_dir = cfg.encoder_dir or DEFAULT_IMAGE_ENCODER_DIR
     head = AlignmentHead(cfg.head)
     reward = AlignmentReward(head, ImageEncoder.load(encoder_dir))
-    train = preference_data(cfg.images, "train", cfg.negatives, cfg.seed, cfg.eval_like, cfg.augment)
-    held = preference_data(
+    task = load_prompt_task(cfg.world)
+    train = task.preference_data(cfg.images, "train", cfg.negatives, cfg.seed, cfg.eval_like, cfg.augment)
+    held = task.preference_data(
         cfg.held_out_images, "test", cfg.negatives, cfg.seed + 1, cfg.eval_like, 0.0, held_out_share=0.5
     )
     train_i, train_t = embed_data(train, reward, progress=progress)
@@ -153,24 +165,30 @@ def train_reward(cfg: TrainRewardConfig, progress: bool = True) -> dict:
                 {
                     "epoch": epoch + 1,
                     "train_loss": total / n,
-                    "held_out_pairwise_accuracy": evaluate(head, held_i, held_t, held["swapped"])["pairwise_accuracy"],
+                    "held_out_pairwise_accuracy": evaluate(head, held_i, held_t, held["swapped"], task.requested)[
+                        "pairwise_accuracy"
+                    ],
                 }
             )
     head.eval().requires_grad_(False)
     triples = torch.as_tensor(held["held_out_triple"])
     metrics = {
         "method": "Lee et al. 2023 reward: MSE on aligned/misaligned labels + auxiliary prompt classification",
-        "held_out": evaluate(head, held_i, held_t, held["swapped"]),
-        "train": evaluate(head, train_i, train_t, train["swapped"]),
+        "held_out": evaluate(head, held_i, held_t, held["swapped"], task.requested),
+        "train": evaluate(head, train_i, train_t, train["swapped"], task.requested),
         "held_out_triples_only": evaluate(
-            head, held_i[triples], held_t[triples], [s for s, keep in zip(held["swapped"], triples) if keep]
+            head,
+            held_i[triples],
+            held_t[triples],
+            [s for s, keep in zip(held["swapped"], triples) if keep],
+            task.requested,
         ),
         "data": {
             "train_images": cfg.images,
             "held_out_images": cfg.held_out_images,
             "negatives": cfg.negatives,
-            "train_split": "Fashion-MNIST train",
-            "held_out_split": "Fashion-MNIST test, half held-out triples",
+            "world": cfg.world,
+            **task.splits,
         },
         "definitions": {
             "pairwise_accuracy": "share of (true caption, perturbed caption) pairs of one image with r(true) > r(perturbed)",

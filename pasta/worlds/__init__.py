@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from pasta.worlds.world import WORLD_NAMES, World
+from pasta.worlds.world import WORLD_NAMES, PromptTask, World
 
 
 def load_world(name: str) -> World:
@@ -16,4 +16,18 @@ def load_world(name: str) -> World:
         from pasta.worlds.emoji_world import EmojiWorld
 
         return EmojiWorld()
+    raise ValueError(f"unknown world {name!r}: choose one of {', '.join(WORLD_NAMES)}")
+
+
+def load_prompt_task(name: str) -> PromptTask:
+    """The prompt-following task of the world called `name`: what alignment and `pasta eval t2i` measure."""
+    if name == "fashion":
+        from pasta.worlds.fashion_task import FashionTask
+
+        return FashionTask()
+    if name == "emoji":
+        raise ValueError(
+            "the emoji world has no prompt-following task for alignment yet; its model is evaluated by "
+            "`pasta eval t2i --world emoji`"
+        )
     raise ValueError(f"unknown world {name!r}: choose one of {', '.join(WORLD_NAMES)}")

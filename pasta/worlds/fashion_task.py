@@ -15,10 +15,12 @@ phrasing.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
 from pasta.worlds import fashion
+from pasta.worlds.fashion_judge import DEFAULT_CLASSIFIER_DIR
 
 REQUESTED = ("garment", "colour", "pattern", "background", "style")
 
@@ -61,14 +63,6 @@ def training_prompts(n: int, seed: int = 0, garments: tuple[str, ...] = ()) -> l
         text = evaluation_style_prompt(attrs) if rng.random() < 0.5 else full_caption(attrs, rng)
         out.append((text, attrs))
     return out
-
-
-def parse_garments(text: str) -> tuple[str, ...]:
-    """'coat,shirt' -> ('coat', 'shirt'); the names are checked against the world's garments."""
-    garments = tuple(g.strip() for g in text.split(",") if g.strip())
-    if not garments:
-        raise ValueError(f"garments {text!r}: empty; choose from {list(fashion.CLASSES)}")
-    return fashion.check_garments(garments)
 
 
 def perturb(attrs: fashion.Attributes, attribute: str, rng: np.random.Generator) -> fashion.Attributes:
@@ -177,3 +171,38 @@ def colour_pairs(colour: str, n_pairs: int, seed: int = 0) -> tuple[np.ndarray, 
         for bucket, c in ((wanted, colour), (other, instead)):
             bucket.append(fashion.compose(images[i], replace(attrs, colour=c), np.random.default_rng(state)))
     return np.stack(wanted), np.stack(other)
+
+
+class FashionTask:
+    """The garment world's `PromptTask` (pasta.worlds.world)."""
+
+    world = "fashion"
+    requested = REQUESTED
+    attribute_values = {a: tuple(fashion.ATTRIBUTE_VALUES[a]) for a in REQUESTED}
+    subject_axis = "garment"
+    accuracy_targets = {
+        "class_accuracy": ("garment", 0.85),
+        "colour_accuracy": ("colour", 0.85),
+        "pattern_accuracy": ("pattern", 0.70),
+    }
+    splits = {"train_split": "Fashion-MNIST train", "held_out_split": "Fashion-MNIST test, half held-out triples"}
+    default_judge_dir = DEFAULT_CLASSIFIER_DIR
+
+    training_prompts = staticmethod(training_prompts)
+    preference_data = staticmethod(preference_data)
+    requested_indices = staticmethod(requested_indices)
+    real_images = staticmethod(real_images)
+    colour_pairs = staticmethod(colour_pairs)
+
+    def evaluation_prompts(
+        self, n: int, seed: int = 1234, subjects: tuple[str, ...] = ()
+    ) -> list[tuple[str, fashion.Attributes]]:
+        return fashion.evaluation_prompts(n, seed=seed, garments=subjects)
+
+    def check_subjects(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        return fashion.check_garments(names)
+
+    def judge(self, folder: str | Path | None = None):
+        from pasta.worlds.fashion_judge import AttributeClassifier
+
+        return AttributeClassifier.load(folder)

@@ -5,15 +5,17 @@ A world is a small, fully described picture domain the embedded tier is trained 
 scenes of emoji artwork). The app (the `world` setting) and the text-to-image trainer ask for one by name
 (`pasta.worlds.load_world`) and talk to it through `World`; the retrieval generator proposes the world's own edits
 (`World.edits`); the simulator enumerates an `AttributeWorld`'s tuples (the garment world is one; the emoji world
-is not yet). Not yet through it: the alignment prompts and rewards and the garment evaluation, which still read
-`pasta.worlds.fashion` directly.
+is not yet); alignment and `pasta eval t2i` take a world's prompts, preference pairs and judge from its
+`PromptTask` (`pasta.worlds.load_prompt_task`; the garment world has one, the emoji world's evaluation is its own
+tool and its alignment task is still to come).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -65,6 +67,72 @@ class AttributeWorld(World, Protocol):
     def canonical_caption(self, values: dict[str, str]) -> str:
         """The caption of one tuple (axis -> value)."""
         ...
+
+
+class AttributeJudge(Protocol):
+    def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """uint8 images [n, S, S, 3] -> attribute -> the index of the value read in each image."""
+        ...
+
+
+class PromptTask(Protocol):
+    """A world's prompt-following task, what `pasta.align` and `pasta eval t2i` need: prompts whose attributes are
+    known (training prompts never use the held-out evaluation's combinations), preference pairs for the alignment
+    reward, and an independent judge that reads the requested attributes back from an image."""
+
+    world: str
+    requested: tuple[str, ...]
+    """The attributes every evaluation prompt names, in the judge's order."""
+    attribute_values: dict[str, tuple[str, ...]]
+    """Requested attribute -> its values (the judge's labels index into them)."""
+    subject_axis: str
+    """The attribute a prompt set can be restricted to (`--prompts eval:32@a,b`)."""
+    accuracy_targets: dict[str, tuple[str, float]]
+    """Target name -> (attribute, least share of generated images the judge must read it in)."""
+    splits: dict[str, str]
+    """Where the reward's training and held-out images come from, in words (for metrics files)."""
+    default_judge_dir: Path
+
+    def training_prompts(self, n: int, seed: int = 0, subjects: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
+        """n (prompt, attributes) pairs for training, never a held-out combination."""
+        ...
+
+    def evaluation_prompts(self, n: int, seed: int = 1234, subjects: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
+        """n held-out (prompt, attributes) pairs, in a phrasing training captions do not use."""
+        ...
+
+    def check_subjects(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        """`names` when each is a value of `subject_axis`; else ValueError listing the values."""
+        ...
+
+    def requested_indices(self, attributes: Any) -> dict[str, int]:
+        """The judge's label of each requested attribute of a prompt's attributes."""
+        ...
+
+    def preference_data(
+        self,
+        n: int,
+        split: str,
+        negatives: int,
+        seed: int,
+        eval_like: float = 0.5,
+        augment: float = 0.0,
+        held_out_share: float = 0.0,
+    ) -> dict:
+        """Real images of the world with their true caption first and `negatives` captions with one requested
+        attribute swapped each: {"images", "captions", "swapped", "held_out_triple"}."""
+        ...
+
+    def real_images(self, prompts: list[tuple[str, Any]], seed: int = 0) -> np.ndarray | None:
+        """One real image of the world per prompt with its attributes (what a perfect model draws); None when the
+        world's data is not installed."""
+        ...
+
+    def colour_pairs(self, colour: str, n_pairs: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
+        """The same real images in `colour` and in another colour; None when the data is not installed."""
+        ...
+
+    def judge(self, folder: str | Path | None = None) -> AttributeJudge: ...
 
 
 def phrase_key(text: str) -> str:
