@@ -25,6 +25,7 @@ from contextlib import contextmanager
 import numpy as np
 from PIL import Image
 
+from pasta import ahead
 from pasta.candidates.prefetch import PrefetchingGenerator
 from pasta.config import Settings
 from pasta.contracts import Candidate
@@ -49,12 +50,14 @@ class Agent:
         safety: SafetyFilter | None = None,
         recorder=None,
         columns_per_render: int = 2,
+        render_ahead: bool = False,
     ) -> None:
         """`recorder` (pasta.app.recorder.SessionRecorder or None) logs what consenting sessions see and choose;
         `columns_per_render`: columns rendered in one batch, each batch streamed to the page as it finishes. Two
         on a CPU: a batch renders an image faster than one column alone (measured on 2 cores, 16 images: one
         column at a time 4.2 s, first images after 1.0 s; two at a time 2.6 s, first after 1.3 s; all at once
-        2.5 s); the slate size for one GPU call (ZeroGPU)."""
+        2.5 s); the slate size for one GPU call (ZeroGPU). `render_ahead`: choose and render each column's next
+        turn while the person looks (`pasta.ahead`; the app's `render_ahead` setting)."""
         if columns_per_render < 1:
             raise ValueError(f"columns_per_render must be at least 1, got {columns_per_render}")
         self.settings = settings
@@ -65,6 +68,7 @@ class Agent:
         self.safety = safety or SafetyFilter()
         self.recorder = recorder
         self.columns_per_render = columns_per_render
+        self.render_ahead = render_ahead
         self.render = self._render
         """Renders (prompts, seeds) -> images; the app wraps it for ZeroGPU (pasta.app.zerogpu)."""
 
@@ -291,19 +295,28 @@ class Agent:
     def _turn_steps(self, session: Session) -> Iterator[Step]:
         t0 = time.perf_counter()
         turn = session.pending
-        if turn is None or turn.index != len(session.turns):
-            turn = session.pending = self._propose_turn(session)
-        else:  # its slate was logged and shown, then rendering stopped (the page closed): the same slate again
-            turn.images = [[] for _ in turn.slate]
+        if turn is not None and turn.index == len(session.turns):
+            turn.images = [[] for _ in turn.slate]  # logged and shown, then rendering stopped (the page closed)
+        else:
+            entry = ahead.take(session)  # the turn chosen (and perhaps rendered) while the person looked
+            try:
+                turn, refusals = (entry.turn, entry.refusals) if entry is not None else self.choose_turn(session)
+            except RefusedError as error:
+                self._log_refusals(session, error.refusals)
+                raise
+            self._commit_slate(session, turn, refusals)
+            session.pending = turn
         slate, seeds = turn.slate, turn.seeds
         yield Step(session, turn, "proposed", 0.2, "slate chosen, rendering images")
         t2 = time.perf_counter()
         prompts = [c.text for c in turn.slate_prompts]
         for start in range(0, len(slate), self.columns_per_render):
             group = range(start, min(start + self.columns_per_render, len(slate)))
-            rendered = self.render([prompts[c] for c in group], [seeds[c] for c in group])
-            for column, images in zip(group, rendered, strict=True):
-                turn.images[column] = images
+            missing = [c for c in group if not turn.images[c]]
+            if missing:
+                rendered = self.render([prompts[c] for c in missing], [seeds[c] for c in missing])
+                for column, images in zip(missing, rendered, strict=True):
+                    turn.images[column] = images
             yield Step(
                 session,
                 turn,
@@ -326,24 +339,26 @@ class Agent:
         self._prefetch_next(session, turn)
         yield Step(session, turn, "done", 1.0, "slate ready", len(slate))
 
-    def _propose_turn(self, session: Session) -> Turn:
-        """The next turn's candidates and slate, logged (for a consenting session) before anyone sees them."""
+    def choose_turn(self, session: Session) -> tuple[Turn, list[tuple[str, str]]]:
+        """The next turn's candidates and slate, nothing rendered and nothing logged yet, with the safety filter's
+        refusals as (candidate text, reason)."""
         s = self.settings
         history = session.history()
         t0 = time.perf_counter()
         hits = getattr(self.generator, "hits", 0)
         proposed = self.generator.propose(history, n=s.n_candidates)
-        candidates, refused = [], []
+        candidates, refused, refusals = [], [], []
         for c in proposed:
             verdict = self.safety.check(c.text)
             if verdict.allowed:
                 candidates.append(c)
             else:
                 refused.append(c)
-                if self.recorder is not None:
-                    self.recorder.on_refusal(c.text, f"candidate ({c.category}) {verdict.reason}", session.id)
+                refusals.append((c.text, f"candidate ({c.category}) {verdict.reason}"))
         if not candidates:
-            raise RefusedError("Sorry, I could not find safe ways to develop this prompt. Please try another idea.")
+            raise RefusedError(
+                "Sorry, I could not find safe ways to develop this prompt. Please try another idea.", refusals
+            )
         t1 = time.perf_counter()
         embeddings = None if self.embedder is None else self.embedder.text([c.text for c in candidates])
         slate, scores = self.policy.select(self.state(session, embeddings, candidates), candidates, s.slate_size)
@@ -367,26 +382,28 @@ class Agent:
                 "proposed_ahead": float(getattr(self.generator, "hits", 0) > hits),
             },
         )
-        if self.recorder is not None:  # durable before anyone sees it: a restart resumes exactly this slate
-            self.recorder.on_slate(session, turn, self.describe())
-        return turn
+        return turn, refusals
 
-    def _next_histories(self, session: Session, turn: Turn) -> list[list[str]]:
-        """The history each column's pick would lead to, the likeliest pick first (the user model's choice
-        probabilities under the current posterior, where there is a user model; else left to right)."""
-        history, order = session.history(), list(range(len(turn.slate)))
-        features = turn.column_features()
-        if self.user_model is not None and features is not None and turn.posterior is not None:
-            probs = self.user_model.predict_choice(
-                np.asarray(features, np.float32)[None], np.asarray(turn.posterior, np.float32)[None]
-            )[0]
-            order = [int(c) for c in np.argsort(-probs, kind="stable")]
-        return [history + [turn.slate_prompts[c].text] for c in order]
+    def _commit_slate(self, session: Session, turn: Turn, refusals: list[tuple[str, str]]) -> None:
+        """Log a chosen slate (for a consenting session) before anyone sees it: a restart resumes exactly it."""
+        self._log_refusals(session, refusals)
+        if self.recorder is not None:
+            self.recorder.on_slate(session, turn, self.describe())
+
+    def _log_refusals(self, session: Session, refusals: list[tuple[str, str]]) -> None:
+        if self.recorder is not None:
+            for text, reason in refusals:
+                self.recorder.on_refusal(text, reason, session.id)
 
     def _prefetch_next(self, session: Session, turn: Turn) -> None:
-        """With a `PrefetchingGenerator`: propose each column's next candidates while the person decides."""
-        if isinstance(self.generator, PrefetchingGenerator) and len(session.turns) < session.max_turns:
-            self.generator.prefetch(self._next_histories(session, turn), self.settings.n_candidates)
+        """While the person decides, work ahead on each column's next turn (`pasta.ahead`)."""
+        if len(session.turns) < session.max_turns:
+            ahead.schedule(self, session, turn)
+
+    def prefetch_histories(self, histories: list[list[str]]) -> None:
+        """Queue candidate proposals for these histories (likeliest first) with a `PrefetchingGenerator`."""
+        if isinstance(self.generator, PrefetchingGenerator):
+            self.generator.prefetch(histories, self.settings.n_candidates)
 
     def _render(self, prompts: list[str], seeds: list[int]) -> list[list[Image.Image]]:
         return self.t2i.generate(prompts, seeds, self.settings.images_per_prompt)

@@ -75,6 +75,9 @@ class Settings:
     prefetch: bool = True
     """While a person looks at a slate, propose each column's next candidates on idle CPU (`pasta.candidates.prefetch`), so
     that a pick need not wait for the LMM."""
+    render_ahead: bool = True
+    """While a person looks at a slate, also choose and render each column's next slate, the likeliest pick first
+    (`pasta.ahead`): a pick whose slate is ready shows it at once. Off on ZeroGPU (each render holds a GPU)."""
     n_candidates: int = 25
     """L_C: candidate expansions proposed per turn (PASTA paper)."""
     slate_size: int = 4
@@ -172,7 +175,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 _ALSO_FROM = {"host": ("GRADIO_SERVER_NAME",), "port": ("GRADIO_SERVER_PORT",)}
 """Gradio's own settings, read where the PASTA_ one is not set (hosting platforms set these)."""
 _INT_FIELDS = {"n_candidates", "slate_size", "images_per_prompt", "turns", "port", "threads", "sampling_steps"}
-_BOOL_FIELDS = {"prefetch", "session_estimate"}
+_BOOL_FIELDS = {"prefetch", "render_ahead", "session_estimate"}
 _BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
@@ -224,6 +227,11 @@ def settings_arguments() -> argparse.ArgumentParser:
         choices=("on", "off"),
         help="propose the next candidates while a person decides (env PASTA_PREFETCH; default on)",
     )
+    g.add_argument(
+        "--render-ahead",
+        choices=("on", "off"),
+        help="render each column's next slate while a person decides (env PASTA_RENDER_AHEAD; default on)",
+    )
     return p
 
 
@@ -245,6 +253,7 @@ _SETTING_FLAGS = (
     "threads",
     "sampling_steps",
     "prefetch",
+    "render_ahead",
 )
 
 

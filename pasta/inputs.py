@@ -16,7 +16,12 @@ class InputError(ValueError):
 
 
 class RefusedError(InputError):
-    """The safety filter refused the prompt; the message is polite and suggests what to do instead."""
+    """The safety filter refused the prompt; the message is polite and suggests what to do instead. `refusals`:
+    (text, reason) of each refused candidate, when candidates were what it refused."""
+
+    def __init__(self, message: str, refusals: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.refusals = refusals or []
 
 
 _CONTROL = {"Cc", "Cf", "Cs", "Co"}

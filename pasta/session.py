@@ -82,6 +82,9 @@ class Session:
     """The secret (256 bits) that resuming this session asks for besides its id. The id is shown and exported; the
     token stays in the person's browser state and the log store keeps only its digest: never shown, logged or
     exported."""
+    ahead: dict = field(default_factory=dict, repr=False, compare=False)
+    """(turn index, column) -> `pasta.ahead.Ahead`: the next turn a pick of that column of the slate on screen
+    would lead to, chosen (and rendered, as far as it got) while the person looked; not logged until it is used."""
     _busy: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def history(self) -> list[str]:

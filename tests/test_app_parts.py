@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,7 @@ def test_the_app_factory_builds_a_logged_agent(tiny_agent_dir, tmp_path, embedde
     assert agent.policy.name == "iql+adapt+explore" and agent.embedder is not None and agent.recorder is not None
     assert parts.notices[0].startswith("Slate policy: the trained PASTA agent")
     assert agent.recorder.image_dir == (tmp_path / "images").absolute()
+    assert agent.render_ahead and not build_app_parts(replace(settings, render_ahead=False)).agent.render_ahead
     versions = agent.recorder.store.model_versions("agent")
     assert len(versions) == 1 and versions[0]["id"] == agent.recorder.agent_version
     assert build_app_parts(settings).agent.recorder.store.model_versions("agent") == versions  # recorded once

@@ -26,7 +26,7 @@ LAYERS = [
     ("pasta.candidates",),
     ("pasta.policy",),
     ("pasta.inputs", "pasta.session", "pasta.components"),
-    ("pasta.agent", "pasta.align"),
+    ("pasta.agent", "pasta.ahead", "pasta.align"),
     ("pasta.app", "pasta.tools", "user_sim"),
     ("pasta.cli",),
 ]

@@ -21,6 +21,7 @@ def test_environment_then_flags_take_precedence():
     assert (s.tier, s.log_db, s.turns) == ("hub", "/tmp/a.sqlite", 7)
     s = Settings.from_env(env, tier="embedded", log_db=None)
     assert s.tier == "embedded" and s.log_db == "/tmp/a.sqlite"
+    assert Settings.from_env({}).render_ahead and not Settings.from_env({"PASTA_RENDER_AHEAD": "off"}).render_ahead
 
 
 @pytest.mark.parametrize(
@@ -33,6 +34,7 @@ def test_environment_then_flags_take_precedence():
         ({}, {"lmm_endpoint": "localhost:8000"}, "lmm_endpoint='localhost:8000' is not allowed"),
         ({}, {"device": "tpu"}, "device='tpu' is not allowed: choose one of auto, cpu, cuda, mps"),
         ({"PASTA_SESSION_ESTIMATE": "maybe"}, {}, "PASTA_SESSION_ESTIMATE='maybe' is not allowed"),
+        ({"PASTA_RENDER_AHEAD": "sometimes"}, {}, "PASTA_RENDER_AHEAD='sometimes' is not allowed"),
     ],
 )
 def test_invalid_settings_name_the_setting_and_allowed_values(env, overrides, message):

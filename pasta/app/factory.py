@@ -70,6 +70,7 @@ def build_app_parts(settings: Settings) -> AppParts:
         loaded.policy,
         recorder=recorder,
         columns_per_render=settings.slate_size if zero_gpu else 2,
+        render_ahead=settings.render_ahead and not zero_gpu,
     )
     agent.render = on_gpu(agent.render)  # spaces.GPU where the `spaces` package is installed, else unchanged
     return AppParts(agent, notices)

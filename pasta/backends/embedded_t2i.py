@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from pasta import torch_thread
 from pasta.backends.minilm import MAX_TOKENS, TEXT_DIM, MiniLM, shared_minilm
 from pasta.paths import EMBEDDED_DIR
 
@@ -192,6 +193,8 @@ def denoise(
     x = noise * scheduler.init_noise_sigma
     timesteps = list(scheduler.timesteps)
     for i, t in enumerate(timesteps):
+        if torch_thread.preempted():  # work done ahead of time, and someone is waiting: give way at once
+            raise torch_thread.Preempted("rendering gave way to interactive work")
         with torch.set_grad_enabled(len(timesteps) - i <= grad_last_steps):
             out = guided_output(unet, scheduler.scale_model_input(x, t), t, cond, uncond, guidance_scale)
             x = scheduler.step(out, t, x).prev_sample

@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from pasta import torch_thread
+
 DEFAULT_MODEL = "stabilityai/sd-turbo"
 ADAPTER_NAME = "aligned"
 
@@ -133,5 +135,14 @@ class HubTextToImage:
                 width=self.width,
                 generator=generator,
                 output_type="pil",
+                callback_on_step_end=_give_way,
             )
         return list(out.images)
+
+
+def _give_way(pipe, step: int, timestep, callback_kwargs: dict) -> dict:
+    """diffusers' step callback: rendering done ahead of time (`pasta.ahead`) stops at the next denoising step when
+    someone is waiting for the torch thread."""
+    if torch_thread.preempted():
+        raise torch_thread.Preempted("rendering gave way to interactive work")
+    return callback_kwargs

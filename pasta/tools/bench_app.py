@@ -6,7 +6,10 @@ Two phases against one server (`pasta app` in a subprocess, its own log store in
    streamed images (the first column) and the complete next slate (L_C candidates proposed, safety-filtered,
    Q-scored, L x M images rendered, embedded and logged), as the client receives them. Once per `--think-time`:
    0 s (a pick the moment the slate is complete: nothing could be proposed ahead) and 10 s (a person looking at
-   16 images first; `--prefetch` proposes each column's next candidates meanwhile). The client does not download
+   16 images first; `--prefetch` proposes each column's next candidates meanwhile and `--render-ahead` renders
+   their next slates, the likeliest first; the table counts the picks whose slate was ready, and times them
+   apart from those that found nothing rendered: the picks are random columns, a person the user model cannot
+   predict, so these are the hits of the least predictable person). The client does not download
    the images (a browser fetches them on its own machine; here the client would share the server's 2 cores);
    `--download-images` makes it;
 2. load: N clients at once each run a whole session (start + H picks, random columns); every error counts, and
@@ -71,7 +74,7 @@ def start_server(args, log_db: Path, port: int) -> subprocess.Popen:
         "--threads",
         str(args.threads),
     ]
-    for flag in ("tier", "generator", "device", "agent_dir", "t2i_model_dir", "adapter", "prefetch"):
+    for flag in ("tier", "generator", "device", "agent_dir", "t2i_model_dir", "adapter", "prefetch", "render_ahead"):
         if getattr(args, flag, None):
             command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     env = {
@@ -277,6 +280,7 @@ def main(argv: list[str]) -> int:
     for think, phase in phases.items():
         picks = [p for s in phase for p in s["picks"]]
         complete = summarize([p["complete_s"] for p in picks])
+        ahead = [p["details"].get("timings", {}).get("rendered_ahead", 0.0) for p in picks]  # columns ready
         latency[think] = {
             "think_time_s": think,
             "pick_to_complete_slate": complete,
@@ -284,6 +288,14 @@ def main(argv: list[str]) -> int:
             "start_to_complete_slate": summarize([s["start"]["complete_s"] for s in phase]),
             "picks_with_candidates_proposed_ahead": sum(
                 bool(p["details"].get("timings", {}).get("proposed_ahead")) for p in picks
+            ),
+            "picks_rendered_ahead": sum(a >= SLATE for a in ahead),
+            "picks_partly_rendered_ahead": sum(0 < a < SLATE for a in ahead),
+            "pick_to_complete_slate_rendered_ahead": summarize(
+                [p["complete_s"] for p, a in zip(picks, ahead, strict=True) if a >= SLATE]
+            ),
+            "pick_to_complete_slate_nothing_rendered_ahead": summarize(
+                [p["complete_s"] for p, a in zip(picks, ahead, strict=True) if a == 0]
             ),
             "meets_target": bool(picks) and complete["median_s"] <= TARGET_PICK_TO_SLATE_S,
             "server_timings_last_turn": picks[-1]["details"].get("timings") if picks else None,
@@ -336,9 +348,10 @@ def main(argv: list[str]) -> int:
     }
     print(
         f"\nserver up in {startup:.1f} s; generator {settings.generator}, prefetch "
-        f"{'on' if settings.prefetch else 'off'}, images {'downloaded' if args.download_images else 'not downloaded'}"
+        f"{'on' if settings.prefetch else 'off'}, render ahead {'on' if settings.render_ahead else 'off'}, images "
+        f"{'downloaded' if args.download_images else 'not downloaded'}"
     )
-    print(f"{'measure':<40} {'n':>3} {'median':>8} {'p90':>8} {'target':>8} {'ahead':>6}")
+    print(f"{'measure':<40} {'n':>3} {'median':>8} {'p90':>8} {'target':>8}  ahead: candidates, slates")
     for think, row in latency.items():
         for name, key, target in (
             (
@@ -347,16 +360,21 @@ def main(argv: list[str]) -> int:
                 f"{TARGET_PICK_TO_SLATE_S:.1f}s" + (" ok" if row["meets_target"] else " NO"),
             ),
             ("pick -> first images", "pick_to_first_images", "sooner"),
+            ("  of which rendered ahead", "pick_to_complete_slate_rendered_ahead", ""),
+            ("  of which nothing rendered ahead", "pick_to_complete_slate_nothing_rendered_ahead", ""),
             ("start -> complete first slate", "start_to_complete_slate", ""),
         ):
             values = row[key]
             ahead = (
-                f"{row['picks_with_candidates_proposed_ahead']}/{values['n']}" if key.startswith("pick_to_c") else ""
+                f"{row['picks_with_candidates_proposed_ahead']}/{values['n']}, {row['picks_rendered_ahead']}/{values['n']}"
+                f" (+{row['picks_partly_rendered_ahead']} in part)"
+                if key == "pick_to_complete_slate"
+                else ""
             )
             if values.get("n"):
                 print(
                     f"{name + f' (think {think:g} s)':<40} {values['n']:>3} {values['median_s']:>7.2f}s "
-                    f"{values['p90_s']:>7.2f}s {target:>8} {ahead:>6}"
+                    f"{values['p90_s']:>7.2f}s {target:>8}  {ahead}"
                 )
     for think, row in browser_latency.items():
         for name, key in (
