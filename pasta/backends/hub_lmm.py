@@ -90,7 +90,9 @@ class TransformersChatModel:
         if converted is not None and gguf_cache.is_complete(converted):
             try:
                 tokenizer = AutoTokenizer.from_pretrained(converted)
-                return tokenizer, AutoModelForCausalLM.from_pretrained(converted, dtype=self.dtype)
+                model = AutoModelForCausalLM.from_pretrained(converted, dtype=self.dtype)
+                gguf_cache.mark_used_and_prune(converted)
+                return tokenizer, model
             except Exception as error:  # an unreadable cache is rebuilt, never fatal
                 log.warning("the converted model in %s does not load (%s): converting the GGUF again", converted, error)
                 shutil.rmtree(converted, ignore_errors=True)
@@ -101,8 +103,8 @@ class TransformersChatModel:
                 model = AutoModelForCausalLM.from_pretrained(self.model_name, dtype=self.dtype, **extra)
         except OSError as error:
             raise OSError(cannot_load("chat model", self.model_name, error)) from error
-        if converted is not None:
-            gguf_cache.save_converted(model, tokenizer, converted)
+        if converted is not None and gguf_cache.save_converted(model, tokenizer, converted):
+            gguf_cache.mark_used_and_prune(converted)
         return tokenizer, model
 
     def complete(self, messages: Messages, max_new_tokens: int, n: int = 1) -> list[str]:
