@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from pasta.worlds import fashion
-from pasta.worlds.fashion_judge import DEFAULT_CLASSIFIER_DIR
+from pasta.worlds.fashion_judge import DEFAULT_CLASSIFIER_DIR, label_indices
 
 REQUESTED = ("garment", "colour", "pattern", "background", "style")
 
@@ -135,9 +135,8 @@ def preference_data(
 
 def requested_indices(attrs: fashion.Attributes) -> dict[str, int]:
     """The judge's label of each requested attribute (the pattern as visible)."""
-    idx = attrs.index()
-    idx["pattern"] = fashion.PATTERNS.index(attrs.visible_pattern)
-    return {a: idx[a] for a in REQUESTED}
+    labels = label_indices(attrs)
+    return {a: labels[a] for a in REQUESTED}
 
 
 def real_images(prompts: list[tuple[str, fashion.Attributes]], seed: int = 0) -> np.ndarray | None:
