@@ -1,11 +1,12 @@
 """`pasta eval align`: what each aligned adapter does, next to the base model, on held-out prompts.
 
 For the held-out prompts of the model's world (`PromptTask.evaluation_prompts`: combinations no training prompt
-uses), the base model and each adapter render the same seeds through the app's own path (`EmbeddedTextToImage.load_adapter`, DPM-Solver++), and
-for each model this measures:
+uses), the base model and each adapter render the same seeds through the app's own path
+(`EmbeddedTextToImage.load_adapter`, DPM-Solver++), and for each model this measures:
 - the reward (the adapters' reward, by default the alignment reward): mean, gain over the base, relative gain, and
   the share of the gap to real composed images of the same prompts that the gain closes;
-- attribute accuracy read by the world's independent judge (`PromptTask.judge`), on the requested attributes, and its change in points over the base (no collapse);
+- attribute accuracy read by the world's independent judge (`PromptTask.judge`), on the requested attributes,
+  and its change in points over the base (no collapse);
 - distance to the base: mean absolute pixel change from the same noise, inside and outside the problem mask (the
   reward's saliency mask of the base image, as Focus-N-Fix uses), and the KL of the DDIM (eta = 1) chains;
 - one DPOK round (sample + update, 16 images) timed on `--bench-threads` threads.
