@@ -306,17 +306,11 @@ class Agent:
                 raise
             self._commit_slate(session, turn, refusals)
             session.pending = turn
-        slate, seeds = turn.slate, turn.seeds
+        slate = turn.slate
         yield Step(session, turn, "proposed", 0.2, "slate chosen, rendering images")
         t2 = time.perf_counter()
-        prompts = [c.text for c in turn.slate_prompts]
-        for start in range(0, len(slate), self.columns_per_render):
-            group = range(start, min(start + self.columns_per_render, len(slate)))
-            missing = [c for c in group if not turn.images[c]]
-            if missing:
-                rendered = self.render([prompts[c] for c in missing], [seeds[c] for c in missing])
-                for column, images in zip(missing, rendered, strict=True):
-                    turn.images[column] = images
+        for group in self.column_groups(turn):
+            self.render_columns(turn, group)
             yield Step(
                 session,
                 turn,
@@ -404,6 +398,19 @@ class Agent:
         """Queue candidate proposals for these histories (likeliest first) with a `PrefetchingGenerator`."""
         if isinstance(self.generator, PrefetchingGenerator):
             self.generator.prefetch(histories, self.settings.n_candidates)
+
+    def column_groups(self, turn: Turn) -> list[range]:
+        """The slate's columns in the batches they render in (`columns_per_render` at a time)."""
+        n, size = len(turn.slate), self.columns_per_render
+        return [range(start, min(start + size, n)) for start in range(0, n, size)]
+
+    def render_columns(self, turn: Turn, group: range) -> None:
+        """Render, in one batch, the columns of `group` that have no images yet (a turn rendered ahead may)."""
+        missing = [c for c in group if not turn.images[c]]
+        if missing:
+            prompts = [turn.slate_prompts[c].text for c in missing]
+            for column, images in zip(missing, self.render(prompts, [turn.seeds[c] for c in missing]), strict=True):
+                turn.images[column] = images
 
     def _render(self, prompts: list[str], seeds: list[int]) -> list[list[Image.Image]]:
         return self.t2i.generate(prompts, seeds, self.settings.images_per_prompt)

@@ -76,9 +76,9 @@ def schedule(agent: Agent, session: Session, shown: Turn) -> None:
 
 
 def work_ahead(agent: Agent, session: Session, shown: Turn, column: int) -> None:
-    """Choose the turn a pick of `column` leads to, then render its columns, two at a time as the app does; stops
+    """Choose the turn a pick of `column` leads to, then render its columns in the app's batches; stops
     (`torch_thread.Preempted`) when interactive work arrives, keeping what is complete."""
-    if session.current is not shown or not session.awaiting_pick or session.pending is not None:
+    if session.current is not shown or not session.awaiting_pick:
         return  # picked meanwhile, or another slate is on screen
     key = (shown.index, column)
     entry = session.ahead.get(key)
@@ -90,14 +90,9 @@ def work_ahead(agent: Agent, session: Session, shown: Turn, column: int) -> None
         turn.timings["rendered_ahead"] = 0.0
         entry = session.ahead[key] = Ahead(turn, refusals, view.history())
     turn = entry.turn
-    prompts = [c.text for c in turn.slate_prompts]
-    for start in range(0, len(prompts), agent.columns_per_render):
-        group = [c for c in range(start, min(start + agent.columns_per_render, len(prompts))) if not turn.images[c]]
-        if group:
-            rendered = agent.render([prompts[c] for c in group], [turn.seeds[c] for c in group])
-            for c, images in zip(group, rendered, strict=True):
-                turn.images[c] = images
-            turn.timings["rendered_ahead"] = float(sum(bool(images) for images in turn.images))
+    for group in agent.column_groups(turn):
+        agent.render_columns(turn, group)
+        turn.timings["rendered_ahead"] = float(sum(bool(images) for images in turn.images))
 
 
 def take(session: Session) -> Ahead | None:

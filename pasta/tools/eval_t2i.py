@@ -28,13 +28,12 @@ from pasta.tools.contact_sheet import contact_sheet
 from pasta.tools.turn_speed import TURN_IMAGES, TURN_PROMPTS, TURN_SECONDS_TARGET, time_turn
 from pasta.worlds import load_prompt_task
 
+SHORT_NAMES = {"background": "bg"}
+
 
 def _short(attribute: str, value: str) -> str:
     """How a misread attribute is named under its image on the contact sheet."""
     return f"{SHORT_NAMES.get(attribute, attribute)}:{value}"
-
-
-SHORT_NAMES = {"background": "bg"}
 
 
 def evaluate_t2i(
