@@ -245,6 +245,7 @@ class Agent:
             shown if initial is not None else [],
             seed=session.seed,
             turn=len(session.turns),
+            turns=session.max_turns,
             history=session.history(),
             candidate_embeddings=candidate_embeddings,
             candidate_categories=None if candidates is None else [c.category for c in candidates],
@@ -270,7 +271,6 @@ class Agent:
 
         if session is None:
             return SessionTaste(picks=0, types_explain=0.5, nearness=0.0, favoured=())
-
         turn = session.current if session.awaiting_pick else None  # a finished session has no candidates left
         embeddings = turn.candidate_embeddings if turn is not None else None
         state = self.state(session, embeddings, turn.candidates if embeddings is not None else None)

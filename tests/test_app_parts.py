@@ -259,3 +259,22 @@ def test_small_images_are_shown_enlarged_smoothly_and_large_ones_as_they_are():
     assert (np.abs(np.diff(pixels[:8, :8], axis=1)) > 0).mean() > 0.5
     large = Image.new("RGB", (512, 384))
     assert for_display(large) is large
+
+
+def test_why_this_slate_says_how_the_agent_chose_and_that_the_last_turn_keeps_the_prompt():
+    from pasta.app import views
+    from pasta.contracts import CATEGORIES, Candidate
+    from pasta.session import Session, Turn
+
+    candidates = [Candidate(f"a red dress {i}", CATEGORIES[i % 5]) for i in range(10)]
+    session = Session("a red dress", seed=1, max_turns=2)
+    for index, slate in ((0, [1, 2, 3, 4]), (1, [0, 1, 2, 3])):  # the second turn shows the rephrase (0)
+        session.turns.append(
+            Turn(index, "a red dress", candidates, slate, [float(-i) for i in range(10)], [], [], policy="iql+adapt")
+        )
+        text, table = views.explanation(session)
+        assert "Q-network" in text and "your own picks" in text and len(table) == 10
+        assert ("keeps your current prompt" in text) == (index == 1)
+        assert table["candidate"][0] == "a red dress 0" and table["shown in column"][slate[0]] == 1  # best first
+    session.max_turns = 3  # continued: that turn is no longer the last
+    assert "keeps your current prompt" not in views.explanation(session)[0]

@@ -240,6 +240,20 @@ def test_choice_model_slate_is_the_best_one_per_category_slate():
     assert {0, 1} <= set(slate)
     assert brute_force_slate_value(slate, u2, u2, p2, 0.3) > 2.5
 
+    # `keep`: the best of the slates that hold that candidate, exact against brute force
+    for keep in (0, 7, 24):
+        slate = choice_model_slate(v, u, p, 0.3, cands, 4, keep=keep)
+        assert keep in slate and len({cands[i].category for i in slate}) == 4
+        best = max(
+            brute_force_slate_value(list(s), v, u, p, 0.3)
+            for cats in itertools.combinations(range(5), 4)
+            for s in itertools.product(*([j for j in range(25) if j % 5 == c] for c in cats))
+            if keep in s
+        )
+        assert brute_force_slate_value(slate, v, u, p, 0.3) == pytest.approx(best)
+    assert 10 not in choice_model_slate(u2, u2, p2, 0.3, cands, 4)  # -5 for both types, and yet kept:
+    assert 10 in choice_model_slate(u2, u2, p2, 0.3, cands, 4, keep=10)
+
     with pytest.raises(ValueError, match="disagree on the types"):
         choice_model_slate(u2, u2, np.ones(3) / 3, 0.3, cands, 4)
     with pytest.raises(ValueError, match="temperature must be > 0"):

@@ -8,7 +8,7 @@ import pytest
 
 from pasta.contracts import CATEGORIES
 from pasta.policy.session_estimate import corrected_utilities, edit_utility, session_correction, types_explain_picks
-from pasta.policy.slate import GreedyMyopicPolicy, LMMOrderPolicy
+from pasta.policy.slate import GreedyMyopicPolicy, LMMOrderPolicy, final_turn_keep
 from pasta.policy.state import PolicyState
 from pasta.policy.user_model import UserModel, UserModelConfig, column_features
 from user_sim.evaluate_agents import EvalAgentsConfig, choice_data, evaluate_agents
@@ -172,6 +172,7 @@ def test_eval_agents_runs_any_population_with_adapting_and_shipped_agents(tmp_pa
         bootstrap=50,
         out=tmp_path / "eval",
     )
+    cfg.policies = (*cfg.policies, "shipped:no-keep")
     cfg.user_model.n_types, cfg.user_model.em_iters = 2, 3
     cfg.iql.steps = 20
     result = evaluate_agents(cfg, progress=False)
@@ -180,6 +181,7 @@ def test_eval_agents_runs_any_population_with_adapting_and_shipped_agents(tmp_pa
     paired = result["summary"]["paired"]
     assert set(paired) == {"iql", "iql+adapt", "iql+explore", "shipped", "shipped+adapt", "shipped+explore"}
     assert {"lmm-order", "greedy-slate", "oracle", "iql"} <= set(paired["iql+explore"]) and "iql" not in paired["iql"]
+    assert "shipped:no-keep" in paired["shipped"] and "shipped:no-keep" not in paired["shipped+adapt"]
     assert (tmp_path / "eval" / "metrics.json").exists()
 
 
@@ -209,6 +211,9 @@ def test_closed_loop_logs_retrains_from_the_store_and_evaluates_each_population(
     assert "small-steps" in table(run) and (tmp_path / "loop" / "metrics.json").exists()
     with pytest.raises(ValueError, match="unknown population"):
         closed_loop(ClosedLoopConfig(populations=("planted", "nope"), out=tmp_path / "x"), progress=False)
+    with pytest.raises(ValueError, match="unknown policies retrained[+]nope"):  # before any simulation
+        closed_loop(ClosedLoopConfig(policies=("lmm-order", "retrained+nope"), out=tmp_path / "y"), progress=False)
+    assert not (tmp_path / "y" / "planted").exists()
 
 
 def test_the_edit_utility_is_the_laplace_posterior_and_is_certain_only_where_slates_have_looked(world, user_model):
@@ -292,3 +297,62 @@ def test_the_taste_panel_summary_reports_what_the_policys_estimates_read(world, 
     assert taste.favoured and all(mean[i] > 0 for i in taste.favoured)
     off = session_taste(user_model, state, posterior, adapt=0.0, explore=0.0)
     assert off.nearness == 0.0 and off.favoured == () and off.types_explain == taste.types_explain
+
+
+def test_the_agents_slate_keeps_the_current_prompt_on_the_last_turn_only(world, user_model):
+    """On the last turn the choice-model slate holds the rephrase (the current prompt, kept), so a person the
+    models misjudge is never forced to trade their last pick for an edit; on earlier turns it is free to leave it
+    out, and an unknown session length changes nothing."""
+    users = population("interaction").users(world, 12, seed=3)
+    policy = GreedyMyopicPolicy(user_model, slate="choice-model", explore=3.0)
+    episodes = play(policy, world, users, list(range(12)))
+    last = [e.turns[-1] for e in episodes]
+    assert all(any(t.candidates[i].category == "rephrase" for i in t.slate) for t in last)
+    earlier = [t for e in episodes for t in e.turns[:-1]]
+    assert not all(any(t.candidates[i].category == "rephrase" for i in t.slate) for t in earlier)
+    for kept in last:  # the policy's own columns otherwise: the slate holds the first rephrase and 3 others
+        first = next(i for i, c in enumerate(kept.candidates) if c.category == "rephrase")
+        assert first in kept.slate and len(set(kept.slate)) == 4
+
+    # ":no-keep" plays the same policy without the rule: the same slates before the last turn
+    from user_sim.policies import policy_factory
+
+    without = policy_factory("greedy-slate+explore:no-keep", {"greedy-slate+explore": lambda: policy})()
+    assert without.name == "greedy-slate+explore:no-keep"
+    others = play(without, world, users, list(range(12)))
+    assert [t.slate for e in others for t in e.turns[:-1]] == [t.slate for e in episodes for t in e.turns[:-1]]
+    assert [e.turns[-1].slate for e in others] != [t.slate for t in last]
+
+    state, candidates = _fifth_turn(world, 4321, _picks(world, 4321, nearest=True), np.random.default_rng(1))
+    assert final_turn_keep(state, candidates) is None  # length unknown
+    state.turns = 5
+    assert final_turn_keep(state, candidates) == 0  # _fifth_turn's first candidate is the rephrase
+    state.turns = 6
+    assert final_turn_keep(state, candidates) is None
+
+
+def test_the_bayesian_reference_learns_a_target_seekers_target_from_the_picks(world):
+    """bayes-target keeps the posterior over (target, weights): a person who picked one garment out of four
+    columns that differ only in garment makes that garment the likeliest target (about 0.1 / (0.1 + 0.9 / 4)); it plays target seekers better than
+    LMM order, and refuses prompts that are not tuples of the world."""
+    from user_sim.policies import TargetBayesPolicy
+
+    policy = TargetBayesPolicy(n_weights=2, samples=2000)
+    columns = [world.index_of([g, 0, 0, 0, 0]) for g in (1, 2, 3, 4)]
+    E = world.embeddings
+    state = PolicyState(turn=1, seed=0, planted_temperature=0.3)
+    state.history_slates = [(column_features(E[columns], None), 2)]  # garment 3 picked
+    top, p = policy.posterior(state)
+    garment = world.tuples[top // 2, 0]
+    shares = np.bincount(garment, weights=p, minlength=10)  # prior 0.1 each; 1 : 1/4 odds of the pick given 3
+    assert np.isclose(p.sum(), 1.0) and shares.argmax() == 3 and 0.2 < shares[3] < 0.45
+
+    users = population("target").users(world, 10, seed=4)
+    finals = {
+        name: np.mean([e.utilities()[-1] for e in play(pol, world, users, list(range(10)))])
+        for name, pol in (("bayes", policy), ("lmm", LMMOrderPolicy()))
+    }
+    assert finals["bayes"] > finals["lmm"]
+    state.history_slates = [(column_features(E[columns] + 1.0, None), 0)]
+    with pytest.raises(ValueError, match="only in the simulator's world"):
+        policy.posterior(state)

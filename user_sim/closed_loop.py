@@ -24,7 +24,7 @@ from pasta.policy.train_q import TrainQConfig, train_q
 from pasta.policy.train_user_model import TrainUserModelConfig, train_user_model
 from pasta.policy.user_model import UserModel
 from user_sim.evaluate_agents import BASELINES, evaluate_policies, paired_summary
-from user_sim.policies import make_policy, trained_agent
+from user_sim.policies import NO_KEEP, make_policy, policy_factory, trained_agent
 from user_sim.populations import POPULATIONS, population
 from user_sim.rollout import play
 from user_sim.store import write_episodes
@@ -40,6 +40,21 @@ AGENTS = (
     "shipped+explore",
     "shipped+adapt+explore",
 )
+"""Every agent the loop can play (`--policies`): the Q-network retrained from the loop's logs and the shipped one,
+each with and without the session estimates."""
+DEFAULT_POLICIES = (
+    *BASELINES,
+    "retrained",
+    "retrained+explore",
+    "retrained+adapt+explore",
+    "shipped",
+    "shipped+adapt+explore",
+    "oracle",
+)
+"""What a run plays unless told: the baselines, the agents without estimates, as the app runs them (both
+estimates) and the retrained one with exploring alone (the target seekers' best), the oracle: three agents fewer
+than `AGENTS`, off the evaluation, the loop's third-largest part."""
+KNOWN_POLICIES = (*BASELINES, *AGENTS, "oracle", "oracle-top", "bayes-target")
 
 
 @dataclass
@@ -63,7 +78,8 @@ class ClosedLoopConfig:
     """Strength of the session estimate of the "+adapt" policies."""
     explore: float = EXPLORE_STRENGTH
     """Optimism of the "+explore" policies."""
-    policies: tuple[str, ...] = (*BASELINES, *AGENTS, "oracle")
+    policies: tuple[str, ...] = DEFAULT_POLICIES
+    """Policies played against the held-out users (`DEFAULT_POLICIES`; any of `AGENTS`, the baselines, oracle)."""
     bootstrap: int = 1000
     out: Path = Path("runs/closed_loop")
     """Per population: logs.sqlite, agent/ (user_model/, qnet/); metrics.json for all."""
@@ -127,7 +143,7 @@ def run_population(cfg: ClosedLoopConfig, name: str, world: EmbeddingWorld, prog
         "shipped+explore": lambda: trained_agent(explore=cfg.explore),
         "shipped+adapt+explore": lambda: trained_agent(adapt=cfg.adapt, explore=cfg.explore),
     }
-    chosen = {p: factories.get(p) or (lambda p=p: make_policy(p, cfg.seed)) for p in cfg.policies}
+    chosen = {p: policy_factory(p, factories, cfg.seed) for p in cfg.policies}
     t0 = time.perf_counter()
     eval_users = users(cfg.eval_users, cfg.seed + 2)
     results, curves, finals = evaluate_policies(
@@ -164,6 +180,9 @@ def closed_loop(cfg: ClosedLoopConfig, progress: bool = True) -> dict:
     runs = {}
     for name in cfg.populations:
         population(name)  # an unknown name fails before any work
+    unknown = [p for p in cfg.policies if p.removesuffix(NO_KEEP) not in KNOWN_POLICIES]
+    if unknown:
+        raise ValueError(f"unknown policies {', '.join(unknown)}: choose from {', '.join(KNOWN_POLICIES)}")
     for name in cfg.populations:
         runs[name] = run_population(cfg, name, world, progress)
         _write(cfg, runs)

@@ -25,7 +25,7 @@ from pasta.policy.qnet import QNetConfig
 from pasta.policy.session_estimate import EXPLORE_STRENGTH, SESSION_STRENGTH
 from pasta.policy.slate import GreedyMyopicPolicy, QPolicy, SlatePolicy
 from pasta.policy.user_model import ChoiceData, UserModel, UserModelConfig, column_features
-from user_sim.policies import make_policy, trained_agent
+from user_sim.policies import NO_KEEP, make_policy, policy_factory, trained_agent
 from user_sim.populations import population
 from user_sim.rollout import Episode, play, play_many
 from user_sim.world import EmbeddingWorld
@@ -80,7 +80,9 @@ class EvalAgentsConfig:
     (SlateQ choice model), the agent without what IQL learned; "+adapt": with the session's own preference estimate
     (`pasta.policy.session_estimate`); "+explore": with the session's edit utility and an optimism bonus where the
     types do not explain the picks; shipped: the agent in models/embedded/agent, trained on the planted
-    population; oracle: knows the user's true utilities (oracle-top: best true candidate per category)."""
+    population; oracle: knows the user's true utilities (oracle-top: best true candidate per category);
+    bayes-target (target seekers only): knows their utility's form and the world's tuples, not the target. Any
+    name ending in ":no-keep" ("shipped:no-keep"): that policy without the last-turn rule (`final_turn_keep`)."""
     adapt: float = SESSION_STRENGTH
     """Strength of the session estimate for the "+adapt" policies."""
     explore: float = EXPLORE_STRENGTH
@@ -164,15 +166,16 @@ def evaluate_policies(
 
 
 def paired_summary(finals: dict[str, np.ndarray], agents: tuple[str, ...]) -> dict:
-    """Each agent minus each baseline, the oracle and, for an agent with a session estimate ("shipped+explore"),
-    the agent without it, on the same users (mean, paired se); and each agent's share of the oracle's gain over LMM
-    order."""
+    """Each agent minus each baseline, the oracle, for an agent with a session estimate ("shipped+explore") the
+    agent without it, and the agent played without the last-turn rule where it played (`NO_KEEP`), on the same
+    users (mean, paired se); and each agent's share of the oracle's gain over LMM order."""
     agents = tuple(a for a in agents if a in finals)
     others = [b for b in (*BASELINES, "oracle") if b in finals]
 
     def compared_with(agent: str) -> list[str]:  # an agent with a session estimate ("iql+explore") also vs its base
         base = agent.split("+")[0]
-        return others + ([base] if base != agent and base in finals else [])
+        extra = ([base] if base != agent else []) + [agent + NO_KEEP]
+        return others + [b for b in extra if b in finals]
 
     out: dict = {
         "paired": {
@@ -243,7 +246,7 @@ def evaluate_agents(cfg: EvalAgentsConfig, progress: bool = True) -> dict:
         "shipped+adapt+explore": lambda: trained_agent(adapt=cfg.adapt, explore=cfg.explore),
     }
     eval_users = users(cfg.eval_users, cfg.seed + 2)
-    factories = {name: policies.get(name) or (lambda name=name: make_policy(name, cfg.seed)) for name in cfg.policies}
+    factories = {name: policy_factory(name, policies, cfg.seed) for name in cfg.policies}
     results, curves, finals = evaluate_policies(
         factories, world, eval_users, group_names, cfg.seed, cfg.turns, cfg.bootstrap, cfg.scale
     )

@@ -32,6 +32,10 @@ class FamilyUser(SimulatedUser):
         return SimulatedUser(self.user_id, self.type_index, table, self.temperature, self.rating_noise)
 
 
+TARGET_WEIGHTS = (1.0, 3.0)
+"""A target seeker's weight of each attribute is drawn uniformly from this range."""
+
+
 def _target_utilities(world: EmbeddingWorld, params: dict, initial_index: int) -> np.ndarray:
     """sum over axes of weight[axis] * (value == target[axis]): a specific image in mind. Nothing about the target
     is learnable across people (it is drawn per person), so a session must find it out from the person's picks."""
@@ -75,7 +79,7 @@ def _family_params(family: str, world: EmbeddingWorld, rng: np.random.Generator)
     if family == "target":
         return {
             "target": [int(rng.integers(n)) for n in sizes],
-            "weights": (2.0 * rng.uniform(0.5, 1.5, len(sizes))).tolist(),
+            "weights": rng.uniform(*TARGET_WEIGHTS, len(sizes)).tolist(),
         }
     if family == "small-steps":
         return {"taste": [rng.normal(0, 0.5, n).tolist() for n in sizes], "step_cost": 1.5}

@@ -70,6 +70,7 @@ def policy_state(
     candidates: list[SimCandidate],
     turn: int,
     turns: list[SimulatedTurn],
+    total_turns: int | None = None,
 ) -> PolicyState:
     """What a policy sees, built as the live agent builds it (`PolicyState.build`): the world's embedding of each
     shown prompt stands in for its images. `planted_utilities` and `planted_temperature` are the simulator's
@@ -82,6 +83,7 @@ def policy_state(
         shown,
         seed=seed,
         turn=turn,
+        turns=total_turns,
         candidate_embeddings=E[indices],
         candidate_categories=[c.candidate.category for c in candidates],
         planted_utilities=user.utilities[indices],
@@ -107,7 +109,7 @@ def run_episode(
     history, turns_played, select_seconds = [prompt], [], []
     for turn in range(turns):
         candidates = world.propose(history[-1], rng, n_candidates)
-        state = policy_state(world, user, seed, history, candidates, turn, turns_played)
+        state = policy_state(world, user, seed, history, candidates, turn, turns_played, turns)
         t0 = time.perf_counter()
         slate, scores = policy.select(state, [c.candidate for c in candidates], slate_size)
         select_seconds.append(time.perf_counter() - t0)

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from pasta.policy.slate import KEEP_CATEGORY
+
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
 
 
@@ -173,7 +175,14 @@ def explanation(session) -> tuple[str, pd.DataFrame]:
                 if turn.policy != "iql"
                 else ""
             )
-            + "; the slate is the best candidate of each category, then the best categories"
+            + "; the slate is the one candidate per category, four categories, whose column you are likeliest to "
+            "pick and gain most from"
+            + (
+                ", and on this last turn it keeps your current prompt (reworded) so that you can stay with it"
+                if turn.index == session.max_turns - 1
+                and any(turn.candidates[i].category == KEEP_CATEGORY for i in turn.slate)
+                else ""
+            )
         )
     elif turn.policy == "lmm-order":
         how = (

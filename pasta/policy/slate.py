@@ -55,6 +55,7 @@ def choice_model_slate(
     candidates: Sequence[Candidate],
     slate_size: int,
     max_slates: int = 20_000,
+    keep: int | None = None,
 ) -> list[int]:
     """The slate A (at most one candidate per category) that maximizes SlateQ's slate value
 
@@ -65,7 +66,8 @@ def choice_model_slate(
     Q-network's continuation value for the agent). Top-per-category ignores that a person picks one column: under an
     uncertain posterior it shows four variants of the best guess, where this shows columns that serve the likely
     types. Exact enumeration (25 candidates in 5 categories, L = 4: 3,125 slates); larger candidate sets keep the
-    best `m` per category by posterior-mean value, with m as large as `max_slates` allows."""
+    best `m` per category by posterior-mean value, with m as large as `max_slates` allows. `keep`: a candidate the
+    slate must hold (`final_turn_keep`), the best of the slates that hold it."""
     U = np.asarray(utilities, np.float64).reshape(len(candidates), -1)
     V = np.asarray(values, np.float64).reshape(len(candidates), -1)
     p = np.asarray(posterior, np.float64).reshape(-1)
@@ -76,16 +78,23 @@ def choice_model_slate(
     by_category: dict[str, list[int]] = {}
     for i in np.argsort(-(V @ p), kind="stable"):
         by_category.setdefault(candidates[int(i)].category, []).append(int(i))
+    if keep is not None:  # its category offers only it, and every category combination includes that category
+        by_category[candidates[keep].category] = [int(keep)]
     size = min(slate_size, len(by_category))
     m = max((len(v) for v in by_category.values()), default=0)
     while m > 1 and math.comb(len(by_category), size) * m**size > max_slates:
         m -= 1
     if size == 0:
         return []
+    combinations = [
+        categories
+        for categories in itertools.combinations(by_category, size)
+        if keep is None or candidates[keep].category in categories
+    ]
     slates = np.concatenate(  # [n, L]: every slate, category combination by combination, in itertools order
         [
             np.stack(np.meshgrid(*(by_category[c][:m] for c in categories), indexing="ij"), -1).reshape(-1, size)
-            for categories in itertools.combinations(by_category, size)
+            for categories in combinations
         ]
     )
     # softmax over each slate's columns from per-candidate exponentials, shifted by each type's best utility (the
@@ -104,6 +113,25 @@ def choice_model_slate(
     top = value.max()
     best = slates[int(np.flatnonzero(value >= top - 1e-12 * max(1.0, abs(top)))[0])].tolist()
     return sorted(best, key=lambda j: -float(V[j] @ p))
+
+
+KEEP_CATEGORY = "rephrase"
+"""The candidate category that keeps the current prompt (reworded, not edited)."""
+
+
+def final_turn_keep(state: PolicyState, candidates: Sequence[Candidate]) -> int | None:
+    """On the session's last turn, the candidate that keeps the current prompt (the first rephrase), which the
+    agent's choice-model slate then always holds; None on other turns, without a rephrase, or when the session's
+    length is unknown.
+
+    Why: the last pick is what the person leaves with, and nothing is left to learn from it, so its slate should
+    never force a person the models misjudge to trade what they already chose for an edit. The slate policies
+    leave the rephrase out on most turns (it has no edit to be optimistic about); measured on 1,000 held-out users
+    per population (README, agent section), keeping it on the last turn serves interaction-taste users much better
+    at little or no cost elsewhere."""
+    if state.turns is None or state.turn != state.turns - 1:
+        return None
+    return next((i for i, c in enumerate(candidates) if c.category == KEEP_CATEGORY), None)
 
 
 SLATES = ("top", "choice-model")
@@ -260,7 +288,8 @@ class GreedyMyopicPolicy:
         if self.slate == "top":
             return top_per_category(scores, candidates, slate_size), scores
         temperature = choice_temperature(self.user_model)
-        slate = choice_model_slate(values, u + mean[:, None], posterior, temperature, candidates, slate_size)
+        keep = final_turn_keep(state, candidates)
+        slate = choice_model_slate(values, u + mean[:, None], posterior, temperature, candidates, slate_size, keep=keep)
         return slate, scores
 
 
@@ -320,6 +349,12 @@ class QPolicy:
         if self.slate == "top":
             return top_per_category(scores, candidates, slate_size), scores
         slate = choice_model_slate(
-            values, u_adapted + mean[:, None], posterior, choice_temperature(self.user_model), candidates, slate_size
+            values,
+            u_adapted + mean[:, None],
+            posterior,
+            choice_temperature(self.user_model),
+            candidates,
+            slate_size,
+            keep=final_turn_keep(state, candidates),
         )
         return slate, scores

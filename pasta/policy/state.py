@@ -54,6 +54,8 @@ class PolicyState:
     turn: int
     """Turns already shown in this session (0 before the first slate)."""
     seed: int
+    turns: int | None = None
+    """Turns the session has in all, its last turn being `turns - 1` (None: not known)."""
     history: list[str] = field(default_factory=list)
     """The prompts so far, first to current (the live agent's; the simulator works on embeddings only)."""
     initial_embedding: np.ndarray | None = None
@@ -78,6 +80,7 @@ class PolicyState:
         *,
         seed: int,
         turn: int | None = None,
+        turns: int | None = None,
         history: Sequence[str] = (),
         candidate_embeddings: np.ndarray | None = None,
         candidate_categories: Sequence[str] | None = None,
@@ -88,6 +91,7 @@ class PolicyState:
         state = cls(
             turn,
             int(seed),
+            None if turns is None else int(turns),
             list(history),
             candidate_categories=None if candidate_categories is None else list(candidate_categories),
             candidate_embeddings=candidate_embeddings,
