@@ -11,7 +11,15 @@ import numpy as np
 
 from pasta.contracts import Candidate
 from pasta.policy.loader import DEFAULT_AGENT_DIR
-from pasta.policy.slate import LMMOrderPolicy, QPolicy, RandomPolicy, check_slate, choice_model_slate, top_per_category
+from pasta.policy.slate import (
+    LMMOrderPolicy,
+    QPolicy,
+    RandomPolicy,
+    check_slate,
+    choice_model_slate,
+    final_turn_keep,
+    top_per_category,
+)
 from pasta.policy.state import PolicyState
 
 
@@ -73,8 +81,6 @@ class TargetBayesPolicy:
     def select(
         self, state: PolicyState, candidates: Sequence[Candidate], slate_size: int
     ) -> tuple[list[int], np.ndarray]:
-        from pasta.policy.slate import final_turn_keep
-
         drawn, p = self.posterior(state)
         U = self._utilities(self._tuples_of(state.candidate_embeddings))[drawn].T  # [N, drawn]
         keep = final_turn_keep(state, candidates)
