@@ -113,6 +113,27 @@ def test_the_policy_sees_the_state_the_simulator_gives_it(q_agent):
     posterior = q_agent.posterior(session)
     assert posterior.shape == (3,) and abs(posterior.sum() - 1) < 1e-5
     assert not np.allclose(posterior, first.posterior)  # a pick moves the posterior
+    assert state.turns == session.max_turns == 3
+
+
+def test_the_shipped_agents_last_slate_keeps_the_current_prompt(embedded_t2i, retrieval, embedded_embedder):
+    """The app's state tells the policy the session's length, so its last slate holds the rephrase; the same
+    session played without the rule (`WithoutFinalKeep`) leaves it out there (seed 0, checked)."""
+    from user_sim.policies import WithoutFinalKeep
+
+    settings = Settings.from_env({}, turns=3, generator="retrieval", images_per_prompt=1)
+    shipped = load_policy(settings, embedded_embedder).policy
+
+    def slates(policy) -> list[list[str]]:
+        agent = Agent(settings, embedded_embedder, embedded_t2i, retrieval, policy)
+        session = agent.start("a red dress", seed=0)
+        agent.pick(session, 1)
+        agent.pick(session, 0)
+        return [[c.category for c in t.slate_prompts] for t in session.turns]
+
+    with_rule, without = slates(shipped), slates(WithoutFinalKeep(shipped))
+    assert with_rule[:2] == without[:2]  # the same slates before the last turn
+    assert "rephrase" in with_rule[2] and "rephrase" not in without[2]
 
 
 def test_unsafe_candidates_never_reach_the_slate_and_are_logged(q_agent, tmp_path):
