@@ -51,9 +51,9 @@ DEFAULT_POLICIES = (
     "shipped+adapt+explore",
     "oracle",
 )
-"""What a run plays unless told: the baselines, the agents without estimates, as the app runs them (both
-estimates) and the retrained one with exploring alone (the target seekers' best), the oracle: three agents fewer
-than `AGENTS`, off the evaluation, the loop's third-largest part."""
+"""What a run plays unless told: the baselines; each agent without estimates and as the app runs it (both
+estimates); the retrained one with exploring alone (the target seekers' best); the oracle. Three agents fewer than
+`AGENTS`: evaluating policies is the loop's third-largest part."""
 KNOWN_POLICIES = (*BASELINES, *AGENTS, "oracle", "oracle-top", "bayes-target")
 
 

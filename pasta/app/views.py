@@ -175,8 +175,8 @@ def explanation(session) -> tuple[str, pd.DataFrame]:
                 if turn.policy != "iql"
                 else ""
             )
-            + "; the slate is the one candidate per category, four categories, whose column you are likeliest to "
-            "pick and gain most from"
+            + "; the slate, one candidate from each of four categories, is the one whose column you are likely to "
+            "pick is worth most"
             + (
                 ", and on this last turn it keeps your current prompt (reworded) so that you can stay with it"
                 if turn.index == session.max_turns - 1
