@@ -24,6 +24,7 @@ from pasta.policy.train_q import TrainQConfig, train_q
 from pasta.policy.train_user_model import TrainUserModelConfig, train_user_model
 from pasta.policy.user_model import UserModel
 from user_sim.evaluate_agents import BASELINES, evaluate_policies, paired_summary
+from user_sim.policies import BASELINES as SIMULATOR_BASELINES
 from user_sim.policies import NO_KEEP, make_policy, policy_factory, trained_agent
 from user_sim.populations import POPULATIONS, population
 from user_sim.rollout import play
@@ -54,7 +55,8 @@ DEFAULT_POLICIES = (
 """What a run plays unless told: the baselines; each agent without estimates and as the app runs it (both
 estimates); the retrained one with exploring alone (the target seekers' best); the oracle. Three agents fewer than
 `AGENTS`: evaluating policies is the loop's third-largest part."""
-KNOWN_POLICIES = (*BASELINES, *AGENTS, "oracle", "oracle-top", "bayes-target")
+KNOWN_POLICIES = tuple(dict.fromkeys((*BASELINES, *AGENTS, *SIMULATOR_BASELINES)))
+"""Every name `--policies` takes (and any of them ending in `NO_KEEP`)."""
 
 
 @dataclass
