@@ -41,3 +41,24 @@ def small_data(split: str, n: int = 200) -> tuple[np.ndarray, np.ndarray]:
         ]
     ).astype(np.uint8)
     return images, np.arange(n) % 10
+
+
+def tiny_unet():
+    """A randomly initialised UNet built like `embedded_t2i.build_unet` with small channels (12 in and out: a 2x2
+    space-to-depth view of an RGB image)."""
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=8,
+        in_channels=12,
+        out_channels=12,
+        block_out_channels=(32, 32),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        layers_per_block=1,
+        cross_attention_dim=384,
+        attention_head_dim=8,
+        class_embed_type="projection",
+        projection_class_embeddings_input_dim=384,
+        norm_num_groups=8,
+    )

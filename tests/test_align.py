@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from model_scripts import tiny_unet
 
 from pasta.align.adapters import LoraSettings, read_card
 from pasta.align.ddim_policy import DDIMPolicy, ddim_timesteps
@@ -24,25 +25,6 @@ from pasta.align.rwr import RWRConfig, train_rwr
 from pasta.backends.embedded_t2i import EmbeddedT2IConfig
 
 PROMPTS = ["a red dress", "a blue coat on grass", "a green bag at sunset", "a striped shirt"]
-
-
-def tiny_unet():
-    from diffusers import UNet2DConditionModel
-
-    return UNet2DConditionModel(
-        sample_size=8,
-        in_channels=12,
-        out_channels=12,
-        block_out_channels=(32, 32),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        layers_per_block=1,
-        cross_attention_dim=384,
-        attention_head_dim=8,
-        class_embed_type="projection",
-        projection_class_embeddings_input_dim=384,
-        norm_num_groups=8,
-    )
 
 
 @pytest.fixture(scope="module")
