@@ -49,6 +49,7 @@ def make_text_to_image(settings: Settings):
             settings.t2i_model_dir or WORLD_MODEL_DIRS[settings.world],
             device=settings.resolved_device(),
             num_inference_steps=settings.sampling_steps or None,
+            guidance=settings.guidance,
         )
         if model.config.world != settings.world:
             raise SettingsError(

@@ -60,7 +60,7 @@ class EmbeddedDiffusion:
     def __init__(self, folder: str | Path | None = None, *, text: MiniLM | None = None, device: str = "cpu") -> None:
         from diffusers import DDPMScheduler
 
-        self.t2i = EmbeddedTextToImage(folder, text=text, device=device, bfloat16=False)
+        self.t2i = EmbeddedTextToImage(folder, text=text, device=device, bfloat16=False, guidance="cfg")
         self.folder, self.config, self.device, self.text = (
             self.t2i.folder,
             self.t2i.config,

@@ -148,7 +148,7 @@ def evaluate_align(cfg: EvalAlignConfig, progress: bool = True) -> dict:
             cards[str(a)] = {"method": a.name}
     spec = cfg.reward or next((c["reward"] for c in cards.values() if "reward" in c), "alignment")
     reward = make_reward(spec)
-    t2i = EmbeddedTextToImage(cfg.model_dir)
+    t2i = EmbeddedTextToImage(cfg.model_dir, guidance="cfg")  # as the adapters sample: base and adapters alike
     task = load_prompt_task(t2i.config.world)
     classifier = task.judge(cfg.classifier_dir)
     diffusion = EmbeddedDiffusion(cfg.model_dir, text=t2i.text) if cfg.kl_prompts > 0 else None

@@ -47,10 +47,12 @@ def evaluate_t2i(
     batch_prompts: int = 4,
     progress: bool = True,
     sampling_steps: int | None = None,
+    guidance: str = "auto",
+    guidance_adapter: str | Path | None = None,
 ) -> dict:
     """Generate images for held-out prompts, read them with the attribute classifier, time a turn; write
     metrics.json and contact_sheet.png to `out_dir` and return the metrics. `sampling_steps`: the sampler's steps
-    (None: the weights' own, as `pasta_t2i.json` says)."""
+    (None: the weights' own, as `pasta_t2i.json` says); `guidance`, `guidance_adapter`: as `EmbeddedTextToImage`."""
     from pasta.backends.embedded_t2i import EmbeddedTextToImage, tensor_to_images
     from pasta.console import progress_bar
 
@@ -58,7 +60,9 @@ def evaluate_t2i(
         raise ValueError("n_prompts, images_per_prompt and repeats must be at least 1")
     out_dir = Path(out_dir)
     t0 = time.perf_counter()
-    t2i = EmbeddedTextToImage(model_dir, num_inference_steps=sampling_steps)
+    t2i = EmbeddedTextToImage(
+        model_dir, num_inference_steps=sampling_steps, guidance=guidance, guidance_adapter=guidance_adapter
+    )
     task = load_prompt_task(t2i.config.world)
     classifier = task.judge(classifier_dir)
     load_seconds = time.perf_counter() - t0
@@ -130,6 +134,8 @@ def evaluate_t2i(
         "sampling": {
             "num_inference_steps": t2i.config.num_inference_steps,
             "guidance_scale": t2i.config.guidance_scale,
+            "guidance": t2i.guidance,
+            "guidance_adapter": str(guidance_adapter) if guidance_adapter else None,
         },
         "accuracy": accuracy,
         "prompt_majority_accuracy": majority,
@@ -234,6 +240,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="diffusion sampling steps (0: the weights' own; the app's --sampling-steps is what a person sees)",
     )
+    p.add_argument(
+        "--guidance",
+        choices=("auto", "distilled", "cfg"),
+        default="auto",
+        help="one UNet forward a step with a distilled-guidance adapter, or two (cfg); auto: the weights' own adapter",
+    )
+    p.add_argument(
+        "--guidance-adapter",
+        type=Path,
+        default=None,
+        help="a distilled-guidance adapter to measure (default: the weights' guidance_lora/, where there is one)",
+    )
     p.add_argument("--strict", action="store_true", help="exit with status 1 when a target is missed")
     return p
 
@@ -259,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.seed,
                 args.repeats,
                 sampling_steps=args.sampling_steps or None,
+                guidance=args.guidance,
+                guidance_adapter=args.guidance_adapter,
             )
             print_emoji_table(metrics)
         else:
@@ -271,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.repeats,
                 args.classifier_dir,
                 sampling_steps=args.sampling_steps or None,
+                guidance=args.guidance,
+                guidance_adapter=args.guidance_adapter,
             )
             print_table(metrics)
     except (FileNotFoundError, ValueError) as error:

@@ -38,6 +38,8 @@ def evaluate_emoji_t2i(
     batch_prompts: int = 8,
     progress: bool = True,
     sampling_steps: int | None = None,
+    guidance: str = "auto",
+    guidance_adapter: str | Path | None = None,
 ) -> dict:
     from pasta.backends.embedded_t2i import WORLD_MODEL_DIRS, EmbeddedTextToImage, tensor_to_images
     from pasta.console import progress_bar
@@ -48,7 +50,12 @@ def evaluate_emoji_t2i(
     if n_prompts < 1 or images_per_prompt < 1 or repeats < 1:
         raise ValueError("n_prompts, images_per_prompt and repeats must be at least 1")
     judge = EmojiJudge.load(judge_dir)
-    t2i = EmbeddedTextToImage(model_dir or WORLD_MODEL_DIRS["emoji"], num_inference_steps=sampling_steps)
+    t2i = EmbeddedTextToImage(
+        model_dir or WORLD_MODEL_DIRS["emoji"],
+        num_inference_steps=sampling_steps,
+        guidance=guidance,
+        guidance_adapter=guidance_adapter,
+    )
     if t2i.config.world != "emoji":
         raise ValueError(f"{t2i.folder} holds a {t2i.config.world!r} model, not one of the emoji world")
     world = EmojiWorld()
@@ -122,6 +129,8 @@ def evaluate_emoji_t2i(
         "sampling": {
             "num_inference_steps": t2i.config.num_inference_steps,
             "guidance_scale": t2i.config.guidance_scale,
+            "guidance": t2i.guidance,
+            "guidance_adapter": str(guidance_adapter) if guidance_adapter else None,
         },
         "concepts": len(names),
         "n_prompts": n_prompts,

@@ -1,0 +1,215 @@
+"""Distil classifier-free guidance into a LoRA adapter (one file, top to bottom).
+
+    python models/distill_guidance.py --minutes 60          # resumes from runs/guidance-fashion/checkpoint.pt
+    python models/distill_guidance.py --out models/embedded/t2i/guidance_lora   # ship: the app's fast sampler
+
+Why: with guidance every sampling step runs the UNet on twice the images (the prompt's and the empty caption's
+rows); on a 2-core CPU that is most of a turn. After Meng et al. 2023 ("On distillation of guided diffusion
+models", stage one), a student learns to output in one forward what the teacher's two give combined at the app's
+guidance scale w: v_u + w (v_c - v_u). The student is the shipped UNet plus a LoRA adapter on its convolutions,
+attention and feed-forward layers, so the teacher is the same weights with the adapter switched off (no second
+copy) and the shipped base stays untouched for alignment adapters.
+
+Training states are the world's own training images noised at a uniform random timestep (as in training the model),
+captions as in training (10% empty: the target is then the unconditional output itself, sometimes an unrelated
+modifier). Nothing shipped is overwritten unless --out names it: a run writes its adapter to
+runs/guidance-WORLD/adapter, its checkpoint and loss log beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import tyro
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pasta.align.adapters import LoraSettings, add_lora, save_adapter, trainable_parameters  # noqa: E402
+from pasta.backends.embedded_t2i import (  # noqa: E402
+    WORLD_MODEL_DIRS,
+    EmbeddedT2IConfig,
+    build_train_scheduler,
+    images_to_tensor,
+    to_patches,
+    weights_fingerprint,
+)
+from pasta.backends.minilm import shared_minilm  # noqa: E402
+from pasta.candidates.phrase_bank import clip_interrogator_phrases  # noqa: E402
+from pasta.console import progress_bar  # noqa: E402
+from pasta.worlds import load_world  # noqa: E402
+
+GUIDANCE_LORA_TARGETS = (
+    "conv1",
+    "conv2",
+    "to_q",
+    "to_k",
+    "to_v",
+    "to_out.0",
+    "ff.net.0.proj",
+    "ff.net.2",
+    "proj_in",
+    "proj_out",
+    "time_emb_proj",
+)
+"""Every resnet convolution, attention projection and feed-forward layer: guidance changes the output everywhere in
+the image, not only through the cross-attention."""
+
+
+@dataclass
+class DistillGuidanceConfig:
+    world: Literal["fashion", "emoji"] = "fashion"
+    teacher: Path | None = None
+    """The guided model to distil (diffusers layout); default the world's shipped weights."""
+    out: Path | None = None
+    """Where the adapter is written; default runs/guidance-WORLD/adapter."""
+    checkpoint: Path | None = None
+    """Adapter + optimizer state for resuming (not committed); default runs/guidance-WORLD/checkpoint.pt."""
+    guidance_scale: float | None = None
+    """The w the student learns to reproduce; default the teacher's pasta_t2i.json (what the app samples with)."""
+    steps: int = 3000
+    minutes: float = 1e9
+    """Stop cleanly after this many minutes of this run."""
+    batch_size: int = 32
+    lr: float = 5e-4
+    warmup_steps: int = 100
+    rank: int = 16
+    uncond_prob: float = 0.1
+    modifier_prob: float = 0.15
+    save_every: int = 100
+    seed: int = 0
+    threads: int = 2
+
+
+def guided_target(model, xt, t, cond, uncond, w: float) -> torch.Tensor:
+    """The teacher's guided output: the same weights with the adapter off, one batched forward of 2N rows."""
+    pooled, tokens, mask = (torch.cat([u, c]) for u, c in zip(uncond, cond))
+    with torch.no_grad(), model.disable_adapter():
+        out = model(
+            torch.cat([xt, xt]),
+            torch.cat([t, t]),
+            encoder_hidden_states=tokens,
+            class_labels=pooled,
+            encoder_attention_mask=mask,
+        ).sample
+    out_u, out_c = out.chunk(2)
+    return out_u + w * (out_c - out_u)
+
+
+def main(cfg: DistillGuidanceConfig) -> None:
+    from diffusers import UNet2DConditionModel
+
+    run = Path("runs") / f"guidance-{cfg.world}"
+    teacher_dir = cfg.teacher or WORLD_MODEL_DIRS[cfg.world]
+    out = cfg.out or run / "adapter"
+    checkpoint = cfg.checkpoint or run / "checkpoint.pt"
+    losses_path = checkpoint.with_name("losses.jsonl")
+    t2i_config = EmbeddedT2IConfig.load(teacher_dir)
+    w = t2i_config.guidance_scale if cfg.guidance_scale is None else cfg.guidance_scale
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    world = load_world(cfg.world)
+    text = shared_minilm()
+    modifiers = clip_interrogator_phrases().get("flavors", ())
+    scheduler = build_train_scheduler(
+        json.loads((teacher_dir / "scheduler" / "scheduler_config.json").read_text()).get(
+            "prediction_type", "v_prediction"
+        )
+    )
+    unet = UNet2DConditionModel.from_pretrained(teacher_dir / "unet", torch_dtype=torch.float32).eval()
+    model = add_lora(unet, LoraSettings(rank=cfg.rank, alpha=float(cfg.rank), targets=GUIDANCE_LORA_TARGETS))
+    params = trainable_parameters(model)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    step, rng, seconds = 0, np.random.default_rng(cfg.seed), 0.0
+    if checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=False)
+        for p, saved in zip(params, state["lora"]):
+            p.data.copy_(saved)
+        opt.load_state_dict(state["opt"])
+        step, rng, seconds = state["step"], state["rng"], state["train_seconds"]
+        torch.set_rng_state(state["torch_rng"])
+        print(f"resumed from {checkpoint} at step {step}")
+    print(f"distil guidance w={w} of {teacher_dir}: {sum(p.numel() for p in params) / 1e6:.2f}M LoRA parameters")
+    uncond = text.encode([""])
+
+    def save() -> None:
+        spent = seconds + time.time() - start
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "lora": [p.detach().clone() for p in params],
+            "opt": opt.state_dict(),
+            "step": step,
+            "rng": rng,
+            "torch_rng": torch.get_rng_state(),
+            "train_seconds": spent,
+        }
+        torch.save(state, checkpoint.with_suffix(".tmp"))
+        checkpoint.with_suffix(".tmp").replace(checkpoint)
+        recent = (
+            [json.loads(line)["loss"] for line in losses_path.read_text().splitlines()[-4:]]
+            if (losses_path.exists())
+            else []
+        )
+        save_adapter(
+            model,
+            out,
+            {
+                "method": "guidance distillation (Meng et al. 2023, stage one)",
+                "summary": f"One UNet forward per step gives the teacher's classifier-free guidance at w = {w}: sample "
+                "with guidance_scale 1 (no unconditional rows).",
+                "guidance_scale": w,
+                "steps": step,
+                "images_seen": step * cfg.batch_size,
+                "train_seconds": round(spent, 1),
+                "threads": cfg.threads,
+                "base_model": {"folder": str(teacher_dir), "unet_sha256_16": weights_fingerprint(teacher_dir / "unet")},
+                "metrics": {"distill_mse_last_200_steps": float(np.mean(recent)) if recent else None},
+                "config": {k: str(v) for k, v in vars(cfg).items()},
+            },
+        )
+
+    start, losses = time.time(), []
+    bar = progress_bar(total=cfg.steps, initial=step, desc="distil guidance")
+    while step < cfg.steps and time.time() - start < cfg.minutes * 60:
+        batch, captions = world.training_batch(rng, cfg.batch_size)
+        for i, caption in enumerate(captions):
+            if modifiers and rng.random() < cfg.modifier_prob:
+                caption += ", " + modifiers[int(rng.integers(len(modifiers)))]
+            captions[i] = "" if rng.random() < cfg.uncond_prob else caption
+        cond = text.encode(captions)
+        x0 = to_patches(images_to_tensor(batch), t2i_config.patch_size)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),))
+        xt = scheduler.add_noise(x0, torch.randn_like(x0), t)
+        target = guided_target(model, xt, t, cond, tuple(u.expand(len(x0), *u.shape[1:]) for u in uncond), w)
+        pooled, tokens, mask = cond
+        pred = model(xt, t, encoder_hidden_states=tokens, class_labels=pooled, encoder_attention_mask=mask).sample
+        loss = (pred - target).pow(2).mean()
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        losses.append(loss.item())
+        bar.update(1)
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.5f}")
+            losses_path.parent.mkdir(parents=True, exist_ok=True)
+            with losses_path.open("a") as f:
+                f.write(json.dumps({"step": step, "loss": float(np.mean(losses[-50:])), "time": time.time()}) + "\n")
+        if step % cfg.save_every == 0:
+            save()
+    bar.close()
+    save()
+    print(f"stopped at step {step}; mean loss of the last 200 steps {np.mean(losses[-200:]) if losses else 0:.5f}")
+
+
+if __name__ == "__main__":
+    main(tyro.cli(DistillGuidanceConfig))
