@@ -183,6 +183,9 @@ def test_eval_agents_runs_any_population_with_adapting_and_shipped_agents(tmp_pa
     assert {"lmm-order", "greedy-slate", "oracle", "iql"} <= set(paired["iql+explore"]) and "iql" not in paired["iql"]
     assert "shipped:no-keep" in paired["shipped"] and "shipped:no-keep" not in paired["shipped+adapt"]
     assert (tmp_path / "eval" / "metrics.json").exists()
+    with pytest.raises(ValueError, match="unknown policies iql[+]nope"):  # before any simulation or training
+        evaluate_agents(EvalAgentsConfig(policies=("lmm-order", "iql+nope"), out=tmp_path / "x"), progress=False)
+    assert not (tmp_path / "x").exists()
 
 
 def test_closed_loop_logs_retrains_from_the_store_and_evaluates_each_population(tmp_path):

@@ -25,7 +25,7 @@ from pasta.policy.train_user_model import TrainUserModelConfig, train_user_model
 from pasta.policy.user_model import UserModel
 from user_sim.evaluate_agents import BASELINES, evaluate_policies, paired_summary
 from user_sim.policies import BASELINES as SIMULATOR_BASELINES
-from user_sim.policies import NO_KEEP, make_policy, policy_factory, trained_agent
+from user_sim.policies import check_policy_names, make_policy, policy_factory, trained_agent
 from user_sim.populations import POPULATIONS, population
 from user_sim.rollout import play
 from user_sim.store import write_episodes
@@ -182,9 +182,7 @@ def closed_loop(cfg: ClosedLoopConfig, progress: bool = True) -> dict:
     runs = {}
     for name in cfg.populations:
         population(name)  # an unknown name fails before any work
-    unknown = [p for p in cfg.policies if p.removesuffix(NO_KEEP) not in KNOWN_POLICIES]
-    if unknown:
-        raise ValueError(f"unknown policies {', '.join(unknown)}: choose from {', '.join(KNOWN_POLICIES)}")
+    check_policy_names(cfg.policies, KNOWN_POLICIES)
     for name in cfg.populations:
         runs[name] = run_population(cfg, name, world, progress)
         _write(cfg, runs)

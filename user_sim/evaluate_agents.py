@@ -25,7 +25,7 @@ from pasta.policy.qnet import QNetConfig
 from pasta.policy.session_estimate import EXPLORE_STRENGTH, SESSION_STRENGTH
 from pasta.policy.slate import GreedyMyopicPolicy, QPolicy, SlatePolicy
 from pasta.policy.user_model import ChoiceData, UserModel, UserModelConfig, column_features
-from user_sim.policies import NO_KEEP, make_policy, policy_factory, trained_agent
+from user_sim.policies import NO_KEEP, check_policy_names, make_policy, policy_factory, trained_agent
 from user_sim.populations import population
 from user_sim.rollout import Episode, play, play_many
 from user_sim.world import EmbeddingWorld
@@ -198,9 +198,10 @@ def paired_summary(finals: dict[str, np.ndarray], agents: tuple[str, ...]) -> di
 
 
 def evaluate_agents(cfg: EvalAgentsConfig, progress: bool = True) -> dict:
+    people = population(cfg.population)
+    check_policy_names(cfg.policies, (*BASELINES, *AGENTS))
     cfg.out.mkdir(parents=True, exist_ok=True)
     world = EmbeddingWorld()
-    people = population(cfg.population)
     group_names = people.group_names(cfg.types)  # what Episode.type_index names
     timings = {}
 

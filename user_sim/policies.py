@@ -145,6 +145,15 @@ def policy_factory(name: str, factories: dict[str, Callable], seed: int = 0) -> 
     return (lambda: WithoutFinalKeep(make())) if name.endswith(NO_KEEP) else make
 
 
+def check_policy_names(names, known) -> None:
+    """Refuse unknown policy names before any work (a run simulates and trains for minutes before it plays them);
+    `known` are the command's own names, the simulator's baselines are always known, any may end in `NO_KEEP`."""
+    known = tuple(dict.fromkeys((*known, *BASELINES)))
+    unknown = [name for name in names if name.removesuffix(NO_KEEP) not in known]
+    if unknown:
+        raise ValueError(f"unknown policies {', '.join(unknown)}: choose from {', '.join(known)}")
+
+
 def make_policy(name: str, seed: int = 0):
     if name not in BASELINES:
         raise ValueError(f"unknown policy {name!r}: choose one of {', '.join(BASELINES)}")
