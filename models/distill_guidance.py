@@ -19,6 +19,7 @@ runs/guidance-WORLD/adapter, its checkpoint and loss log beside it.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -74,6 +75,7 @@ class DistillGuidanceConfig:
     guidance_scale: float | None = None
     """The w the student learns to reproduce; default the teacher's pasta_t2i.json (what the app samples with)."""
     steps: int = 3000
+    """Total optimizer steps (a resumed run counts from where it stopped); the learning rate decays over them."""
     minutes: float = 1e9
     """Stop cleanly after this many minutes of this run."""
     batch_size: int = 32
@@ -100,6 +102,14 @@ def guided_target(model, xt, t, cond, uncond, w: float) -> torch.Tensor:
         ).sample
     out_u, out_c = out.chunk(2)
     return out_u + w * (out_c - out_u)
+
+
+def learning_rate(cfg: DistillGuidanceConfig, step: int) -> float:
+    """Linear warm-up, then cosine decay to a tenth by `cfg.steps`: at a constant rate the loss stopped falling
+    (0.023-0.026 over steps 300-450 here) while the images kept improving as the rate's noise averaged out."""
+    warm = min(1.0, (step + 1) / cfg.warmup_steps)
+    progress = min(1.0, step / max(1, cfg.steps))
+    return cfg.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def main(cfg: DistillGuidanceConfig) -> None:
@@ -191,7 +201,7 @@ def main(cfg: DistillGuidanceConfig) -> None:
         pred = model(xt, t, encoder_hidden_states=tokens, class_labels=pooled, encoder_attention_mask=mask).sample
         loss = (pred - target).pow(2).mean()
         for group in opt.param_groups:
-            group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
+            group["lr"] = learning_rate(cfg, step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

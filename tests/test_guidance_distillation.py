@@ -118,3 +118,11 @@ def test_distillation_writes_a_run_folder_resumes_and_leaves_the_teacher_alone(t
     model = EmbeddedTextToImage(teacher, text=minilm, guidance="distilled", guidance_adapter=tmp_path / "adapter")
     assert model.guidance == "distilled"
     assert model.sample_tensor(PROMPTS, [0, 1], 1).shape == (2, 3, 32, 32)
+
+
+def test_the_learning_rate_warms_up_then_decays_to_a_tenth():
+    distill = load_script("distill_guidance")
+    cfg = distill.DistillGuidanceConfig(lr=1e-3, warmup_steps=10, steps=100)
+    rates = [distill.learning_rate(cfg, step) for step in range(101)]
+    assert rates[0] == pytest.approx(1e-4) and max(rates) == pytest.approx(rates[9], rel=0.01)
+    assert all(a >= b for a, b in zip(rates[9:], rates[10:])) and rates[100] == pytest.approx(1e-4)
