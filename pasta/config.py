@@ -246,7 +246,7 @@ def settings_arguments() -> argparse.ArgumentParser:
     return p
 
 
-_SETTING_FLAGS = (
+SETTING_FLAGS = (
     "tier",
     "generator",
     "device",
@@ -267,10 +267,11 @@ _SETTING_FLAGS = (
     "prefetch",
     "render_ahead",
 )
+"""The settings every subcommand takes as flags (`settings_arguments`), by attribute name."""
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    flags = {k: getattr(args, k, None) for k in _SETTING_FLAGS}
+    flags = {k: getattr(args, k, None) for k in SETTING_FLAGS}
     for name in _BOOL_FIELDS & flags.keys():
         if flags[name] is not None:
             flags[name] = _parse(name, flags[name], f"--{name}")

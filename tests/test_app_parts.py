@@ -203,6 +203,17 @@ def test_bench_app_is_a_pasta_command():
     assert out.returncode == 0 and "--clients" in out.stdout and "--sessions" in out.stdout
 
 
+def test_bench_app_gives_the_server_every_model_setting_it_was_given(tmp_path):
+    from pasta.config import settings_arguments
+    from pasta.tools.bench_app import server_command
+
+    args = settings_arguments().parse_args(["--sampling-steps", "7", "--guidance", "cfg", "--world", "fashion"])
+    args.threads = 1
+    command = " ".join(server_command(args, tmp_path / "logs.sqlite", 7861))
+    assert "--sampling-steps 7" in command and "--guidance cfg" in command and "--world fashion" in command
+    assert "--port 7861" in command and "--adapter" not in command  # settings not given stay the server's own
+
+
 @pytest.mark.slow
 def test_bench_app_runs_a_real_server_and_finds_every_log_row(tmp_path):
     out = subprocess.run(

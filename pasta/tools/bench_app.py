@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pasta.config import SETTING_FLAGS
 from pasta.paths import DATA_DIR
 from pasta.tools.bench_propose import read_prompts
 
@@ -58,8 +59,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(args, log_db: Path, port: int) -> subprocess.Popen:
-    """`pasta app` in a subprocess on 127.0.0.1:port; returns once it answers HTTP."""
+def server_command(args, log_db: Path, port: int) -> list[str]:
+    """`pasta app` on 127.0.0.1:port with every model setting the benchmark was given."""
     command = [
         sys.executable,
         "-m",
@@ -74,9 +75,15 @@ def start_server(args, log_db: Path, port: int) -> subprocess.Popen:
         "--threads",
         str(args.threads),
     ]
-    for flag in ("tier", "generator", "device", "agent_dir", "t2i_model_dir", "adapter", "prefetch", "render_ahead"):
-        if getattr(args, flag, None):
+    for flag in SETTING_FLAGS:  # every model setting given to the benchmark reaches the server
+        if flag not in ("log_db", "threads", "host", "port") and getattr(args, flag, None) is not None:
             command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    return command
+
+
+def start_server(args, log_db: Path, port: int) -> subprocess.Popen:
+    """`pasta app` in a subprocess on 127.0.0.1:port; returns once it answers HTTP."""
+    command = server_command(args, log_db, port)
     env = {
         **os.environ,
         "PASTA_TURNS": str(args.turns),
@@ -324,6 +331,9 @@ def main(argv: list[str]) -> int:
             "sessions": args.sessions,
             "clients": args.clients,
             "prefetch": settings.prefetch,
+            "render_ahead": settings.render_ahead,
+            "sampling_steps": settings.sampling_steps,
+            "guidance": settings.guidance,
             "download_images": args.download_images,
         },
         "machine": {
@@ -348,7 +358,8 @@ def main(argv: list[str]) -> int:
     }
     print(
         f"\nserver up in {startup:.1f} s; generator {settings.generator}, prefetch "
-        f"{'on' if settings.prefetch else 'off'}, render ahead {'on' if settings.render_ahead else 'off'}, images "
+        f"{'on' if settings.prefetch else 'off'}, render ahead {'on' if settings.render_ahead else 'off'}, "
+        f"guidance {settings.guidance}, {settings.sampling_steps or 'default'} sampling steps, images "
         f"{'downloaded' if args.download_images else 'not downloaded'}"
     )
     print(f"{'measure':<40} {'n':>3} {'median':>8} {'p90':>8} {'target':>8}  ahead: candidates, slates")
