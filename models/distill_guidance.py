@@ -30,7 +30,8 @@ import numpy as np
 import torch
 import tyro
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 from pasta.align.adapters import LoraSettings, add_lora, save_adapter, trainable_parameters  # noqa: E402
 from pasta.backends.embedded_t2i import (  # noqa: E402
@@ -104,6 +105,35 @@ def guided_target(model, xt, t, cond, uncond, w: float) -> torch.Tensor:
     return out_u + w * (out_c - out_u)
 
 
+def readme(card: dict) -> str:
+    """The adapter's card for people: what it is, what it was distilled from, how the app uses it."""
+    base = card["base_model"]
+    return "\n".join(
+        [
+            "# PASTA distilled-guidance adapter",
+            "",
+            f"{card['summary']} A LoRA on {base['folder']} (unet sha256 {base['unet_sha256_16']}), trained by",
+            f"`python models/distill_guidance.py` for {card['steps']:,} steps ({card['images_seen']:,} images,",
+            f"{card['train_seconds'] / 3600:.1f} h on {card['threads']} CPU threads); distillation MSE of the last 200",
+            f"steps {card['metrics']['distill_mse_last_200_steps']}.",
+            "",
+            "`EmbeddedTextToImage` merges it into the UNet and samples with one forward a step where it lies in the",
+            "weights' folder as `guidance_lora/` (`--guidance auto`, the default) and was distilled from those very",
+            "weights at the sampler's guidance scale; `--guidance cfg` samples with classifier-free guidance instead.",
+            "Measure it with `pasta eval t2i --guidance distilled` against `--guidance cfg`.",
+            "",
+        ]
+    )
+
+
+def repo_relative(path: Path) -> str:
+    """A path as the card records it: relative to the checkout where it lies inside it (cards are committed)."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def learning_rate(cfg: DistillGuidanceConfig, step: int) -> float:
     """Linear warm-up, then cosine decay to a tenth by `cfg.steps`: at a constant rate the loss stopped falling
     (0.023-0.026 over steps 300-450 here) while the images kept improving as the rate's noise averaged out."""
@@ -166,23 +196,22 @@ def main(cfg: DistillGuidanceConfig) -> None:
             if (losses_path.exists())
             else []
         )
-        save_adapter(
-            model,
-            out,
-            {
-                "method": "guidance distillation (Meng et al. 2023, stage one)",
-                "summary": f"One UNet forward per step gives the teacher's classifier-free guidance at w = {w}: sample "
-                "with guidance_scale 1 (no unconditional rows).",
-                "guidance_scale": w,
-                "steps": step,
-                "images_seen": step * cfg.batch_size,
-                "train_seconds": round(spent, 1),
-                "threads": cfg.threads,
-                "base_model": {"folder": str(teacher_dir), "unet_sha256_16": weights_fingerprint(teacher_dir / "unet")},
-                "metrics": {"distill_mse_last_200_steps": float(np.mean(recent)) if recent else None},
-                "config": {k: str(v) for k, v in vars(cfg).items()},
+        card = {
+            "method": "guidance distillation (Meng et al. 2023, stage one)",
+            "summary": f"One UNet forward a sampling step gives the teacher's classifier-free guidance at w = {w}.",
+            "guidance_scale": w,
+            "steps": step,
+            "images_seen": step * cfg.batch_size,
+            "train_seconds": round(spent, 1),
+            "threads": cfg.threads,
+            "base_model": {
+                "folder": repo_relative(teacher_dir),
+                "unet_sha256_16": weights_fingerprint(teacher_dir / "unet"),
             },
-        )
+            "metrics": {"distill_mse_last_200_steps": float(np.mean(recent)) if recent else None},
+            "config": {k: str(v) for k, v in vars(cfg).items()},
+        }
+        save_adapter(model, out, card, readme_text=readme(card))
 
     start, losses = time.time(), []
     bar = progress_bar(total=cfg.steps, initial=step, desc="distil guidance")

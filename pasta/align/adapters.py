@@ -66,8 +66,9 @@ def trainable_parameters(model) -> list[torch.nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def save_adapter(model, folder: str | Path, card: dict) -> Path:
-    """Write the LoRA weights (peft format) and the model card (JSON + README.md) to `folder`."""
+def save_adapter(model, folder: str | Path, card: dict, readme_text: str | None = None) -> Path:
+    """Write the LoRA weights (peft format) and the model card (JSON + README.md: `readme_text`, or an aligned
+    adapter's card) to `folder`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(folder))
@@ -77,7 +78,7 @@ def save_adapter(model, folder: str | Path, card: dict) -> Path:
         **card,
     }
     (folder / CARD_NAME).write_text(json.dumps(card, indent=2, default=str) + "\n")
-    (folder / "README.md").write_text(readme(card))
+    (folder / "README.md").write_text(readme_text if readme_text is not None else readme(card))
     return folder
 
 
