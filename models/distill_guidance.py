@@ -10,9 +10,9 @@ guidance scale w: v_u + w (v_c - v_u). The student is the shipped UNet plus a Lo
 attention and feed-forward layers, so the teacher is the same weights with the adapter switched off (no second
 copy) and the shipped base stays untouched for alignment adapters.
 
-Training states are the world's own training images noised at a uniform random timestep (as in training the model),
-captions as in training (10% empty: the target is then the unconditional output itself, sometimes an unrelated
-modifier). Nothing shipped is overwritten unless --out names it: a run writes its adapter to
+Training states are the world's own training images noised at a uniform random timestep (as in training the model)
+or, for half of each batch, at one of the timesteps the app's sampler visits; captions as in training (10% empty:
+the target is then the unconditional output itself; sometimes an unrelated modifier). Nothing shipped is overwritten unless --out names it: a run writes its adapter to
 runs/guidance-WORLD/adapter, its checkpoint and loss log beside it.
 """
 
@@ -39,6 +39,7 @@ from pasta.backends.embedded_t2i import (  # noqa: E402
     EmbeddedT2IConfig,
     build_train_scheduler,
     images_to_tensor,
+    new_sampler,
     to_patches,
     weights_fingerprint,
 )
@@ -83,6 +84,9 @@ class DistillGuidanceConfig:
     lr: float = 5e-4
     warmup_steps: int = 100
     rank: int = 16
+    sampler_steps: int = 10
+    """Half of each batch is noised at the timesteps the app's sampler visits at this many steps (the app's default),
+    where the student's output is what counts; the other half at uniform random timesteps. 0: all uniform."""
     uncond_prob: float = 0.1
     modifier_prob: float = 0.15
     save_every: int = 100
@@ -177,6 +181,11 @@ def main(cfg: DistillGuidanceConfig) -> None:
         print(f"resumed from {checkpoint} at step {step}")
     print(f"distil guidance w={w} of {teacher_dir}: {sum(p.numel() for p in params) / 1e6:.2f}M LoRA parameters")
     uncond = text.encode([""])
+    visited = torch.empty(0, dtype=torch.long)
+    if cfg.sampler_steps > 0:
+        sampler = new_sampler(teacher_dir)
+        sampler.set_timesteps(cfg.sampler_steps)
+        visited = sampler.timesteps.long()
 
     def save() -> None:
         spent = seconds + time.time() - start
@@ -224,6 +233,9 @@ def main(cfg: DistillGuidanceConfig) -> None:
         cond = text.encode(captions)
         x0 = to_patches(images_to_tensor(batch), t2i_config.patch_size)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),))
+        if len(visited):
+            half = len(x0) // 2
+            t[:half] = visited[torch.randint(0, len(visited), (half,))]
         xt = scheduler.add_noise(x0, torch.randn_like(x0), t)
         target = guided_target(model, xt, t, cond, tuple(u.expand(len(x0), *u.shape[1:]) for u in uncond), w)
         pooled, tokens, mask = cond
