@@ -130,7 +130,7 @@ def evaluate_emoji_t2i(
             "num_inference_steps": t2i.config.num_inference_steps,
             "guidance_scale": t2i.config.guidance_scale,
             "guidance": t2i.guidance,
-            "guidance_adapter": str(guidance_adapter) if guidance_adapter else None,
+            "guidance_adapter": str(guidance_adapter) if guidance_adapter and t2i.guidance == "distilled" else None,
         },
         "concepts": len(names),
         "n_prompts": n_prompts,
