@@ -171,8 +171,15 @@ def main(cfg: DistillGuidanceConfig) -> None:
     params = trainable_parameters(model)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     step, rng, seconds = 0, np.random.default_rng(cfg.seed), 0.0
+    teacher_sha = weights_fingerprint(teacher_dir / "unet")
     if checkpoint.exists():
         state = torch.load(checkpoint, weights_only=False)
+        made_for = (state.get("teacher_unet_sha256_16", teacher_sha), state.get("rank", cfg.rank))
+        if made_for != (teacher_sha, cfg.rank):
+            raise ValueError(
+                f"{checkpoint} was made for teacher unet {made_for[0]} at rank {made_for[1]}, not {teacher_sha} at "
+                f"rank {cfg.rank}: name another --checkpoint, or the teacher and rank it was made for"
+            )
         for p, saved in zip(params, state["lora"]):
             p.data.copy_(saved)
         opt.load_state_dict(state["opt"])
@@ -197,6 +204,8 @@ def main(cfg: DistillGuidanceConfig) -> None:
             "rng": rng,
             "torch_rng": torch.get_rng_state(),
             "train_seconds": spent,
+            "teacher_unet_sha256_16": teacher_sha,
+            "rank": cfg.rank,
         }
         torch.save(state, checkpoint.with_suffix(".tmp"))
         checkpoint.with_suffix(".tmp").replace(checkpoint)
@@ -215,7 +224,7 @@ def main(cfg: DistillGuidanceConfig) -> None:
             "threads": cfg.threads,
             "base_model": {
                 "folder": repo_relative(teacher_dir),
-                "unet_sha256_16": weights_fingerprint(teacher_dir / "unet"),
+                "unet_sha256_16": teacher_sha,
             },
             "metrics": {"distill_mse_last_200_steps": float(np.mean(recent)) if recent else None},
             "config": {k: str(v) for k, v in vars(cfg).items()},

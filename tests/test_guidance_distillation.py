@@ -114,6 +114,8 @@ def test_distillation_writes_a_run_folder_resumes_and_leaves_the_teacher_alone(t
     assert "at step 2" in capsys.readouterr().out
     assert json.loads((tmp_path / "adapter" / "model_card.json").read_text())["steps"] == 3
     assert weights_fingerprint(teacher / "unet") == before and not (teacher / GUIDANCE_ADAPTER_DIR).exists()
+    with pytest.raises(ValueError, match="at rank 4, not .* at rank 8"):  # a checkpoint resumes only its own run
+        distill.main(distill.DistillGuidanceConfig(steps=4, **{**settings, "rank": 8}))
 
     model = EmbeddedTextToImage(teacher, text=minilm, guidance="distilled", guidance_adapter=tmp_path / "adapter")
     assert model.guidance == "distilled"
