@@ -38,6 +38,7 @@ from pasta.backends.embedded_t2i import (  # noqa: E402
     WORLD_MODEL_DIRS,
     EmbeddedT2IConfig,
     build_train_scheduler,
+    guided_output,
     images_to_tensor,
     new_sampler,
     to_patches,
@@ -95,18 +96,9 @@ class DistillGuidanceConfig:
 
 
 def guided_target(model, xt, t, cond, uncond, w: float) -> torch.Tensor:
-    """The teacher's guided output: the same weights with the adapter off, one batched forward of 2N rows."""
-    pooled, tokens, mask = (torch.cat([u, c]) for u, c in zip(uncond, cond))
+    """The teacher's guided output: the same weights with the adapter off, through the app's own `guided_output`."""
     with torch.no_grad(), model.disable_adapter():
-        out = model(
-            torch.cat([xt, xt]),
-            torch.cat([t, t]),
-            encoder_hidden_states=tokens,
-            class_labels=pooled,
-            encoder_attention_mask=mask,
-        ).sample
-    out_u, out_c = out.chunk(2)
-    return out_u + w * (out_c - out_u)
+        return guided_output(model, xt, t, cond, uncond, w)
 
 
 def readme(card: dict) -> str:

@@ -17,6 +17,7 @@ import json
 import threading
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ from PIL import Image
 
 from pasta import torch_thread
 from pasta.backends.minilm import MAX_TOKENS, TEXT_DIM, MiniLM, shared_minilm
+from pasta.config import Guidance
 from pasta.paths import EMBEDDED_DIR
 
 DEFAULT_MODEL_DIR = EMBEDDED_DIR / "t2i"
@@ -32,7 +34,7 @@ WORLD_MODEL_DIRS = {"fashion": DEFAULT_MODEL_DIR, "emoji": EMBEDDED_DIR / "t2i_e
 """The shipped weights of each world; models/train_t2i.py writes there only when --out names the folder."""
 GUIDANCE_ADAPTER_DIR = "guidance_lora"
 """Beside `unet/`: a LoRA that makes one forward give the guided output (models/distill_guidance.py)."""
-GUIDANCE_MODES = ("auto", "distilled", "cfg")
+GUIDANCE_MODES = get_args(Guidance)
 """auto: the distilled adapter where the folder has one for these weights (and no alignment adapter is loaded);
 distilled: require it; cfg: classifier-free guidance, two rows per image per step."""
 

@@ -19,11 +19,13 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import torch
 from PIL import Image
 
+from pasta.config import Guidance
 from pasta.tools.contact_sheet import contact_sheet
 from pasta.tools.turn_speed import TURN_IMAGES, TURN_PROMPTS, TURN_SECONDS_TARGET, time_turn
 from pasta.worlds import load_prompt_task
@@ -242,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--guidance",
-        choices=("auto", "distilled", "cfg"),
+        choices=get_args(Guidance),
         default="auto",
         help="one UNet forward a step with a distilled-guidance adapter, or two (cfg); auto: the weights' own adapter",
     )
