@@ -85,7 +85,7 @@ class DistillGuidanceConfig:
     lr: float = 5e-4
     warmup_steps: int = 100
     rank: int = 16
-    sampler_steps: int = 10
+    sampler_steps: int = 6
     """Half of each batch is noised at the timesteps the app's sampler visits at this many steps (the app's default),
     where the student's output is what counts; the other half at uniform random timesteps. 0: all uniform."""
     uncond_prob: float = 0.1

@@ -50,6 +50,7 @@ def make_text_to_image(settings: Settings):
             device=settings.resolved_device(),
             num_inference_steps=settings.sampling_steps or None,
             guidance=settings.guidance,
+            sampler=settings.sampler,
         )
         if model.config.world != settings.world:
             raise SettingsError(

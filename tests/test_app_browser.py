@@ -149,3 +149,20 @@ def test_an_unlogged_session_leaves_no_image_and_no_url_when_its_page_closes(ser
     files = [Path(urllib.parse.unquote(url.split("file=", 1)[1])) for url in urls]
     assert all(server.demo.pasta_shown.root in f.parents for f in files)  # the app's own folder, not Gradio's cache
     assert not any(f.exists() for f in files) and not files[0].parent.exists()
+
+
+def test_the_browser_benchmark_says_where_a_picks_time_goes(server, browser):
+    """`pasta bench app --browser`'s session: each pick's images are timed in the page itself, in the order a
+    browser meets them (requested after the server's batch arrives, received, then complete)."""
+    import numpy as np
+
+    from pasta.tools.bench_browser import run_browser_session
+
+    result = run_browser_session(browser, server.url, "a blue coat", 3, np.random.default_rng(0), think_time=0)
+    assert result["start"]["complete_s"] > 0 and len(result["picks"]) == 2  # the third pick ends the session
+    pick = result["picks"][0]
+    images = pick["images"]
+    assert images["requests"] >= 16  # four columns of four images, each fetched
+    assert 0 < images["first_request_s"] <= images["last_request_s"] < images["last_response_s"]
+    assert pick["first_images_s"] <= pick["complete_s"] and pick["ready_s"] <= pick["complete_s"]
+    assert images["last_response_s"] <= pick["complete_s"] + 0.5  # the page's clock starts just before the click

@@ -172,12 +172,14 @@ def test_eval_t2i_writes_metrics_and_contact_sheet(tiny_t2i_dir, random_classifi
         "1",
         "--sampling-steps",
         "2",
+        "--sampler",
+        "dpm-solver++",
     ]
     assert main(argv) == 0
     assert "per image" in capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_prompts"] == 2 and metrics["n_images"] == 2
-    assert metrics["sampling"]["num_inference_steps"] == 2
+    assert metrics["sampling"]["num_inference_steps"] == 2 and metrics["sampling"]["sampler"] == "dpm-solver++"
     for attribute in REQUESTED:
         assert 0 <= metrics["accuracy"][attribute] <= 1
         assert 0 <= metrics["prompt_majority_accuracy"][attribute] <= 1

@@ -79,3 +79,22 @@ def test_sampling_steps_reach_the_embedded_model_and_bad_values_are_refused():
     with pytest.raises(SettingsError, match="sampling_steps=-1 is not allowed"):
         Settings(sampling_steps=-1)
     assert Settings.from_env({"PASTA_SAMPLING_STEPS": "12"}).sampling_steps == 12
+
+
+def test_sampler_setting_reaches_the_embedded_model_and_bad_names_are_refused():
+    from diffusers import DPMSolverMultistepScheduler, UniPCMultistepScheduler
+
+    from pasta.backends.embedded_t2i import EmbeddedTextToImage
+    from pasta.components import make_text_to_image
+    from pasta.config import settings_arguments, settings_from_args
+
+    assert Settings().sampler == "unipc" and Settings().sampling_steps == 6
+    assert isinstance(make_text_to_image(Settings(tier="embedded")).scheduler, UniPCMultistepScheduler)
+    flags = settings_arguments().parse_args(["--sampler", "dpm-solver++", "--tier", "embedded"])
+    model = make_text_to_image(settings_from_args(flags))
+    assert isinstance(model.scheduler, DPMSolverMultistepScheduler) and model.sampler == "dpm-solver++"
+    assert Settings.from_env({"PASTA_SAMPLER": "dpm-solver++"}).sampler == "dpm-solver++"
+    with pytest.raises(SettingsError, match="sampler='ddim' is not allowed: choose one of unipc, dpm-solver\\+\\+"):
+        Settings(sampler="ddim")
+    with pytest.raises(ValueError, match="sampler must be one of unipc, dpm-solver\\+\\+, got 'euler'"):
+        EmbeddedTextToImage(sampler="euler")

@@ -1,6 +1,6 @@
 """The embedded text-to-image model: a small diffusers `UNet2DConditionModel` trained by the project
 (models/train_t2i.py) on the Fashion-MNIST attribute world, conditioned on MiniLM token states and the pooled
-sentence embedding, sampled with DPM-Solver++ and classifier-free guidance on a 2-core CPU. Where the weights
+sentence embedding, sampled with UniPC (or DPM-Solver++) and classifier-free guidance on a 2-core CPU. Where the weights
 folder holds a distilled-guidance adapter (`guidance_lora/`, models/distill_guidance.py), each sampling step runs
 the UNet once instead of twice (the prompt's rows and the empty caption's): about half a turn's time.
 
@@ -26,7 +26,7 @@ from PIL import Image
 
 from pasta import torch_thread
 from pasta.backends.minilm import MAX_TOKENS, TEXT_DIM, MiniLM, shared_minilm
-from pasta.config import Guidance
+from pasta.config import Guidance, Sampler
 from pasta.paths import EMBEDDED_DIR
 
 DEFAULT_MODEL_DIR = EMBEDDED_DIR / "t2i"
@@ -34,6 +34,8 @@ WORLD_MODEL_DIRS = {"fashion": DEFAULT_MODEL_DIR, "emoji": EMBEDDED_DIR / "t2i_e
 """The shipped weights of each world; models/train_t2i.py writes there only when --out names the folder."""
 GUIDANCE_ADAPTER_DIR = "guidance_lora"
 """Beside `unet/`: a LoRA that makes one forward give the guided output (models/distill_guidance.py)."""
+SAMPLERS = get_args(Sampler)
+"""unipc: the app's (as accurate at 6 steps as at 10); dpm-solver++: the earlier figures' and adapters'."""
 GUIDANCE_MODES = get_args(Guidance)
 """auto: the distilled adapter where the folder has one for these weights (and no alignment adapter is loaded);
 distilled: require it; cfg: classifier-free guidance, two rows per image per step."""
@@ -50,7 +52,7 @@ class EmbeddedT2IConfig:
     max_tokens: int = MAX_TOKENS
     """MiniLM token states given to cross-attention."""
     num_inference_steps: int = 15
-    """DPM-Solver++ steps; 15 keeps a 16-image turn within the CPU budget."""
+    """Sampling steps of the evaluations (the app samples in fewer: `Settings.sampling_steps`)."""
     guidance_scale: float = 3.0
     """Classifier-free guidance weight."""
     display_size: int = 256
@@ -160,13 +162,16 @@ def initial_noise(seeds: list[int], n_per_seed: int, shape: tuple[int, int, int]
     return torch.cat(out)
 
 
-def new_sampler(folder: Path):
-    """The app's DPM-Solver++ sampler for the weights in `folder`. Pixel-space sampling: threshold x0 to the image
-    range (else the cosine schedule's first steps divide by ~0 and blow up), and start from t = T where the model
-    was trained on pure noise. A fresh one per sampling loop: its timestep state is per loop."""
-    from diffusers import DPMSolverMultistepScheduler
+def new_sampler(folder: Path, sampler: str = "unipc"):
+    """The app's multistep solver (one of SAMPLERS) for the weights in `folder`. Pixel-space sampling: threshold
+    x0 to the image range (else the cosine schedule's first steps divide by ~0 and blow up), and start from t = T
+    where the model was trained on pure noise. A fresh one per sampling loop: its timestep state is per loop."""
+    from diffusers import DPMSolverMultistepScheduler, UniPCMultistepScheduler
 
-    return DPMSolverMultistepScheduler.from_pretrained(
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+    kind = UniPCMultistepScheduler if sampler == "unipc" else DPMSolverMultistepScheduler
+    return kind.from_pretrained(
         Path(folder) / "scheduler", thresholding=True, sample_max_value=1.0, timestep_spacing="trailing"
     )
 
@@ -282,11 +287,12 @@ class EmbeddedTextToImage:
         num_inference_steps: int | None = None,
         guidance: str = "auto",
         guidance_adapter: str | Path | None = None,
+        sampler: str = "unipc",
     ) -> None:
         """`bfloat16`: sample under bfloat16 autocast (None: as `pasta_t2i.json` says, where the CPU has it);
         `num_inference_steps`: sampling steps (None: as `pasta_t2i.json` says); `guidance`: one of
         GUIDANCE_MODES; `guidance_adapter`: a distilled-guidance adapter other than the folder's own (e.g. a run of
-        models/distill_guidance.py before it ships)."""
+        models/distill_guidance.py before it ships); `sampler`: one of SAMPLERS."""
         from diffusers import UNet2DConditionModel
 
         folder = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
@@ -302,6 +308,8 @@ class EmbeddedTextToImage:
             if num_inference_steps < 1:
                 raise ValueError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
             self.config = replace(self.config, num_inference_steps=int(num_inference_steps))
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
         if guidance not in GUIDANCE_MODES:
             raise ValueError(f"guidance must be one of {', '.join(GUIDANCE_MODES)}, got {guidance!r}")
         self.device = torch.device(device)
@@ -315,7 +323,8 @@ class EmbeddedTextToImage:
         self.base_unet = UNet2DConditionModel.from_pretrained(folder / "unet", dtype=torch.float32)
         self.base_unet.to(self.device).eval()
         self.unet = self.base_unet
-        self.scheduler = new_sampler(folder)
+        self.sampler = sampler
+        self.scheduler = new_sampler(folder, sampler)
         self.text = text or shared_minilm(device)
         self._lock = threading.Lock()  # the scheduler's timestep state is shared: one sampling loop at a time
         self._uncond = None

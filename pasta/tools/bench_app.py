@@ -312,6 +312,16 @@ def main(argv: list[str]) -> int:
             "think_time_s": think,
             "pick_to_complete_slate": summarize([p["complete_s"] for s in phase for p in s["picks"]]),
             "pick_to_first_images": summarize([p["first_images_s"] for s in phase for p in s["picks"]]),
+            "pick_to_status_ready": summarize([p["ready_s"] for s in phase for p in s["picks"]]),
+            "pick_to_first_image_request": summarize(
+                [p["images"]["first_request_s"] for s in phase for p in s["picks"] if p["images"]]
+            ),
+            "pick_to_last_image_request": summarize(
+                [p["images"]["last_request_s"] for s in phase for p in s["picks"] if p["images"]]
+            ),
+            "pick_to_last_image_received": summarize(
+                [p["images"]["last_response_s"] for s in phase for p in s["picks"] if p["images"]]
+            ),
             "start_to_complete_slate": summarize([s["start"]["complete_s"] for s in phase]),
             "start_to_first_images": summarize([s["start"]["first_images_s"] for s in phase]),
             "page_ready": summarize([s["page_ready_s"] for s in phase]),
@@ -333,6 +343,7 @@ def main(argv: list[str]) -> int:
             "prefetch": settings.prefetch,
             "render_ahead": settings.render_ahead,
             "sampling_steps": settings.sampling_steps,
+            "sampler": settings.sampler,
             "guidance": settings.guidance,
             "download_images": args.download_images,
         },
@@ -359,7 +370,7 @@ def main(argv: list[str]) -> int:
     print(
         f"\nserver up in {startup:.1f} s; generator {settings.generator}, prefetch "
         f"{'on' if settings.prefetch else 'off'}, render ahead {'on' if settings.render_ahead else 'off'}, "
-        f"guidance {settings.guidance}, {settings.sampling_steps or 'default'} sampling steps, images "
+        f"guidance {settings.guidance}, {settings.sampling_steps or 'default'} {settings.sampler} steps, images "
         f"{'downloaded' if args.download_images else 'not downloaded'}"
     )
     print(f"{'measure':<40} {'n':>3} {'median':>8} {'p90':>8} {'target':>8}  ahead: candidates, slates")
@@ -391,6 +402,10 @@ def main(argv: list[str]) -> int:
         for name, key in (
             ("pick -> complete next slate", "pick_to_complete_slate"),
             ("pick -> first images", "pick_to_first_images"),
+            ("pick -> first image requested", "pick_to_first_image_request"),
+            ("pick -> last image requested", "pick_to_last_image_request"),
+            ("pick -> last image received", "pick_to_last_image_received"),
+            ("pick -> status asks for a pick", "pick_to_status_ready"),
             ("start -> complete first slate", "start_to_complete_slate"),
             ("start -> first images", "start_to_first_images"),
             ("page load -> prompt box", "page_ready"),

@@ -35,6 +35,21 @@ _READY = """([turn]) => {
 }"""
 
 
+_IMAGE_TIMES = """([since]) => {
+    const shown = performance.getEntriesByType('resource').filter(e => e.initiatorType === 'img' && e.startTime >= since);
+    if (!shown.length) return null;
+    return {
+        first_request_s: (Math.min(...shown.map(e => e.startTime)) - since) / 1000,
+        last_request_s: (Math.max(...shown.map(e => e.startTime)) - since) / 1000,
+        last_response_s: (Math.max(...shown.map(e => e.responseEnd)) - since) / 1000,
+        requests: shown.length,
+    };
+}"""
+"""Where a pick's time goes in the page (the browser's own clock, from the click): when the slate's first image was
+requested (the server's first rendered batch has arrived and been drawn), the last one requested (the last batch),
+and the last one received; what follows until "complete" is decoding and drawing."""
+
+
 def browser_available() -> bool:
     try:
         import playwright  # noqa: F401
@@ -79,6 +94,10 @@ def run_browser_session(
             column = int(rng.integers(1, SLATE + 1))
             columns.append(column - 1)
             time.sleep(think_time)
+            page.evaluate(
+                "() => { performance.clearResourceTimings(); performance.setResourceTimingBufferSize(1000); }"
+            )
+            since = page.evaluate("() => performance.now()")
             t0 = time.perf_counter()
             page.locator(f"#pasta-column-{column} img").first.click()
             if turn == turns:  # the last pick ends the session: no slate follows
@@ -89,9 +108,10 @@ def run_browser_session(
                 )
                 break
             first = _wait(page, _LOADED, [turn + 1, 1, images_per_column], timeout_s) - t0
-            _wait(page, _READY, [turn + 1], timeout_s)
+            ready = _wait(page, _READY, [turn + 1], timeout_s) - t0
             complete = _wait(page, _LOADED, [turn + 1, 0, images_per_column], timeout_s) - t0
-            picks.append({"first_images_s": first, "complete_s": complete})
+            images = page.evaluate(_IMAGE_TIMES, [since]) or {}
+            picks.append({"first_images_s": first, "ready_s": ready, "complete_s": complete, "images": images})
         return {"prompt": prompt, "page_ready_s": page_ready, "start": start, "picks": picks, "columns": columns}
     finally:
         page.close()

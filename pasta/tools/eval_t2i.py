@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pasta.config import Guidance
+from pasta.config import Guidance, Sampler
 from pasta.tools.contact_sheet import contact_sheet
 from pasta.tools.turn_speed import TURN_IMAGES, TURN_PROMPTS, TURN_SECONDS_TARGET, time_turn
 from pasta.worlds import load_prompt_task
@@ -51,10 +51,11 @@ def evaluate_t2i(
     sampling_steps: int | None = None,
     guidance: str = "auto",
     guidance_adapter: str | Path | None = None,
+    sampler: str = "unipc",
 ) -> dict:
     """Generate images for held-out prompts, read them with the attribute classifier, time a turn; write
     metrics.json and contact_sheet.png to `out_dir` and return the metrics. `sampling_steps`: the sampler's steps
-    (None: the weights' own, as `pasta_t2i.json` says); `guidance`, `guidance_adapter`: as `EmbeddedTextToImage`."""
+    (None: the weights' own, as `pasta_t2i.json` says); `guidance`, `guidance_adapter`, `sampler`: as `EmbeddedTextToImage`."""
     from pasta.backends.embedded_t2i import EmbeddedTextToImage, tensor_to_images
     from pasta.console import progress_bar
 
@@ -63,7 +64,11 @@ def evaluate_t2i(
     out_dir = Path(out_dir)
     t0 = time.perf_counter()
     t2i = EmbeddedTextToImage(
-        model_dir, num_inference_steps=sampling_steps, guidance=guidance, guidance_adapter=guidance_adapter
+        model_dir,
+        num_inference_steps=sampling_steps,
+        guidance=guidance,
+        guidance_adapter=guidance_adapter,
+        sampler=sampler,
     )
     task = load_prompt_task(t2i.config.world)
     classifier = task.judge(classifier_dir)
@@ -134,6 +139,7 @@ def evaluate_t2i(
         "n_images": int(len(images)),
         "seed": seed,
         "sampling": {
+            "sampler": t2i.sampler,
             "num_inference_steps": t2i.config.num_inference_steps,
             "guidance_scale": t2i.config.guidance_scale,
             "guidance": t2i.guidance,
@@ -243,6 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="diffusion sampling steps (0: the weights' own; the app's --sampling-steps is what a person sees)",
     )
     p.add_argument(
+        "--sampler",
+        choices=get_args(Sampler),
+        default="unipc",
+        help="the diffusion solver (the app's default: unipc)",
+    )
+    p.add_argument(
         "--guidance",
         choices=get_args(Guidance),
         default="auto",
@@ -281,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
                 sampling_steps=args.sampling_steps or None,
                 guidance=args.guidance,
                 guidance_adapter=args.guidance_adapter,
+                sampler=args.sampler,
             )
             print_emoji_table(metrics)
         else:
@@ -295,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
                 sampling_steps=args.sampling_steps or None,
                 guidance=args.guidance,
                 guidance_adapter=args.guidance_adapter,
+                sampler=args.sampler,
             )
             print_table(metrics)
     except (FileNotFoundError, ValueError) as error:

@@ -40,6 +40,7 @@ def evaluate_emoji_t2i(
     sampling_steps: int | None = None,
     guidance: str = "auto",
     guidance_adapter: str | Path | None = None,
+    sampler: str = "unipc",
 ) -> dict:
     from pasta.backends.embedded_t2i import WORLD_MODEL_DIRS, EmbeddedTextToImage, tensor_to_images
     from pasta.console import progress_bar
@@ -55,6 +56,7 @@ def evaluate_emoji_t2i(
         num_inference_steps=sampling_steps,
         guidance=guidance,
         guidance_adapter=guidance_adapter,
+        sampler=sampler,
     )
     if t2i.config.world != "emoji":
         raise ValueError(f"{t2i.folder} holds a {t2i.config.world!r} model, not one of the emoji world")
@@ -127,6 +129,7 @@ def evaluate_emoji_t2i(
         "model_dir": str(t2i.folder),
         "judge_dir": str(judge_dir or "models/embedded/emoji_judge"),
         "sampling": {
+            "sampler": t2i.sampler,
             "num_inference_steps": t2i.config.num_inference_steps,
             "guidance_scale": t2i.config.guidance_scale,
             "guidance": t2i.guidance,
