@@ -214,6 +214,16 @@ def test_bench_app_gives_the_server_every_model_setting_it_was_given(tmp_path):
     assert "--port 7861" in command and "--adapter" not in command  # settings not given stay the server's own
 
 
+def test_bench_app_percentiles_lie_between_median_and_max_for_few_samples():
+    from pasta.tools.bench_app import summarize
+
+    two = summarize([7.57, 5.02])  # two sessions: p90 was the smaller of the two, under the median
+    assert two["median_s"] == pytest.approx(6.295) and two["p90_s"] == pytest.approx(7.315)
+    six = summarize([1.12, 6.72, 2.5, 2.76, 4.09, 0.9])
+    assert six["median_s"] <= six["p90_s"] <= six["max_s"] == 6.72 and six["min_s"] == 0.9
+    assert summarize([]) == {"n": 0}
+
+
 @pytest.mark.slow
 def test_bench_app_runs_a_real_server_and_finds_every_log_row(tmp_path):
     out = subprocess.run(
