@@ -127,6 +127,12 @@ def test_the_session_estimate_learns_whether_the_person_stays_near_their_first_p
     )  # the strength scales the first-order estimate
     assert session_correction(user_model, [], posterior, initial, 1.0) == 0.0
     assert session_correction(user_model, _picks(world, start, True), posterior, None, 1.0) == 0.0
+    picks = _picks(world, start, True)
+    unexplained = 1 - types_explain_picks(user_model, picks, posterior)  # the agents' gate: as "+explore" is scaled
+    assert 0 < unexplained < 1
+    assert session_correction(user_model, picks, posterior, initial, 1.0, gated=True) == pytest.approx(
+        unexplained * stays, rel=1e-5
+    )
     with pytest.raises(ValueError, match="strength must be >= 0"):
         session_correction(user_model, [], posterior, initial, -1.0)
     features = column_features(world.embeddings[[start, 7, 8]], None)
@@ -292,7 +298,7 @@ def test_the_taste_panel_summary_reports_what_the_policys_estimates_read(world, 
     assert taste.picks == len(history) == 4
     assert taste.types_explain == pytest.approx(types_explain_picks(user_model, history, posterior))
     assert taste.nearness == pytest.approx(
-        session_correction(user_model, history, posterior, state.initial_embedding, 32.0)
+        session_correction(user_model, history, posterior, state.initial_embedding, 32.0, gated=True)
     )
     assert taste.nearness > 0  # the picks stayed near the first prompt
     mean, _ = edit_utility(user_model, history, posterior, state.current_embedding, state.candidate_embeddings)

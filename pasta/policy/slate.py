@@ -221,9 +221,9 @@ def adapted_utilities(
     probabilities: list[np.ndarray] | None = None,
 ):
     """(the candidates' per-type utilities `u` [N, K] with this session's correction added, the correction [N]);
-    strength 0: `u` as it is (`pasta.policy.session_estimate`)."""
+    strength 0: `u` as it is (`pasta.policy.session_estimate`; gated by how little the types explain the picks)."""
     w = session_correction(
-        user_model, state.history_slates, posterior, state.initial_embedding, strength, probabilities
+        user_model, state.history_slates, posterior, state.initial_embedding, strength, probabilities, gated=True
     )
     if w == 0:
         return u, np.zeros(len(u), np.float32)
