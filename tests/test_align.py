@@ -471,9 +471,11 @@ def test_pasta_eval_align_compares_base_and_adapters(tiny_model_dir, minilm, tmp
         bench_round=False,
         out_dir=tmp_path / "eval",
         mask_smoothing=3,
+        sampler="dpm-solver++",
     )
     metrics = evaluate_align(cfg, progress=False)
     assert metrics["reward"] == spec and metrics["world"] == "fashion"
+    assert metrics["config"]["sampler"] == "dpm-solver++"  # the shipped adapters' figures' sampler, recorded
     assert set(metrics["results"]) == {"base", "dpok", "focus"}
     base, dpok = metrics["results"]["base"], metrics["results"]["dpok"]
     assert base["reward_gain"] == 0 and base["pixel_change_abs"] == 0

@@ -29,6 +29,7 @@ import torch
 import tyro
 
 from pasta.align.rewards import ALIGN_DIR
+from pasta.config import Sampler
 from pasta.worlds import load_prompt_task
 from pasta.worlds.world import PromptTask
 
@@ -57,6 +58,9 @@ class EvalAlignConfig:
     the ones the base model gets wrong most often); default all."""
     images_per_prompt: int = 4
     seed: int = 0
+    sampler: Sampler = "unipc"
+    """The solver the images are rendered with, as the app's `--sampler` (the shipped adapters' README figures:
+    dpm-solver++)."""
     mask_fraction: float = 0.25
     """Share of pixels in the saliency mask (as Focus-N-Fix's default)."""
     mask_smoothing: int = 5
@@ -148,7 +152,7 @@ def evaluate_align(cfg: EvalAlignConfig, progress: bool = True) -> dict:
             cards[str(a)] = {"method": a.name}
     spec = cfg.reward or next((c["reward"] for c in cards.values() if "reward" in c), "alignment")
     reward = make_reward(spec)
-    t2i = EmbeddedTextToImage(cfg.model_dir, guidance="cfg")  # as the adapters sample: base and adapters alike
+    t2i = EmbeddedTextToImage(cfg.model_dir, guidance="cfg", sampler=cfg.sampler)  # base and adapters alike
     task = load_prompt_task(t2i.config.world)
     classifier = task.judge(cfg.classifier_dir)
     diffusion = EmbeddedDiffusion(cfg.model_dir, text=t2i.text) if cfg.kl_prompts > 0 else None
