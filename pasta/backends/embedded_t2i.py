@@ -308,8 +308,8 @@ class EmbeddedTextToImage:
             if num_inference_steps < 1:
                 raise ValueError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
             self.config = replace(self.config, num_inference_steps=int(num_inference_steps))
-        if sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+        self.sampler = sampler
+        self.scheduler = new_sampler(folder, sampler)  # refuses an unknown sampler before any weights load
         if guidance not in GUIDANCE_MODES:
             raise ValueError(f"guidance must be one of {', '.join(GUIDANCE_MODES)}, got {guidance!r}")
         self.device = torch.device(device)
@@ -323,8 +323,6 @@ class EmbeddedTextToImage:
         self.base_unet = UNet2DConditionModel.from_pretrained(folder / "unet", dtype=torch.float32)
         self.base_unet.to(self.device).eval()
         self.unet = self.base_unet
-        self.sampler = sampler
-        self.scheduler = new_sampler(folder, sampler)
         self.text = text or shared_minilm(device)
         self._lock = threading.Lock()  # the scheduler's timestep state is shared: one sampling loop at a time
         self._uncond = None

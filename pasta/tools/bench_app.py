@@ -167,8 +167,6 @@ def check_logs(log_db: Path, sessions: list[dict], turns: int, n_candidates: int
 
 def summarize(values: list[float]) -> dict:
     """n, median, 90th percentile (linear between the nearest values, as numpy's), min and max of some seconds."""
-    import numpy as np
-
     values = sorted(values)
     return (
         {
@@ -316,15 +314,14 @@ def main(argv: list[str]) -> int:
             "pick_to_complete_slate": summarize([p["complete_s"] for s in phase for p in s["picks"]]),
             "pick_to_first_images": summarize([p["first_images_s"] for s in phase for p in s["picks"]]),
             "pick_to_status_ready": summarize([p["ready_s"] for s in phase for p in s["picks"]]),
-            "pick_to_first_image_request": summarize(
-                [p["images"]["first_request_s"] for s in phase for p in s["picks"] if p["images"]]
-            ),
-            "pick_to_last_image_request": summarize(
-                [p["images"]["last_request_s"] for s in phase for p in s["picks"] if p["images"]]
-            ),
-            "pick_to_last_image_received": summarize(
-                [p["images"]["last_response_s"] for s in phase for p in s["picks"] if p["images"]]
-            ),
+            **{
+                name: summarize([p["images"][key] for s in phase for p in s["picks"] if p["images"]])
+                for name, key in (
+                    ("pick_to_first_image_request", "first_request_s"),
+                    ("pick_to_last_image_request", "last_request_s"),
+                    ("pick_to_last_image_received", "last_response_s"),
+                )
+            },
             "start_to_complete_slate": summarize([s["start"]["complete_s"] for s in phase]),
             "start_to_first_images": summarize([s["start"]["first_images_s"] for s in phase]),
             "page_ready": summarize([s["page_ready_s"] for s in phase]),
