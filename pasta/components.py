@@ -70,8 +70,12 @@ def make_chat_model(settings: Settings):
     if settings.lmm_endpoint:
         return OpenAIChatModel(settings.lmm_endpoint, settings.lmm_model, api_key=settings.lmm_api_key)
     if settings.resolved_tier() == "hub":
-        return TransformersChatModel(settings.lmm_model, device=settings.resolved_device())
-    return TransformersChatModel(str(smollm2_folder()), device="cpu", gguf_file=SMOLLM2_GGUF)
+        return TransformersChatModel(
+            settings.lmm_model, device=settings.resolved_device(), quantize=settings.lmm_quantize
+        )
+    return TransformersChatModel(
+        str(smollm2_folder()), device="cpu", gguf_file=SMOLLM2_GGUF, quantize=settings.lmm_quantize
+    )
 
 
 def make_candidate_generator(settings: Settings, generator: str | None = None):

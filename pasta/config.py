@@ -18,6 +18,7 @@ Device = Literal["auto", "cpu", "cuda", "mps"]
 WorldName = Literal["fashion", "emoji"]
 Guidance = Literal["auto", "distilled", "cfg"]
 Sampler = Literal["unipc", "dpm-solver++"]
+LMMQuantize = Literal["int8", "none"]
 
 
 class SettingsError(ValueError):
@@ -55,6 +56,10 @@ class Settings:
     """OpenAI-compatible chat endpoint base URL (vLLM, Ollama, TGI, hosted APIs), e.g. http://localhost:8000/v1."""
     lmm_api_key: str = ""
     """API key for lmm_endpoint (read from PASTA_LMM_API_KEY; never logged)."""
+    lmm_quantize: LMMQuantize = "int8"
+    """A local chat model on the CPU runs its linear layers in int8 (torch's dynamic quantization): on 2 cores a
+    decoding step of SmolLM2-135M for the 5 category conversations took 24 ms instead of 80-87 ms, so a pick that
+    waits for candidates waits about 1 s instead of 3.5 s. "none": float weights (ignored on a GPU)."""
     log_db: str = field(default_factory=lambda: str(default_log_db()))
     """SQLite log store path."""
     image_dir: str = ""
@@ -183,6 +188,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "world": get_args(WorldName),
     "guidance": get_args(Guidance),
     "sampler": get_args(Sampler),
+    "lmm_quantize": get_args(LMMQuantize),
 }
 _ALSO_FROM = {"host": ("GRADIO_SERVER_NAME",), "port": ("GRADIO_SERVER_PORT",)}
 """Gradio's own settings, read where the PASTA_ one is not set (hosting platforms set these)."""
@@ -218,6 +224,10 @@ def settings_arguments() -> argparse.ArgumentParser:
     g.add_argument("--embedder-model", help="hub tier: CLIP/SigLIP id or folder (env PASTA_EMBEDDER_MODEL)")
     g.add_argument("--lmm-model", help="hub tier or endpoint: chat model id (env PASTA_LMM_MODEL)")
     g.add_argument("--lmm-endpoint", help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1")
+    g.add_argument(
+        "--lmm-quantize",
+        help="int8 | none: a local chat model's linear layers on the CPU (env PASTA_LMM_QUANTIZE; default int8)",
+    )
     g.add_argument("--log-db", help="SQLite log store path (env PASTA_LOG_DB)")
     g.add_argument(
         "--image-dir", help="folder for the images the app shows (env PASTA_IMAGE_DIR; default beside the log store)"
@@ -267,6 +277,7 @@ SETTING_FLAGS = (
     "embedder_model",
     "lmm_model",
     "lmm_endpoint",
+    "lmm_quantize",
     "log_db",
     "image_dir",
     "agent_dir",

@@ -406,6 +406,34 @@ def test_transformers_chat_model_samples_n_replies_within_max_new_tokens(lm_fold
         chat.complete(STYLE, max_new_tokens=0)
 
 
+def test_int8_chat_model_quantizes_all_linear_layers_but_the_mlp_outputs_and_still_batches(lm_folder):
+    """int8 on a CPU: every linear layer but the MLPs' output projections is a dynamically quantized one; greedy
+    replies stay within max_new_tokens and do not depend on the batch's padding; a bad value names the setting."""
+    from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
+
+    from pasta.backends.hub_lmm import TransformersChatModel
+
+    chat = TransformersChatModel(str(lm_folder), temperature=0.0, quantize="int8")
+    assert chat.quantized
+    layers = {name: type(m) for name, m in chat.model.named_modules() if isinstance(m, (torch.nn.Linear, Int8Linear))}
+    assert layers and all((cls is torch.nn.Linear) == name.endswith("down_proj") for name, cls in layers.items())
+    replies = chat.complete_batch([STYLE, LONG], 6)
+    assert len(replies) == 2 and all(len(chat.tokenizer(r, add_special_tokens=False).input_ids) <= 6 for r in replies)
+    assert chat.complete_batch([LONG], 6) == replies[1:]
+    assert not TransformersChatModel(str(lm_folder), quantize="none").quantized
+    with pytest.raises(ValueError, match="quantize"):
+        TransformersChatModel(str(lm_folder), quantize="int4")
+
+
+def test_lmm_quantize_setting_is_checked_and_read_from_the_environment():
+    from pasta.config import Settings, SettingsError
+
+    assert Settings().lmm_quantize == "int8"
+    assert Settings.from_env({"PASTA_LMM_QUANTIZE": "none"}).lmm_quantize == "none"
+    with pytest.raises(SettingsError, match="lmm_quantize"):
+        Settings(lmm_quantize="int4")
+
+
 def test_transformers_chat_model_needs_a_chat_template(lm_folder, tmp_path):
     from pasta.backends.hub_lmm import TransformersChatModel
 
