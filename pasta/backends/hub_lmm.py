@@ -57,12 +57,12 @@ instead of 67-68 % in float; left in float, 62-66 % (16 bench prompts, sampled, 
 
 def int8_linear_layers(model: torch.nn.Module) -> bool:
     """Replace the model's `nn.Linear` layers, in place, by dynamically quantized int8 ones (int8 weights,
-    activations quantized per call; torch's fbgemm kernels), all but `FLOAT_LAYERS`. Returns False, leaving the
+    activations quantized per call; torch's own int8 kernels), all but `FLOAT_LAYERS`. Returns False, leaving the
     model as it was, where this torch has no dynamic quantization.
 
     Why: decoding a small chat model on a CPU is bound by reading its float32 weights once per token, and int8
-    weights are a quarter of the bytes: on 2 cores SmolLM2-135M proposed 25 candidates in 1.6 s instead of 3.2 s
-    (`pasta bench propose --generators lmm`, then with `--lmm-quantize none`)."""
+    weights are a quarter of the bytes: on 2 cores SmolLM2-135M proposed 25 candidates in 1.4-1.6 s instead of
+    3.2-3.3 s (`pasta bench propose --generators lmm`, then with `--lmm-quantize none`)."""
     import warnings
 
     try:
