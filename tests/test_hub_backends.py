@@ -425,6 +425,19 @@ def test_int8_chat_model_quantizes_all_linear_layers_but_the_mlp_outputs_and_sti
         TransformersChatModel(str(lm_folder), quantize="int4")
 
 
+def test_int8_falls_back_to_float_where_torch_has_no_dynamic_quantization(lm_folder, monkeypatch, caplog):
+    import sys
+
+    from pasta.backends.hub_lmm import TransformersChatModel
+
+    monkeypatch.setitem(sys.modules, "torch.ao.quantization", None)  # importing it now raises ImportError
+    with caplog.at_level("WARNING"):
+        chat = TransformersChatModel(str(lm_folder), temperature=0.0, quantize="int8")
+    assert not chat.quantized and "runs in float" in caplog.text
+    assert all(type(m) is torch.nn.Linear for m in chat.model.modules() if "Linear" in type(m).__name__)
+    assert chat.complete_batch([STYLE], 4)
+
+
 def test_lmm_quantize_setting_is_checked_and_read_from_the_environment():
     from pasta.config import Settings, SettingsError
 
