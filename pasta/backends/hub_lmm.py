@@ -12,7 +12,7 @@ import logging
 import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol, runtime_checkable
+from typing import Protocol, get_args, runtime_checkable
 
 import torch
 
@@ -20,6 +20,7 @@ from pasta import torch_thread
 from pasta.backends import gguf_cache
 from pasta.backends.hub_t2i import cannot_load, default_dtype
 from pasta.backends.prefix_cache import PrefixCache
+from pasta.config import LMMQuantize
 from pasta.console import silenced_stderr
 
 Messages = list[dict[str, str]]
@@ -99,10 +100,10 @@ class TransformersChatModel:
         gguf_file: str | None = None,
         temperature: float = 0.8,
         top_p: float = 0.95,
-        quantize: str = "none",
+        quantize: LMMQuantize = "none",
     ) -> None:
-        if quantize not in ("none", "int8"):
-            raise ValueError(f"quantize={quantize!r} is not allowed: choose none or int8")
+        if quantize not in get_args(LMMQuantize):
+            raise ValueError(f"quantize={quantize!r} is not allowed: choose one of {', '.join(get_args(LMMQuantize))}")
         self.model_name = str(model)
         self.device = torch.device(device)
         self.dtype = dtype or default_dtype(self.device)
