@@ -338,30 +338,3 @@ def test_the_agents_slate_keeps_the_current_prompt_on_the_last_turn_only(world, 
     assert final_turn_keep(state, candidates) == 0  # _fifth_turn's first candidate is the rephrase
     state.turns = 6
     assert final_turn_keep(state, candidates) is None
-
-
-def test_the_bayesian_reference_learns_a_target_seekers_target_from_the_picks(world):
-    """bayes-target keeps the posterior over (target, weights): a person who picked one garment out of four
-    columns that differ only in garment makes that garment the likeliest target (about 0.1 / (0.1 + 0.9 / 4)); it plays target seekers better than
-    LMM order, and refuses prompts that are not tuples of the world."""
-    from user_sim.policies import TargetBayesPolicy
-
-    policy = TargetBayesPolicy(n_weights=2, samples=2000)
-    columns = [world.index_of([g, 0, 0, 0, 0]) for g in (1, 2, 3, 4)]
-    E = world.embeddings
-    state = PolicyState(turn=1, seed=0, planted_temperature=0.3)
-    state.history_slates = [(column_features(E[columns], None), 2)]  # garment 3 picked
-    top, p = policy.posterior(state)
-    garment = world.tuples[top // 2, 0]
-    shares = np.bincount(garment, weights=p, minlength=10)  # prior 0.1 each; 1 : 1/4 odds of the pick given 3
-    assert np.isclose(p.sum(), 1.0) and shares.argmax() == 3 and 0.2 < shares[3] < 0.45
-
-    users = population("target").users(world, 10, seed=4)
-    finals = {
-        name: np.mean([e.utilities()[-1] for e in play(pol, world, users, list(range(10)))])
-        for name, pol in (("bayes", policy), ("lmm", LMMOrderPolicy()))
-    }
-    assert finals["bayes"] > finals["lmm"]
-    state.history_slates = [(column_features(E[columns] + 1.0, None), 0)]
-    with pytest.raises(ValueError, match="only in the simulator's world"):
-        policy.posterior(state)

@@ -25,6 +25,7 @@ from pasta.policy.qnet import QNetConfig
 from pasta.policy.session_estimate import EXPLORE_STRENGTH, SESSION_STRENGTH
 from pasta.policy.slate import GreedyMyopicPolicy, QPolicy, SlatePolicy
 from pasta.policy.user_model import ChoiceData, UserModel, UserModelConfig, column_features
+from user_sim.bayes_reference import BayesPolicy
 from user_sim.policies import NO_KEEP, check_policy_names, make_policy, policy_factory, trained_agent
 from user_sim.populations import population
 from user_sim.rollout import Episode, play, play_many
@@ -81,7 +82,8 @@ class EvalAgentsConfig:
     (`pasta.policy.session_estimate`); "+explore": with the session's edit utility and an optimism bonus where the
     types do not explain the picks; shipped: the agent in models/embedded/agent, trained on the planted
     population; oracle: knows the user's true utilities (oracle-top: best true candidate per category);
-    bayes-target (target seekers only): knows their utility's form and the world's tuples, not the target. Any
+    bayes: knows the population's form and prior and the world's tuples, not the person
+    (`user_sim.bayes_reference`). Any
     name ending in ":no-keep" ("shipped:no-keep"): that policy without the last-turn rule (`final_turn_keep`)."""
     adapt: float = SESSION_STRENGTH
     """Strength of the session estimate for the "+adapt" policies."""
@@ -168,7 +170,7 @@ def evaluate_policies(
 def paired_summary(finals: dict[str, np.ndarray], agents: tuple[str, ...]) -> dict:
     """Each agent minus each baseline, the oracle, for an agent with a session estimate ("shipped+explore") the
     agent without it, and the agent played without the last-turn rule where it played (`NO_KEEP`), on the same
-    users (mean, paired se); and each agent's share of the oracle's gain over LMM order."""
+    users (mean, paired se); and every policy's share of the oracle's gain over LMM order."""
     agents = tuple(a for a in agents if a in finals)
     others = [b for b in (*BASELINES, "oracle") if b in finals]
 
@@ -192,14 +194,16 @@ def paired_summary(finals: dict[str, np.ndarray], agents: tuple[str, ...]) -> di
     if "lmm-order" in finals and "oracle" in finals:
         gain = float((finals["oracle"] - finals["lmm-order"]).mean())
         out["share_of_oracle_gain"] = {
-            agent: float((finals[agent] - finals["lmm-order"]).mean()) / gain if gain else None for agent in agents
+            name: float((finals[name] - finals["lmm-order"]).mean()) / gain if gain else None
+            for name in finals
+            if name not in ("lmm-order", "oracle")
         }
     return out
 
 
 def evaluate_agents(cfg: EvalAgentsConfig, progress: bool = True) -> dict:
     people = population(cfg.population)
-    check_policy_names(cfg.policies, (*BASELINES, *AGENTS))
+    check_policy_names(cfg.policies, (*BASELINES, *AGENTS, "bayes"))
     cfg.out.mkdir(parents=True, exist_ok=True)
     world = EmbeddingWorld()
     group_names = people.group_names(cfg.types)  # what Episode.type_index names
@@ -245,6 +249,7 @@ def evaluate_agents(cfg: EvalAgentsConfig, progress: bool = True) -> dict:
         "shipped+adapt": lambda: trained_agent(adapt=cfg.adapt),
         "shipped+explore": lambda: trained_agent(explore=cfg.explore),
         "shipped+adapt+explore": lambda: trained_agent(adapt=cfg.adapt, explore=cfg.explore),
+        "bayes": lambda: BayesPolicy(people, world, cfg.seed, types_seed=cfg.seed, planted_types=cfg.types),
     }
     eval_users = users(cfg.eval_users, cfg.seed + 2)
     factories = {name: policy_factory(name, policies, cfg.seed) for name in cfg.policies}
@@ -334,6 +339,10 @@ def main(argv: list[str]) -> int:
         cells = ", ".join(f"{other} {d['mean']:+.2f} ({d['se']:.2f})" for other, d in rows.items())
         share = r["summary"].get("share_of_oracle_gain", {}).get(agent)
         print(f"{agent} minus: {cells}" + ("" if share is None else f"; share of oracle gain {share:.0%}"))
+    shares = r["summary"].get("share_of_oracle_gain", {})
+    others = [f"{n} {s:.0%}" for n, s in shares.items() if n not in r["summary"].get("paired", {}) and s is not None]
+    if others:
+        print("share of the oracle's gain over LMM order: " + ", ".join(others))
     for name, t in r["targets"].items():
         value = "n/a" if t["value"] is None else f"{t['value']:.3f}"
         verdict = (

@@ -18,6 +18,29 @@ import numpy as np
 from user_sim.users import SimulatedUser, make_users, planted_population
 from user_sim.world import EmbeddingWorld
 
+Params = dict
+"""A family's parameters for H people at once: every value an array with H rows (`stack_params`), or a list of
+such arrays where the rows' sizes differ by axis (a taste vector per axis, an interaction table per pair)."""
+
+
+def stack_params(people: list[dict]) -> Params:
+    """The parameters of several people of one family (`family_params` each) as one `Params` of H = len(people)
+    rows, so a family's utility is computed for many people at once (the simulated users, one row each; the
+    Bayesian reference, thousands of hypotheses)."""
+    out: Params = {}
+    for key in people[0]:
+        values = [person[key] for person in people]
+        try:
+            out[key] = np.asarray(values, np.float64)
+        except ValueError:  # ragged: one array per axis (or pair), H rows each
+            out[key] = [np.asarray([v[i] for v in values], np.float64) for i in range(len(values[0]))]
+    return out
+
+
+def take_params(params: Params, rows: np.ndarray) -> Params:
+    """The given rows of every parameter."""
+    return {k: v[rows] if isinstance(v, np.ndarray) else [x[rows] for x in v] for k, v in params.items()}
+
 
 @dataclass
 class FamilyUser(SimulatedUser):
@@ -28,45 +51,52 @@ class FamilyUser(SimulatedUser):
     params: dict = field(default_factory=dict, repr=False)
 
     def for_session(self, world: EmbeddingWorld, initial_index: int) -> SimulatedUser:
-        table = FAMILY_UTILITIES[self.family](world, self.params, initial_index)
+        utility = FAMILY_UTILITIES[self.family]
+        table = utility(stack_params([self.params]), world.tuples, world.tuples[initial_index])[0]
         return SimulatedUser(self.user_id, self.type_index, table, self.temperature, self.rating_noise)
 
 
 TARGET_WEIGHTS = (1.0, 3.0)
 """A target seeker's weight of each attribute is drawn uniformly from this range."""
 
+# Each family's utility: (Params of H people, world tuples [C, A], the session's first tuple [A]) -> [H, C].
 
-def _target_utilities(world: EmbeddingWorld, params: dict, initial_index: int) -> np.ndarray:
+
+def _taste(params: Params, tuples: np.ndarray) -> np.ndarray:
+    return sum(w[:, tuples[:, i]] for i, w in enumerate(params["taste"]))
+
+
+def _target_utilities(params: Params, tuples: np.ndarray, initial: np.ndarray) -> np.ndarray:
     """sum over axes of weight[axis] * (value == target[axis]): a specific image in mind. Nothing about the target
     is learnable across people (it is drawn per person), so a session must find it out from the person's picks."""
-    match = world.tuples == np.asarray(params["target"])[None, :]
-    return (match * np.asarray(params["weights"])[None, :]).sum(1).astype(np.float32)
+    match = tuples[None, :, :] == params["target"][:, None, :].astype(tuples.dtype)
+    return (match * params["weights"][:, None, :]).sum(2).astype(np.float32)
 
 
-def _small_steps_utilities(world: EmbeddingWorld, params: dict, initial_index: int) -> np.ndarray:
+def _small_steps_utilities(params: Params, tuples: np.ndarray, initial: np.ndarray) -> np.ndarray:
     """A mild taste minus a cost per attribute changed from the session's first prompt: stay near what I asked."""
-    changed = (world.tuples != world.tuples[initial_index][None, :]).sum(1)
-    taste = sum(np.asarray(w)[world.tuples[:, i]] for i, w in enumerate(params["taste"]))
-    return (taste - params["step_cost"] * changed).astype(np.float32)
+    changed = (tuples != np.asarray(initial)[None, :]).sum(1)
+    return (_taste(params, tuples) - params["step_cost"][:, None] * changed[None, :]).astype(np.float32)
 
 
-def _interaction_utilities(world: EmbeddingWorld, params: dict, initial_index: int) -> np.ndarray:
+def _interaction_utilities(params: Params, tuples: np.ndarray, initial: np.ndarray) -> np.ndarray:
     """Pairwise tables and no main effects: a style is liked only with some settings, a detail only on some
     subjects (in the garment world: style x background, garment x colour; the EM user model's utility is linear in
-    each column's features, so it cannot express this)."""
-    total = np.zeros(len(world), np.float32)
-    for (a, b), table in zip(params["pairs"], params["tables"]):
-        total += np.asarray(table)[world.tuples[:, a], world.tuples[:, b]]
+    each column's features, so it cannot express this). The pairs are the same for everyone."""
+    pairs = params["pairs"][0].astype(int)
+    total = np.zeros((len(params["tables"][0]), len(tuples)), np.float32)
+    for (a, b), table in zip(pairs, params["tables"]):
+        total += table[:, tuples[:, a], tuples[:, b]]
     return total
 
 
-def _flat_utilities(world: EmbeddingWorld, params: dict, initial_index: int) -> np.ndarray:
+def _flat_utilities(params: Params, tuples: np.ndarray, initial: np.ndarray) -> np.ndarray:
     """Almost no taste: tiny attribute weights, so choices are nearly uniform; no policy should do much better or
     worse than another, and an agent must not lose here."""
-    return sum(np.asarray(w)[world.tuples[:, i]] for i, w in enumerate(params["taste"])).astype(np.float32)
+    return _taste(params, tuples).astype(np.float32)
 
 
-FAMILY_UTILITIES: dict[str, Callable[[EmbeddingWorld, dict, int], np.ndarray]] = {
+FAMILY_UTILITIES: dict[str, Callable[[Params, np.ndarray, np.ndarray], np.ndarray]] = {
     "target": _target_utilities,
     "small-steps": _small_steps_utilities,
     "interaction": _interaction_utilities,
@@ -74,7 +104,7 @@ FAMILY_UTILITIES: dict[str, Callable[[EmbeddingWorld, dict, int], np.ndarray]] =
 }
 
 
-def _family_params(family: str, world: EmbeddingWorld, rng: np.random.Generator) -> dict:
+def family_params(family: str, world: EmbeddingWorld, rng: np.random.Generator) -> dict:
     sizes = world.sizes
     if family == "target":
         return {
@@ -133,7 +163,7 @@ class Population:
             user_id = f"{self.name}-{seed}-{i}"
             if family == "planted":
                 raise ValueError("planted types cannot be mixed with families")
-            params = _family_params(family, world, rng)
+            params = family_params(family, world, rng)
             users.append(FamilyUser(user_id, k, np.zeros(0, np.float32), temperature, family=family, params=params))
         return users
 

@@ -1,0 +1,141 @@
+"""The Bayesian reference: what an agent reaches that knows everything about a population but the person.
+
+Why: the oracle knows each person's utility, so its gain over LMM order is not what learning a person from one pick
+out of four columns a turn, for five turns, can reach. This policy knows the population's form exactly (the planted
+types, or each family's utility form, parameter prior and choice noise, `user_sim.populations`) and the world tuple
+of every prompt, but not which person it plays: it keeps the posterior over hypotheses about the person from the
+session's picks and shows the choice-model slate under draws from it (one column per category, as the agents, with
+the current prompt kept on the last turn). It looks one pick ahead only, like the agents' myopic slate.
+
+Hypotheses per family: the planted types themselves; for target seekers the exact grid of every target tuple times
+`n_weights` weight vectors from the prior; for the other families `per_family` people drawn from the family's own
+prior (a sampled posterior: importance weights on prior draws). A mixture holds every family's hypotheses, each
+family with its share of the prior.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from pasta.contracts import Candidate
+from pasta.policy.slate import choice_model_slate, final_turn_keep
+from pasta.policy.state import PolicyState
+from user_sim.populations import (
+    FAMILY_UTILITIES,
+    TARGET_WEIGHTS,
+    Params,
+    Population,
+    family_params,
+    stack_params,
+    take_params,
+)
+from user_sim.users import planted_population
+from user_sim.world import EmbeddingWorld
+
+
+@dataclass
+class Hypotheses:
+    """One family's hypotheses about the person: `planted` utility tables [H, tuples], or a family's `params`."""
+
+    family: str
+    size: int
+    log_prior: float
+    """Log prior of each hypothesis (the family's share of the population over its `size` hypotheses)."""
+    params: Params | None = None
+    tables: np.ndarray | None = None
+
+    def utilities(self, tuples: np.ndarray, columns: np.ndarray, initial: int, rows: np.ndarray | None = None):
+        """[H or len(rows), len(columns)]: each column's utility under each hypothesis (or only `rows`)."""
+        if self.tables is not None:
+            tables = self.tables if rows is None else self.tables[rows]
+            return tables[:, columns]
+        params = self.params if rows is None else take_params(self.params, rows)
+        return FAMILY_UTILITIES[self.family](params, tuples[columns], tuples[initial])
+
+
+def target_grid(tuples: np.ndarray, weights: np.ndarray) -> Params:
+    """Every target tuple with every weight vector: hypothesis h is tuple h // len(weights), weights h % len(weights)."""
+    n = len(weights)
+    return {"target": np.repeat(tuples.astype(np.float64), n, axis=0), "weights": np.tile(weights, (len(tuples), 1))}
+
+
+class BayesPolicy:
+    name = "bayes"
+
+    def __init__(
+        self,
+        people: Population,
+        world: EmbeddingWorld | None = None,
+        seed: int = 0,
+        types_seed: int = 0,
+        planted_types: int = 4,
+        per_family: int = 8192,
+        n_weights: int = 8,
+        samples: int = 400,
+    ) -> None:
+        world = world or EmbeddingWorld()
+        self.tuples = world.tuples.astype(np.int64)
+        self.samples = samples
+        self._index = {e.tobytes(): i for i, e in enumerate(world.embeddings)}
+        self._dim = world.embeddings.shape[1]
+        share = -np.log(len(people.families))
+        self.hypotheses: list[Hypotheses] = []
+        for k, family in enumerate(people.families):
+            if family == "planted":
+                types = planted_population(planted_types, seed=types_seed)
+                tables = np.stack([t.utility_table(world) for t in types])
+                self.hypotheses.append(Hypotheses(family, len(tables), share - np.log(len(tables)), tables=tables))
+                continue
+            if family == "target":
+                weights = np.random.default_rng([seed, 23]).uniform(*TARGET_WEIGHTS, (n_weights, self.tuples.shape[1]))
+                params = target_grid(self.tuples, weights)
+            else:
+                rng = np.random.default_rng([seed, 31, k])
+                params = stack_params([family_params(family, world, rng) for _ in range(per_family)])
+            first = next(iter(params.values()))
+            size = len(first) if isinstance(first, np.ndarray) else len(first[0])
+            self.hypotheses.append(Hypotheses(family, size, share - np.log(size), params=params))
+
+    def _tuples_of(self, embeddings: np.ndarray) -> np.ndarray:
+        """World tuple indices of prompts given by their (world) embeddings."""
+        keys = [np.asarray(e[: self._dim], np.float32).tobytes() for e in embeddings]
+        if not all(k in self._index for k in keys):
+            raise ValueError("bayes plays only in the simulator's world (a prompt is not one of its tuples)")
+        return np.array([self._index[k] for k in keys])
+
+    def posterior(self, state: PolicyState) -> tuple[list[np.ndarray], np.ndarray]:
+        """(rows per family's hypotheses, probabilities): `samples` draws from the posterior after the session's
+        picks, as distinct hypotheses (indices into each family's `Hypotheses`) and their shares of the draws."""
+        if state.initial_embedding is None:
+            raise ValueError("bayes needs the session's first prompt (the state has no initial embedding)")
+        T = float(state.planted_temperature)
+        initial = int(self._tuples_of(np.asarray(state.initial_embedding)[None])[0])
+        log_p = np.concatenate([np.full(h.size, h.log_prior) for h in self.hypotheses])
+        for features, choice in state.history_slates:
+            columns = self._tuples_of(features)
+            U = np.concatenate([h.utilities(self.tuples, columns, initial) for h in self.hypotheses])
+            logits = U / T
+            logits -= logits.max(1, keepdims=True)
+            log_p += logits[:, choice] - np.log(np.exp(logits).sum(1))
+        p = np.exp(log_p - log_p.max())
+        rng = np.random.default_rng([int(state.seed), int(state.turn), 29])
+        drawn, counts = np.unique(rng.choice(len(p), size=self.samples, p=p / p.sum()), return_counts=True)
+        starts = np.cumsum([0] + [h.size for h in self.hypotheses])
+        rows = [drawn[(drawn >= a) & (drawn < b)] - a for a, b in zip(starts[:-1], starts[1:])]
+        return rows, counts / self.samples
+
+    def select(
+        self, state: PolicyState, candidates: Sequence[Candidate], slate_size: int
+    ) -> tuple[list[int], np.ndarray]:
+        rows, p = self.posterior(state)
+        initial = int(self._tuples_of(np.asarray(state.initial_embedding)[None])[0])
+        columns = self._tuples_of(state.candidate_embeddings)
+        U = np.concatenate(
+            [h.utilities(self.tuples, columns, initial, r) for h, r in zip(self.hypotheses, rows) if len(r)]
+        ).T  # [N, drawn]
+        keep = final_turn_keep(state, candidates)
+        slate = choice_model_slate(U, U, p, float(state.planted_temperature), candidates, slate_size, keep=keep)
+        return slate, (U @ p).astype(np.float32)
