@@ -88,3 +88,30 @@ def test_the_reference_plays_every_family_at_least_as_well_as_lmm_order(world):
         assert _final(BayesPolicy(population(name), world, per_family=1024), world, users) > _final(
             LMMOrderPolicy(), world, users
         )
+
+
+def test_looking_a_turn_ahead_values_what_each_pick_would_reach(world):
+    """bayes-ahead: where a pick can go next is the tuple and every tuple one attribute away; before the last turn
+    it shows a valid slate (one column per category) that can differ from the myopic one, on the last turn the
+    same slate; it plays target seekers better than LMM order."""
+    myopic = BayesPolicy(population("target"), world, n_weights=2)
+    ahead = BayesPolicy(population("target"), world, n_weights=2, ahead=True)
+    assert ahead.name == "bayes-ahead"
+    start = world.index_of([3, 2, 1, 0, 2])
+    reach = ahead._reach(start)
+    assert len(set(reach.tolist())) == len(reach) == 1 + sum(n - 1 for n in world.sizes)
+    assert ((world.tuples[reach] != world.tuples[start]).sum(1) <= 1).all()
+
+    users = population("target").users(world, 12, seed=4)
+    played = {p.name: play(p, world, users, list(range(12))) for p in (myopic, ahead)}
+    early = [
+        (a.slate, b.slate)
+        for a, b in zip(*([t for e in played[name] for t in e.turns[:-1]] for name in ("bayes", "bayes-ahead")))
+    ]
+    assert any(a != b for a, b in early)
+    for episode in played["bayes-ahead"]:
+        for turn in episode.turns:
+            categories = [turn.candidates[i].category for i in turn.slate]
+            assert len(turn.slate) == 4 and len(set(categories)) == 4
+    finals = {name: np.mean([e.utilities()[-1] for e in eps]) for name, eps in played.items()}
+    assert finals["bayes-ahead"] > _final(LMMOrderPolicy(), world, users)

@@ -5,7 +5,10 @@ out of four columns a turn, for five turns, can reach. This policy knows the pop
 types, or each family's utility form, parameter prior and choice noise, `user_sim.populations`) and the world tuple
 of every prompt, but not which person it plays: it keeps the posterior over hypotheses about the person from the
 session's picks and shows the choice-model slate under draws from it (one column per category, as the agents, with
-the current prompt kept on the last turn). It looks one pick ahead only, like the agents' myopic slate.
+the current prompt kept on the last turn). It looks one pick ahead only, like the agents' myopic slate;
+`ahead=True` ("bayes-ahead") looks one turn further before the last turn: it values a slate by what each pick
+would let it reach next, `sum_j P(j) max_e E[u(e) | the picks and j]` over e = j or any single edit of j, so a slate
+whose pick tells more about the person is worth more (its best myopic slates are re-ranked so).
 
 Hypotheses per family: the planted types themselves; for target seekers the exact grid of every target tuple times
 `n_weights` weight vectors from the prior; for the other families `per_family` people drawn from the family's own
@@ -15,6 +18,7 @@ family with its share of the prior.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -64,6 +68,8 @@ def target_grid(tuples: np.ndarray, weights: np.ndarray) -> Params:
 
 class BayesPolicy:
     name = "bayes"
+    AHEAD_SLATES = 64
+    """How many of the best myopic slates "bayes-ahead" re-ranks by their look-ahead value."""
 
     def __init__(
         self,
@@ -75,9 +81,12 @@ class BayesPolicy:
         per_family: int = 8192,
         n_weights: int = 8,
         samples: int = 400,
+        ahead: bool = False,
     ) -> None:
         world = world or EmbeddingWorld()
+        self.ahead, self.name = ahead, "bayes-ahead" if ahead else "bayes"
         self.tuples = world.tuples.astype(np.int64)
+        self.sizes, self._strides = np.asarray(world.sizes), np.asarray(world._strides, np.int64)
         self.samples = samples
         self._index = {e.tobytes(): i for i, e in enumerate(world.embeddings)}
         self._dim = world.embeddings.shape[1]
@@ -137,5 +146,52 @@ class BayesPolicy:
             [h.utilities(self.tuples, columns, initial, r) for h, r in zip(self.hypotheses, rows) if len(r)]
         ).T  # [N, drawn]
         keep = final_turn_keep(state, candidates)
-        slate = choice_model_slate(U, U, p, float(state.planted_temperature), candidates, slate_size, keep=keep)
+        T = float(state.planted_temperature)
+        last = state.turns is not None and state.turn >= state.turns - 1
+        if self.ahead and not last:
+            reach = [self._reach(int(j)) for j in columns]
+            R = [
+                np.concatenate(
+                    [h.utilities(self.tuples, r, initial, rr) for h, rr in zip(self.hypotheses, rows) if len(rr)]
+                )
+                for r in reach
+            ]  # per candidate [drawn, reachable]
+            slate = self._ahead_slate(U, p, T, candidates, slate_size, R)
+        else:
+            slate = choice_model_slate(U, U, p, T, candidates, slate_size, keep=keep)
         return slate, (U @ p).astype(np.float32)
+
+    def _reach(self, index: int) -> np.ndarray:
+        """The tuple itself and every tuple one attribute away: where the next turn's edits can take a pick."""
+        t = self.tuples[index]
+        out = [index]
+        for axis, n in enumerate(self.sizes):
+            base = index - t[axis] * self._strides[axis]
+            out += [int(base + v * self._strides[axis]) for v in range(n) if v != t[axis]]
+        return np.asarray(out)
+
+    def _ahead_slate(self, U, p, T, candidates, slate_size, R) -> list[int]:
+        """The best of the `AHEAD_SLATES` best myopic slates by sum_j P(j) max_e E[u(e) | picks, j]."""
+        by_category: dict[str, list[int]] = {}
+        for i, c in enumerate(candidates):
+            by_category.setdefault(c.category, []).append(i)
+        size = min(slate_size, len(by_category))
+        slates = np.concatenate(
+            [
+                np.stack(np.meshgrid(*(by_category[c] for c in cats), indexing="ij"), -1).reshape(-1, size)
+                for cats in itertools.combinations(by_category, size)
+            ]
+        )  # [S, L]
+        logits = U[slates] / T  # [S, L, H]
+        P = np.exp(logits - logits.max(1, keepdims=True))
+        P /= P.sum(1, keepdims=True)
+        myopic = np.einsum("slh,slh,h->s", P, U[slates], p)
+        best = np.argsort(-myopic, kind="stable")[: self.AHEAD_SLATES]
+        joint = P[best] * p[None, None, :]  # [B, L, H]: P(j, h)
+        pick = joint.sum(2)  # [B, L]
+        value = np.zeros(len(best))
+        for b, s in enumerate(slates[best]):
+            for j, column in enumerate(s):
+                posterior = joint[b, j] / max(pick[b, j], 1e-300)
+                value[b] += pick[b, j] * float((posterior @ R[column]).max())
+        return [int(i) for i in slates[best[int(np.argmax(value))]]]

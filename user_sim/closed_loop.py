@@ -24,7 +24,7 @@ from pasta.policy.train_q import TrainQConfig, train_q
 from pasta.policy.train_user_model import TrainUserModelConfig, train_user_model
 from pasta.policy.user_model import UserModel
 from user_sim.bayes_reference import BayesPolicy
-from user_sim.evaluate_agents import BASELINES, evaluate_policies, paired_summary
+from user_sim.evaluate_agents import BASELINES, REFERENCES, evaluate_policies, paired_summary
 from user_sim.policies import BASELINES as SIMULATOR_BASELINES
 from user_sim.policies import check_policy_names, make_policy, policy_factory, trained_agent
 from user_sim.populations import POPULATIONS, population
@@ -56,7 +56,7 @@ DEFAULT_POLICIES = (
 """What a run plays unless told: the baselines; each agent without estimates and as the app runs it (both
 estimates); the retrained one with exploring alone (the target seekers' best); the oracle. Three agents fewer than
 `AGENTS`: evaluating policies is the loop's third-largest part."""
-KNOWN_POLICIES = tuple(dict.fromkeys((*BASELINES, *AGENTS, *SIMULATOR_BASELINES, "bayes")))
+KNOWN_POLICIES = tuple(dict.fromkeys((*BASELINES, *AGENTS, *SIMULATOR_BASELINES, *REFERENCES)))
 """Every name `--policies` takes (and any of them ending in `NO_KEEP`)."""
 
 
@@ -146,6 +146,7 @@ def run_population(cfg: ClosedLoopConfig, name: str, world: EmbeddingWorld, prog
         "shipped+explore": lambda: trained_agent(explore=cfg.explore),
         "shipped+adapt+explore": lambda: trained_agent(adapt=cfg.adapt, explore=cfg.explore),
         "bayes": lambda: BayesPolicy(people, world, cfg.seed, types_seed=cfg.seed),
+        "bayes-ahead": lambda: BayesPolicy(people, world, cfg.seed, types_seed=cfg.seed, ahead=True),
     }
     chosen = {p: policy_factory(p, factories, cfg.seed) for p in cfg.policies}
     t0 = time.perf_counter()

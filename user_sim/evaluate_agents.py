@@ -35,6 +35,8 @@ PAIRED = ("greedy", "greedy-slate", "oracle")
 """Policies the agent is compared with turn by turn on the same users (paired differences)."""
 BASELINES = ("lmm-order", "random", "greedy", "greedy-slate", "greedy-slate+adapt")
 """Policies that know no Q-network: what agents are compared with (and the oracle above them)."""
+REFERENCES = ("bayes", "bayes-ahead")
+"""The Bayesian references (`user_sim.bayes_reference`): built by the commands, which know the population."""
 AGENTS = ("iql", "iql+adapt", "iql+explore", "shipped", "shipped+adapt", "shipped+explore", "shipped+adapt+explore")
 """Policies with a Q-network: the one trained here (iql) and the shipped one, with and without session estimates."""
 
@@ -82,8 +84,8 @@ class EvalAgentsConfig:
     (`pasta.policy.session_estimate`); "+explore": with the session's edit utility and an optimism bonus where the
     types do not explain the picks; shipped: the agent in models/embedded/agent, trained on the planted
     population; oracle: knows the user's true utilities (oracle-top: best true candidate per category);
-    bayes: knows the population's form and prior and the world's tuples, not the person
-    (`user_sim.bayes_reference`). Any
+    bayes, bayes-ahead: know the population's form and prior and the world's tuples, not the person
+    (`user_sim.bayes_reference`; bayes-ahead looks a turn further). Any
     name ending in ":no-keep" ("shipped:no-keep"): that policy without the last-turn rule (`final_turn_keep`)."""
     adapt: float = SESSION_STRENGTH
     """Strength of the session estimate for the "+adapt" policies."""
@@ -203,7 +205,7 @@ def paired_summary(finals: dict[str, np.ndarray], agents: tuple[str, ...]) -> di
 
 def evaluate_agents(cfg: EvalAgentsConfig, progress: bool = True) -> dict:
     people = population(cfg.population)
-    check_policy_names(cfg.policies, (*BASELINES, *AGENTS, "bayes"))
+    check_policy_names(cfg.policies, (*BASELINES, *AGENTS, *REFERENCES))
     cfg.out.mkdir(parents=True, exist_ok=True)
     world = EmbeddingWorld()
     group_names = people.group_names(cfg.types)  # what Episode.type_index names
@@ -250,6 +252,9 @@ def evaluate_agents(cfg: EvalAgentsConfig, progress: bool = True) -> dict:
         "shipped+explore": lambda: trained_agent(explore=cfg.explore),
         "shipped+adapt+explore": lambda: trained_agent(adapt=cfg.adapt, explore=cfg.explore),
         "bayes": lambda: BayesPolicy(people, world, cfg.seed, types_seed=cfg.seed, planted_types=cfg.types),
+        "bayes-ahead": lambda: BayesPolicy(
+            people, world, cfg.seed, types_seed=cfg.seed, planted_types=cfg.types, ahead=True
+        ),
     }
     eval_users = users(cfg.eval_users, cfg.seed + 2)
     factories = {name: policy_factory(name, policies, cfg.seed) for name in cfg.policies}
