@@ -167,7 +167,7 @@ def run_population(cfg: ClosedLoopConfig, name: str, world: EmbeddingWorld, prog
         "iql": {"transitions": q["transitions"], "steps": q["steps"], "seconds": q["seconds"]},
         "policies": results,
         "utility_by_turn": curves,
-        "summary": paired_summary(finals, AGENTS),
+        "summary": paired_summary(finals, (*AGENTS, *REFERENCES)),
         "timings": timings,
     }
 

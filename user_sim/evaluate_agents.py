@@ -170,16 +170,17 @@ def evaluate_policies(
 
 
 def paired_summary(finals: dict[str, np.ndarray], agents: tuple[str, ...]) -> dict:
-    """Each agent minus each baseline, the oracle, for an agent with a session estimate ("shipped+explore") the
-    agent without it, and the agent played without the last-turn rule where it played (`NO_KEEP`), on the same
-    users (mean, paired se); and every policy's share of the oracle's gain over LMM order."""
+    """Each agent (or Bayesian reference) minus each baseline, the other references, the oracle, for an agent with
+    a session estimate ("shipped+explore") the agent without it, and the agent played without the last-turn rule
+    where it played (`NO_KEEP`), on the same users (mean, paired se); and every policy's share of the oracle's gain
+    over LMM order."""
     agents = tuple(a for a in agents if a in finals)
-    others = [b for b in (*BASELINES, "oracle") if b in finals]
+    others = [b for b in (*BASELINES, *REFERENCES, "oracle") if b in finals]
 
     def compared_with(agent: str) -> list[str]:  # an agent with a session estimate ("iql+explore") also vs its base
         base = agent.split("+")[0]
         extra = ([base] if base != agent else []) + [agent + NO_KEEP]
-        return others + [b for b in extra if b in finals]
+        return [b for b in others if b != agent] + [b for b in extra if b in finals]
 
     out: dict = {
         "paired": {
@@ -276,7 +277,7 @@ def evaluate_agents(cfg: EvalAgentsConfig, progress: bool = True) -> dict:
             d = finals["iql"] - finals[other]
             summary[paired_key(other) + "_paired_se"] = float(d.std() / np.sqrt(len(d)))
             summary.setdefault(paired_key(other), float(d.mean()))
-    summary.update(paired_summary(finals, AGENTS))
+    summary.update(paired_summary(finals, (*AGENTS, *REFERENCES)))
     timings["iql_select_25_candidates_ms_median"] = results.get("iql", {}).get("select_ms_median")
     out = {
         "config": json.loads(json.dumps(asdict(cfg), default=str)),
