@@ -203,7 +203,7 @@ def test_closed_loop_logs_retrains_from_the_store_and_evaluates_each_population(
         train_users=60,
         eval_users=30,
         ks=(1, 2),
-        policies=("lmm-order", "greedy-slate", "retrained", "retrained+explore", "shipped", "oracle"),
+        policies=("lmm-order", "greedy-slate", "retrained", "retrained+explore", "shipped", "bayes", "oracle"),
         bootstrap=20,
         out=tmp_path / "loop",
     )
@@ -216,7 +216,8 @@ def test_closed_loop_logs_retrains_from_the_store_and_evaluates_each_population(
     assert (folder / "agent" / "user_model").is_dir() and (folder / "agent" / "qnet").is_dir()
     assert run["user_model"]["users"] == 60 and run["user_model"]["k"] in (1, 2)
     assert set(run["policies"]) == set(cfg.policies)
-    assert set(run["summary"]["paired"]) == {"retrained", "retrained+explore", "shipped"}
+    assert set(run["summary"]["paired"]) == {"retrained", "retrained+explore", "shipped", "bayes"}
+    assert "bayes" in run["summary"]["paired"]["retrained"] and "bayes" in run["summary"]["share_of_oracle_gain"]
     assert "small-steps" in table(run) and (tmp_path / "loop" / "metrics.json").exists()
     with pytest.raises(ValueError, match="unknown population"):
         closed_loop(ClosedLoopConfig(populations=("planted", "nope"), out=tmp_path / "x"), progress=False)
