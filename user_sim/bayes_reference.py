@@ -32,6 +32,7 @@ from user_sim.populations import (
     TARGET_WEIGHTS,
     Params,
     Population,
+    count_params,
     family_params,
     stack_params,
     take_params,
@@ -67,6 +68,9 @@ def target_grid(tuples: np.ndarray, weights: np.ndarray) -> Params:
 
 
 class BayesPolicy:
+    """The reference for one population (`people`); `world` and the seeds must be the ones its users were drawn
+    with (planted types: `types_seed`, `planted_types`)."""
+
     name = "bayes"
     AHEAD_SLATES = 64
     """How many of the best myopic slates "bayes-ahead" re-ranks by their look-ahead value."""
@@ -86,7 +90,7 @@ class BayesPolicy:
         world = world or EmbeddingWorld()
         self.ahead, self.name = ahead, "bayes-ahead" if ahead else "bayes"
         self.tuples = world.tuples.astype(np.int64)
-        self.sizes, self._strides = np.asarray(world.sizes), np.asarray(world._strides, np.int64)
+        self.sizes, self.strides = np.asarray(world.sizes), np.asarray(world.strides, np.int64)
         self.samples = samples
         self._index = {e.tobytes(): i for i, e in enumerate(world.embeddings)}
         self._dim = world.embeddings.shape[1]
@@ -104,8 +108,7 @@ class BayesPolicy:
             else:
                 rng = np.random.default_rng([seed, 31, k])
                 params = stack_params([family_params(family, world, rng) for _ in range(per_family)])
-            first = next(iter(params.values()))
-            size = len(first) if isinstance(first, np.ndarray) else len(first[0])
+            size = count_params(params)
             self.hypotheses.append(Hypotheses(family, size, share - np.log(size), params=params))
 
     def _tuples_of(self, embeddings: np.ndarray) -> np.ndarray:
@@ -166,8 +169,8 @@ class BayesPolicy:
         t = self.tuples[index]
         out = [index]
         for axis, n in enumerate(self.sizes):
-            base = index - t[axis] * self._strides[axis]
-            out += [int(base + v * self._strides[axis]) for v in range(n) if v != t[axis]]
+            base = index - t[axis] * self.strides[axis]
+            out += [int(base + v * self.strides[axis]) for v in range(n) if v != t[axis]]
         return np.asarray(out)
 
     def _ahead_slate(self, U, p, T, candidates, slate_size, R) -> list[int]:

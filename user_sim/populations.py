@@ -37,6 +37,12 @@ def stack_params(people: list[dict]) -> Params:
     return out
 
 
+def count_params(params: Params) -> int:
+    """H: how many people's parameters `params` holds."""
+    first = next(iter(params.values()))
+    return len(first) if isinstance(first, np.ndarray) else len(first[0])
+
+
 def take_params(params: Params, rows: np.ndarray) -> Params:
     """The given rows of every parameter."""
     return {k: v[rows] if isinstance(v, np.ndarray) else [x[rows] for x in v] for k, v in params.items()}

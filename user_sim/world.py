@@ -68,7 +68,8 @@ class EmbeddingWorld:
             tmp = cache.with_name(cache.stem + f".{os.getpid()}.tmp.npy")
             np.save(tmp, self.embeddings)
             tmp.replace(cache)
-        self._strides = np.cumprod((1,) + self.sizes[::-1])[:-1][::-1]
+        self.strides = np.cumprod((1,) + self.sizes[::-1])[:-1][::-1]
+        """Index steps per axis: a tuple's index is `tuple . strides`."""
 
     def values(self, t) -> dict[str, str]:
         """Axis -> value of one tuple of indices."""
@@ -82,7 +83,7 @@ class EmbeddingWorld:
         return len(self.tuples)
 
     def index_of(self, t) -> int:
-        return int(np.dot(np.asarray(t, np.int64), self._strides))
+        return int(np.dot(np.asarray(t, np.int64), self.strides))
 
     def attributes(self, index: int) -> dict[str, str]:
         return self.values(self.tuples[index])
