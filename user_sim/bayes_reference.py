@@ -18,14 +18,13 @@ family with its share of the prior.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from pasta.contracts import Candidate
-from pasta.policy.slate import choice_model_slate, final_turn_keep
+from pasta.policy.slate import choice_model_slate, final_turn_keep, one_per_category_slates
 from pasta.policy.state import PolicyState
 from user_sim.populations import (
     FAMILY_UTILITIES,
@@ -90,7 +89,7 @@ class BayesPolicy:
         world = world or EmbeddingWorld()
         self.ahead, self.name = ahead, "bayes-ahead" if ahead else "bayes"
         self.tuples = world.tuples.astype(np.int64)
-        self.sizes, self.strides = np.asarray(world.sizes), np.asarray(world.strides, np.int64)
+        self.world = world  # the same object the rollouts carry: pickled once with them
         self.samples = samples
         self._index = {e.tobytes(): i for i, e in enumerate(world.embeddings)}
         self._dim = world.embeddings.shape[1]
@@ -166,25 +165,14 @@ class BayesPolicy:
 
     def _reach(self, index: int) -> np.ndarray:
         """The tuple itself and every tuple one attribute away: where the next turn's edits can take a pick."""
-        t = self.tuples[index]
-        out = [index]
-        for axis, n in enumerate(self.sizes):
-            base = index - t[axis] * self.strides[axis]
-            out += [int(base + v * self.strides[axis]) for v in range(n) if v != t[axis]]
-        return np.asarray(out)
+        return np.asarray([index, *self.world.single_edits(index, self.world.axes)])
 
     def _ahead_slate(self, U, p, T, candidates, slate_size, R) -> list[int]:
         """The best of the `AHEAD_SLATES` best myopic slates by sum_j P(j) max_e E[u(e) | picks, j]."""
         by_category: dict[str, list[int]] = {}
         for i, c in enumerate(candidates):
             by_category.setdefault(c.category, []).append(i)
-        size = min(slate_size, len(by_category))
-        slates = np.concatenate(
-            [
-                np.stack(np.meshgrid(*(by_category[c] for c in cats), indexing="ij"), -1).reshape(-1, size)
-                for cats in itertools.combinations(by_category, size)
-            ]
-        )  # [S, L]
+        slates = one_per_category_slates(by_category, min(slate_size, len(by_category)))  # [S, L]
         logits = U[slates] / T  # [S, L, H]
         P = np.exp(logits - logits.max(1, keepdims=True))
         P /= P.sum(1, keepdims=True)

@@ -24,7 +24,7 @@ from pasta.policy.train_q import TrainQConfig, train_q
 from pasta.policy.train_user_model import TrainUserModelConfig, train_user_model
 from pasta.policy.user_model import UserModel
 from user_sim.bayes_reference import BayesPolicy
-from user_sim.evaluate_agents import BASELINES, REFERENCES, evaluate_policies, paired_summary
+from user_sim.evaluate_agents import BASELINES, REFERENCES, evaluate_policies, paired_summary, unpaired_shares
 from user_sim.policies import BASELINES as SIMULATOR_BASELINES
 from user_sim.policies import check_policy_names, make_policy, policy_factory, trained_agent
 from user_sim.populations import POPULATIONS, population
@@ -216,9 +216,8 @@ def table(run: dict) -> str:
         cells = ", ".join(f"{o} {d['mean']:+.2f} ({d['se']:.2f})" for o, d in rows.items())
         share = shares.get(agent)
         lines.append(f"{agent} minus: {cells}" + ("" if share is None else f"; {share:.0%} of the oracle's gain"))
-    others = [f"{n} {s:.0%}" for n, s in shares.items() if n not in run["summary"]["paired"] and s is not None]
-    if others:
-        lines.append("share of the oracle's gain over LMM order: " + ", ".join(others))
+    if line := unpaired_shares(run["summary"]):
+        lines.append(line)
     return "\n".join(lines)
 
 

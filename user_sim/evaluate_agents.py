@@ -204,6 +204,15 @@ def paired_summary(finals: dict[str, np.ndarray], agents: tuple[str, ...]) -> di
     return out
 
 
+def unpaired_shares(summary: dict) -> str:
+    """A line with the share of the oracle's gain of every policy `paired_summary` did not list with its own
+    differences (the baselines, or a reference played alone); empty where there are none."""
+    paired = summary.get("paired", {})
+    shares = summary.get("share_of_oracle_gain", {})
+    others = [f"{n} {s:.0%}" for n, s in shares.items() if n not in paired and s is not None]
+    return "share of the oracle's gain over LMM order: " + ", ".join(others) if others else ""
+
+
 def evaluate_agents(cfg: EvalAgentsConfig, progress: bool = True) -> dict:
     people = population(cfg.population)
     check_policy_names(cfg.policies, (*BASELINES, *AGENTS, *REFERENCES))
@@ -345,10 +354,8 @@ def main(argv: list[str]) -> int:
         cells = ", ".join(f"{other} {d['mean']:+.2f} ({d['se']:.2f})" for other, d in rows.items())
         share = r["summary"].get("share_of_oracle_gain", {}).get(agent)
         print(f"{agent} minus: {cells}" + ("" if share is None else f"; share of oracle gain {share:.0%}"))
-    shares = r["summary"].get("share_of_oracle_gain", {})
-    others = [f"{n} {s:.0%}" for n, s in shares.items() if n not in r["summary"].get("paired", {}) and s is not None]
-    if others:
-        print("share of the oracle's gain over LMM order: " + ", ".join(others))
+    if line := unpaired_shares(r["summary"]):
+        print(line)
     for name, t in r["targets"].items():
         value = "n/a" if t["value"] is None else f"{t['value']:.3f}"
         verdict = (

@@ -68,8 +68,7 @@ class EmbeddingWorld:
             tmp = cache.with_name(cache.stem + f".{os.getpid()}.tmp.npy")
             np.save(tmp, self.embeddings)
             tmp.replace(cache)
-        self.strides = np.cumprod((1,) + self.sizes[::-1])[:-1][::-1]
-        """Index steps per axis: a tuple's index is `tuple . strides`."""
+        self._strides = np.cumprod((1,) + self.sizes[::-1])[:-1][::-1]
 
     def values(self, t) -> dict[str, str]:
         """Axis -> value of one tuple of indices."""
@@ -83,7 +82,7 @@ class EmbeddingWorld:
         return len(self.tuples)
 
     def index_of(self, t) -> int:
-        return int(np.dot(np.asarray(t, np.int64), self.strides))
+        return int(np.dot(np.asarray(t, np.int64), self._strides))
 
     def attributes(self, index: int) -> dict[str, str]:
         return self.values(self.tuples[index])

@@ -47,6 +47,19 @@ def top_per_category(scores: np.ndarray, candidates: Sequence[Candidate], slate_
     return ranked[:slate_size]
 
 
+def one_per_category_slates(by_category: dict[str, list[int]], size: int, holding: str | None = None) -> np.ndarray:
+    """[n, size]: every slate of `size` columns, at most one candidate per category, category combination by
+    combination (in itertools order, each category's candidates in the order given); `holding`: only the
+    combinations that include that category."""
+    return np.concatenate(
+        [
+            np.stack(np.meshgrid(*(by_category[c] for c in categories), indexing="ij"), -1).reshape(-1, size)
+            for categories in itertools.combinations(by_category, size)
+            if holding is None or holding in categories
+        ]
+    )
+
+
 def choice_model_slate(
     values: np.ndarray,
     utilities: np.ndarray,
@@ -86,17 +99,8 @@ def choice_model_slate(
         m -= 1
     if size == 0:
         return []
-    combinations = [
-        categories
-        for categories in itertools.combinations(by_category, size)
-        if keep is None or candidates[keep].category in categories
-    ]
-    slates = np.concatenate(  # [n, L]: every slate, category combination by combination, in itertools order
-        [
-            np.stack(np.meshgrid(*(by_category[c][:m] for c in categories), indexing="ij"), -1).reshape(-1, size)
-            for categories in combinations
-        ]
-    )
+    offered = {c: v[:m] for c, v in by_category.items()}
+    slates = one_per_category_slates(offered, size, None if keep is None else candidates[keep].category)
     # softmax over each slate's columns from per-candidate exponentials, shifted by each type's best utility (the
     # shift cancels); a slate whose every column underflows for some type is computed shifted by its own best
     logits = U / temperature
